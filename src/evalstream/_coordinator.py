@@ -1,0 +1,105 @@
+"""The coordinator: owns the five actors and their bounded inboxes, and routes each message.
+
+Routing is a table from message type to actors, applied in the caller's task: a message costs
+one bounded-stream send per interested actor and no extra hop. A full inbox makes ``route`` wait
+(back-pressure), which is how a slow disk slows producers instead of growing memory.
+End of run is the senders closing: each actor drains what is queued, compiles, and sets ``done``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
+from evalstream._actor import Actor, ActorStats
+from evalstream._details import DetailsActor
+from evalstream._general_config import GeneralConfigActor
+from evalstream._messages import (
+    ArgsInfo,
+    EndOfRun,
+    Flush,
+    Inbound,
+    ModelInfoLogged,
+    NumDocs,
+    RunMessage,
+    SampleBatch,
+    TasksDeclared,
+    TaskVersion,
+)
+from evalstream._metrics import MetricsActor
+from evalstream._task_config import TaskConfigActor
+from evalstream._versions import VersionsActor
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+
+class Coordinator:
+    """Starts the actors in a task group, routes messages to them, and closes them at the end."""
+
+    def __init__(
+        self,
+        *,
+        general: GeneralConfigActor,
+        details: DetailsActor,
+        metrics: MetricsActor,
+        versions: VersionsActor,
+        task_config: TaskConfigActor,
+        capacity: int = 64,
+    ) -> None:
+        self.general = general
+        self.details = details
+        self.metrics = metrics
+        self.versions = versions
+        self.task_config = task_config
+        self.actors: tuple[Actor, ...] = (general, details, metrics, versions, task_config)
+        self.capacity = capacity
+        self._sends: dict[str, MemoryObjectSendStream[Inbound]] = {}
+        self._routes: dict[type, tuple[MemoryObjectSendStream[Inbound], ...]] = {}
+
+    async def start(self, tg: TaskGroup) -> None:
+        """Open one bounded inbox per actor and start the actors in ``tg``."""
+        for actor in self.actors:
+            send, receive = anyio.create_memory_object_stream[Inbound](self.capacity)
+            self._sends[actor.name] = send
+            await tg.start(actor.run, receive)
+        s = self._sends
+        every = tuple(s[a.name] for a in self.actors)
+        self._routes = {
+            ArgsInfo: (s["general_config"],),
+            ModelInfoLogged: (s["general_config"],),
+            EndOfRun: (s["general_config"],),
+            TasksDeclared: (s["details"], s["metrics"], s["versions"], s["task_config"]),
+            TaskVersion: (s["versions"],),
+            SampleBatch: (s["details"], s["metrics"]),
+            NumDocs: (s["task_config"],),
+            Flush: every,
+        }
+
+    async def route(self, message: RunMessage) -> None:
+        """Send ``message`` to every actor that consumes it, waiting while an inbox is full."""
+        for send in self._routes[type(message)]:
+            await send.send(message)
+
+    async def flush(self) -> None:
+        """Return once every actor has handled what was routed before and fsynced its files."""
+        flushes = []
+        for send in self._routes[Flush]:
+            flush = Flush()
+            flushes.append(flush)
+            await send.send(flush)
+        for flush in flushes:
+            await flush.done.wait()
+
+    async def close(self) -> None:
+        """Close every inbox and wait until each actor has drained and compiled."""
+        for send in self._sends.values():
+            await send.aclose()
+        for actor in self.actors:
+            await actor.done.wait()
+
+    def stats(self) -> tuple[ActorStats, ...]:
+        """Snapshots of every actor's progress."""
+        return tuple(actor.stats() for actor in self.actors)

@@ -1,0 +1,249 @@
+"""The details logger: every sample's row, streamed to a per-task segment file as it arrives.
+
+Rows are encoded with msgspec and appended, one framed batch at a time, to
+``{workdir}/segments/{index}.seg`` from a worker thread, so neither memory nor the event loop
+pay for the number of samples. At most one batch per task is held in memory; a batch whose
+write failed (disk full) is kept and written first on the next batch or flush, and the failure
+is reported to the producers. Hashes and counters are kept per task, compactly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, BinaryIO, assert_never
+
+import anyio
+import msgspec
+
+from evalstream._actor import Actor
+from evalstream._errors import EvalStreamError
+from evalstream._frames import frame, read_frames
+from evalstream._hashing import GrowableU64, TaskCounters, compile_hashes, sample_hashes
+from evalstream._messages import (
+    ArgsInfo,
+    EndOfRun,
+    ModelInfoLogged,
+    NumDocs,
+    RunMessage,
+    SampleBatch,
+    ScoredSample,
+    TasksDeclared,
+    TaskVersion,
+)
+from evalstream._storage import translate_oserror
+from evalstream._types import TaskSpec
+
+_GOLD = {"generative", "generative_sampling", "generative_logprob", "perplexity",
+         "target_perplexity", "llm_as_judge", "llm_as_judge_multi_turn"}
+_CHOICES = {"multichoice", "multichoice_one_token", "multichoice_pmi", "llm_as_judge",
+            "llm_as_judge_multi_turn"}
+
+
+class DetailRow(msgspec.Struct, array_like=True, omit_defaults=False):
+    """One details parquet row; fields in the parquet's (sorted) column order."""
+
+    choices: list[str]
+    cont_tokens: list[list[int]]
+    example: str
+    full_prompt: str
+    gold: list[str]
+    gold_index: list[int]
+    input_tokens: list[list[int]]
+    instruction: str
+    judge_prompt: str | None
+    judgement: str | None
+    metrics: dict[str, Any]
+    num_asked_few_shots: int
+    num_effective_few_shots: int
+    padded: list[int]
+    pred_logits: list[Any]
+    predictions: list[Any]
+    specifics: dict[str, Any] | None
+    truncated: list[int]
+
+
+ROW_ENCODER = msgspec.msgpack.Encoder()
+ROWS_DECODER = msgspec.msgpack.Decoder(list[DetailRow])
+
+
+def make_row(sample: ScoredSample, categories: frozenset[str]) -> DetailRow:
+    """The details row of one sample; which of gold/choices/logits are filled follows the task."""
+    doc, outputs = sample.doc, sample.outputs
+    predictions: list[Any] = []
+    for o in outputs:
+        if isinstance(o.result, list):
+            predictions.extend(o.result)
+        else:
+            predictions.append(o.result)
+    every = not categories
+    gold_index = [doc.gold_index] if isinstance(doc.gold_index, int) else list(doc.gold_index)
+    judge = sample.judgement
+    return DetailRow(
+        choices=list(doc.choices) if every or categories & _CHOICES else [],
+        cont_tokens=[o.generated_tokens for o in outputs],
+        example=doc.query,
+        full_prompt=doc.ctx,
+        gold=doc.golds() if every or categories & _GOLD else [],
+        gold_index=gold_index if every or categories & _CHOICES else [],
+        input_tokens=[o.input_tokens for o in outputs],
+        instruction=doc.instruction,
+        judge_prompt=judge[0] if judge else None,
+        judgement=judge[1] if judge else None,
+        metrics=sample.metrics,
+        num_asked_few_shots=doc.num_asked_few_shots,
+        num_effective_few_shots=doc.num_effective_few_shots,
+        padded=[o.padded_tokens_count for o in outputs],
+        pred_logits=[o.logits for o in outputs if o.logits is not None]
+        if every or "generative_logprob" in categories
+        else [],
+        predictions=predictions,
+        specifics=doc.specific,
+        truncated=[o.truncated_tokens_count for o in outputs],
+    )
+
+
+class TaskDetails:
+    """One task's hashes, counters and segment file; touched only by the details actor."""
+
+    def __init__(self, name: str, segment: Path, categories: frozenset[str]) -> None:
+        self.name = name
+        self.segment = segment
+        self.categories = categories
+        self.hashes = tuple(GrowableU64() for _ in range(4))
+        self.counters = TaskCounters()
+        self.pending: list[bytes] = []
+        self.pending_rows = 0
+        self.handle: BinaryIO | None = None
+
+    def add(self, samples: list[ScoredSample], keep_rows: bool) -> None:
+        """Hash, count and encode ``samples``, then write them (blocking: worker thread)."""
+        rows = []
+        for sample in samples:
+            for column, digest in zip(self.hashes, sample_hashes(sample.doc, sample.outputs),
+                                      strict=True):
+                column.append(digest)
+            self.counters.add(sample.doc, sample.outputs)
+            if keep_rows:
+                rows.append(make_row(sample, self.categories))
+        if rows:
+            self.pending.append(frame(ROW_ENCODER.encode(rows)))
+            self.pending_rows += len(rows)
+        self.write_pending()
+
+    def write_pending(self) -> None:
+        """Append the pending frames to the segment; on failure keep them for the next try."""
+        if not self.pending:
+            return
+        try:
+            if self.handle is None:
+                self.segment.parent.mkdir(parents=True, exist_ok=True)
+                self.handle = self.segment.open("ab")
+            self.handle.write(b"".join(self.pending))
+            self.handle.flush()
+        except OSError as exc:
+            raise translate_oserror(exc, f"the details segment of {self.name!r}") from exc
+        self.pending.clear()
+        self.pending_rows = 0
+
+    def sync(self) -> None:
+        """Write pending frames and fsync the segment."""
+        self.write_pending()
+        if self.handle is not None:
+            os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        """Close the segment file."""
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+    def compiled(self) -> dict[str, Any]:
+        """``summary_tasks[task]``: hashes and counters."""
+        return {"hashes": compile_hashes([c.values for c in self.hashes]),
+                **self.counters.summary()}
+
+
+def read_rows(segment: Path) -> list[DetailRow]:
+    """Every row of a segment (for snapshots and tests; the parquet writer streams instead)."""
+    if not segment.exists():
+        return []
+    return [row for payload in read_frames(segment) for row in ROWS_DECODER.decode(payload)]
+
+
+class DetailsActor(Actor):
+    """Streams rows to disk per task and keeps hashes and counters."""
+
+    name = "details"
+
+    def __init__(self, workdir: Path, *, save_details: bool = True) -> None:
+        super().__init__()
+        self.workdir = workdir
+        self.save_details = save_details
+        self.failure: EvalStreamError | None = None
+        self._categories: dict[str, frozenset[str]] = {}
+        self._tasks: dict[str, TaskDetails] = {}
+
+    def _task(self, name: str) -> TaskDetails:
+        task = self._tasks.get(name)
+        if task is None:
+            segment = self.workdir / "segments" / f"{len(self._tasks):05d}.seg"
+            task = TaskDetails(name, segment, self._categories.get(name, frozenset()))
+            self._tasks[name] = task
+        return task
+
+    async def handle(self, message: RunMessage) -> None:
+        """Declare tasks; hash, count and stream sample batches."""
+        match message:
+            case TasksDeclared(tasks=tasks):
+                self._declare(tasks)
+            case SampleBatch(samples=samples):
+                await self._add(samples)
+            case ArgsInfo() | ModelInfoLogged() | TaskVersion() | NumDocs() | EndOfRun():
+                pass
+            case _:
+                assert_never(message)
+
+    def _declare(self, tasks: tuple[TaskSpec, ...]) -> None:
+        for spec in tasks:
+            self._categories[spec.name] = frozenset(spec.categories)
+            if spec.name in self._tasks:
+                self._tasks[spec.name].categories = frozenset(spec.categories)
+
+    async def _add(self, samples: tuple[ScoredSample, ...]) -> None:
+        by_task: dict[str, list[ScoredSample]] = {}
+        for sample in samples:
+            if sample.scope != "metrics":
+                by_task.setdefault(sample.task_name, []).append(sample)
+        for name, group in by_task.items():
+            await self._run(self._task(name).add, group, self.save_details)
+
+    async def _run(self, fn: Any, *args: Any) -> None:
+        try:
+            await anyio.to_thread.run_sync(fn, *args)
+        except EvalStreamError as exc:
+            self.failure = exc
+        except Exception as exc:  # a bug or odd input must not kill the run: report it
+            self.failure = EvalStreamError(f"the details logger failed: {exc!r}")
+        else:
+            if all(not t.pending for t in self._tasks.values()):
+                self.failure = None
+
+    async def flush(self) -> None:
+        """Write what is pending and fsync every segment."""
+        for task in self._tasks.values():
+            await self._run(task.sync)
+
+    async def finish(self) -> None:
+        """Flush and close the segments."""
+        await self.flush()
+        for task in self._tasks.values():
+            task.close()
+
+    def buffered_rows(self) -> int:
+        """Rows waiting in memory for a write (one batch per task at most, unless writes fail)."""
+        return sum(t.pending_rows for t in self._tasks.values())
+
+    def tasks(self) -> dict[str, TaskDetails]:
+        """The tasks seen, by name."""
+        return dict(self._tasks)

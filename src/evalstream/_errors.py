@@ -1,0 +1,55 @@
+"""The exception tree: one root, shallow branches, messages that say how to fix the problem.
+
+Errors from third-party libraries (huggingface_hub, OSError, pyarrow) are translated into this
+tree at the boundary where they occur, so callers catch ``EvalStreamError`` and nothing else.
+"""
+
+from __future__ import annotations
+
+
+class EvalStreamError(Exception):
+    """Raised for every error evalstream reports; the root of the tree."""
+
+
+class ConfigError(EvalStreamError):
+    """Raised when a tracker or sink is configured in a way that cannot work."""
+
+
+class UnsafeNameError(ConfigError):
+    """Raised when a model or task name would escape ``output_dir`` or is empty."""
+
+
+class InputError(EvalStreamError):
+    """Raised when a logged value is invalid (unknown task, non-numeric metric, bad type)."""
+
+
+class UnknownTaskError(InputError):
+    """Raised when a sample or count is logged for a task that was never declared."""
+
+
+class MetricValueError(InputError):
+    """Raised when a metric value is neither a number nor an aggregation's accepted input."""
+
+
+class RunStateError(EvalStreamError):
+    """Raised when a call does not fit the run's lifecycle (a sample after ``save()``)."""
+
+
+class StorageError(EvalStreamError):
+    """Raised when a local write fails (disk full, read-only folder); data logged before is kept."""
+
+
+class SinkError(EvalStreamError):
+    """Raised when an output (Hub, TensorBoard) fails; local files are already written."""
+
+
+class HubPushError(SinkError):
+    """Raised when publishing to the Hugging Face Hub fails after the retry policy gave up."""
+
+
+class TensorBoardError(SinkError):
+    """Raised when TensorBoard event files cannot be written."""
+
+
+class JournalCorruptError(StorageError):
+    """Raised when a journal segment holds a corrupt frame before its tail."""

@@ -1,0 +1,110 @@
+"""Per-sample and compiled hashes, exactly as lighteval defines them (xxh64 hex digests).
+
+Strings are hashed as UTF-8, which is what xxhash 3 (lighteval's pin) does implicitly and
+xxhash 4 requires explicitly, so the digests are the same with either.
+
+Per-sample digests are kept as unsigned 64-bit integers in growable numpy arrays (8 bytes each,
+not a 16-character str object of ~65 bytes): xxh64 hex digests are always 16 zero-padded
+lower-case hex digits, so sorting the integers sorts the hex strings identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import msgspec
+import numpy as np
+import xxhash
+
+from evalstream._types import Doc, ModelResponse
+
+HASH_KEYS = ("hash_examples", "hash_full_prompts", "hash_input_tokens", "hash_cont_tokens")
+
+
+class GrowableU64:
+    """An append-only uint64 array with amortised doubling."""
+
+    __slots__ = ("_data", "_size")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._data = np.empty(capacity, dtype=np.uint64)
+        self._size = 0
+
+    def append(self, value: int) -> None:
+        """Append one value."""
+        if self._size == self._data.shape[0]:
+            self._data = np.resize(self._data, self._size * 2)
+        self._data[self._size] = value
+        self._size += 1
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def values(self) -> np.ndarray:
+        """The filled part."""
+        return self._data[: self._size]
+
+
+def sample_hashes(doc: Doc, outputs: Sequence[ModelResponse]) -> tuple[int, int, int, int]:
+    """The four per-sample digests (example, full prompt, input tokens, continuation tokens)."""
+    return (
+        xxhash.xxh64_intdigest(doc.query.encode()),
+        xxhash.xxh64_intdigest(str(doc.ctx).encode()),
+        xxhash.xxh64_intdigest(str([o.input_tokens for o in outputs]).encode()),
+        xxhash.xxh64_intdigest(str([o.generated_tokens for o in outputs]).encode()),
+    )
+
+
+def _hex_join(values: Iterable[int]) -> str:
+    return "".join(f"{v:016x}" for v in values)
+
+
+def compile_hashes(columns: Sequence[np.ndarray]) -> dict[str, str]:
+    """A task's four hashes: xxh64 of the concatenated, sorted per-sample hex digests."""
+    return {
+        key: xxhash.xxh64_hexdigest(_hex_join(int(v) for v in np.sort(col)).encode())
+        for key, col in zip(HASH_KEYS, columns, strict=True)
+    }
+
+
+def compile_overall(per_task: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Hashes over all tasks: xxh64 of the per-task hashes joined in sorted task-name order."""
+    names = sorted(per_task)
+    return {key: xxhash.xxh64_hexdigest("".join(per_task[n][key] for n in names).encode()) for key in HASH_KEYS}
+
+
+class TaskCounters(msgspec.Struct):
+    """Counters of one task, counted from the responses (lighteval leaves some at zero)."""
+
+    samples: int = 0
+    truncated: int = 0
+    padded: int = 0
+    few_shot_sum: int = 0
+    few_shot_known: int = 0
+    truncated_few_shots: int = 0
+
+    def add(self, doc: Doc, outputs: Sequence[ModelResponse]) -> None:
+        """Count one sample."""
+        self.samples += 1
+        if any(o.truncated_tokens_count > 0 for o in outputs):
+            self.truncated += 1
+        if any(o.padded_tokens_count > 0 for o in outputs):
+            self.padded += 1
+        if doc.num_effective_few_shots >= 0:
+            self.few_shot_known += 1
+            self.few_shot_sum += doc.num_effective_few_shots
+            if doc.num_effective_few_shots < doc.num_asked_few_shots:
+                self.truncated_few_shots += 1
+
+    def summary(self) -> dict[str, int | float]:
+        """The counters as lighteval's ``summary_tasks`` keys (without the hashes)."""
+        few = self.few_shot_sum / self.few_shot_known if self.few_shot_known else 0
+        return {
+            "truncated": self.truncated,
+            "non_truncated": self.samples - self.truncated,
+            "padded": self.padded,
+            "non_padded": self.samples - self.padded,
+            "effective_few_shots": few,
+            "num_truncated_few_shots": self.truncated_few_shots,
+        }

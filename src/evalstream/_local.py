@@ -1,0 +1,81 @@
+"""The local output: details parquet files and the results JSON, each written atomically.
+
+Details are converted first and the results JSON last, so a results file on disk always means
+its details are complete. Runs in a worker thread; if the caller is cancelled the thread still
+finishes the file it is on (a half-renamed file is impossible), and the remaining files are not
+written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import anyio
+
+from evalstream._errors import EvalStreamError
+from evalstream._naming import details_path, results_path
+from evalstream._parquet import segment_to_parquet
+from evalstream._storage import OutputStore, atomic_path, translate_oserror
+from evalstream._summary import OutputOutcome
+
+
+def write_details_sync(
+    store: OutputStore, model_name: str, date_id: str, segments: Mapping[str, Path]
+) -> tuple[dict[str, str], list[str]]:
+    """Write one parquet file per task; return their relative paths and any warnings."""
+    paths: dict[str, str] = {}
+    warnings: list[str] = []
+    for task in sorted(segments):
+        rel = details_path(model_name, date_id, task)
+        target = store.local(rel)
+        try:
+            with atomic_path(target) as tmp:
+                _, json_columns = segment_to_parquet(segments[task], tmp)
+        except OSError as exc:
+            raise translate_oserror(exc, str(target)) from exc
+        if json_columns:
+            warnings.append(f"{task}: columns {json_columns} stored as JSON text (mixed types)")
+        paths[task] = rel
+    return paths, warnings
+
+
+def write_local_sync(
+    store: OutputStore,
+    model_name: str,
+    date_id: str,
+    results_json: bytes,
+    segments: Mapping[str, Path] | None,
+) -> OutputOutcome:
+    """Details (when given), then the results JSON; then upload to a remote target."""
+    try:
+        details, warnings = (
+            write_details_sync(store, model_name, date_id, segments) if segments is not None
+            else ({}, [])
+        )
+        rel = results_path(model_name, date_id)
+        store.write_sync(rel, results_json)
+        store.upload_sync([*details.values(), rel])
+    except EvalStreamError as exc:
+        return OutputOutcome(name="local", ok=False, error=str(exc))
+    except OSError as exc:
+        return OutputOutcome(name="local", ok=False, error=str(translate_oserror(exc, store.target)))
+    return OutputOutcome(
+        name="local",
+        ok=True,
+        paths=[store.url(p) for p in [rel, *details.values()]],
+        detail={"details": details, "results": rel, "warnings": warnings},
+    )
+
+
+async def write_local(
+    store: OutputStore,
+    model_name: str,
+    date_id: str,
+    results_json: bytes,
+    segments: Mapping[str, Path] | None,
+) -> OutputOutcome:
+    """``write_local_sync`` in a worker thread."""
+    return await anyio.to_thread.run_sync(
+        write_local_sync, store, model_name, date_id, results_json, segments
+    )

@@ -1,0 +1,102 @@
+"""The message vocabulary of a run: every actor speaks only these.
+
+Data messages are frozen, tagged Structs on one base, so the whole union round-trips through one
+msgspec encoder/decoder (the durable journal stores exactly these). Control messages carry an
+in-process acknowledgement and are never encoded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import anyio
+import msgspec
+
+from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
+
+Scope = Literal["both", "details", "metrics"]
+"""Which loggers a sample feeds: lighteval's drop-in API logs details and metrics separately."""
+
+
+class Message(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Base of every data message; the class name is the tag."""
+
+
+class ArgsInfo(Message, frozen=True):
+    """The harness's arguments (lighteval's ``log_args_info``)."""
+
+    num_fewshot_seeds: int = 1
+    override_batch_size: int | None = None
+    max_samples: int | None = None
+    job_id: str = "0"
+    config: dict[str, Any] | None = None
+
+
+class ModelInfoLogged(Message, frozen=True):
+    """The evaluated model."""
+
+    info: ModelInfo
+
+
+class TasksDeclared(Message, frozen=True):
+    """The tasks of the run, with versions, configs and aggregations."""
+
+    tasks: tuple[TaskSpec, ...]
+
+
+class TaskVersion(Message, frozen=True):
+    """A version for one task (lighteval's ``versions_logger.log``)."""
+
+    task_name: str
+    version: int
+
+
+class ScoredSample(Message, frozen=True):
+    """One doc, its model outputs and its per-sample metric values."""
+
+    task_name: str
+    doc: Doc
+    outputs: tuple[ModelResponse, ...]
+    metrics: dict[str, Any]
+    judgement: tuple[str, str] | None = None
+    scope: Scope = "both"
+
+
+class SampleBatch(Message, frozen=True):
+    """Samples shipped together: one inbox hop for many ``log_sample`` calls."""
+
+    samples: tuple[ScoredSample, ...]
+
+
+class NumDocs(Message, frozen=True):
+    """How many docs a task had, and how many were evaluated."""
+
+    task_name: str
+    original_num_docs: int
+    effective_num_docs: int
+
+
+class EndOfRun(Message, frozen=True):
+    """The run ended (``save()`` began) at ``end_time`` (seconds since the epoch)."""
+
+    end_time: float
+
+
+RunMessage = ArgsInfo | ModelInfoLogged | TasksDeclared | TaskVersion | SampleBatch | NumDocs | EndOfRun
+"""Everything a run can say, as routed to the actors and stored in the journal."""
+
+
+class Flush:
+    """Control: the actor acknowledges once everything it received before is on disk."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+
+
+Inbound = RunMessage | Flush
+"""What an actor inbox carries."""
+
+ENCODER = msgspec.msgpack.Encoder()
+DECODER: msgspec.msgpack.Decoder[RunMessage] = msgspec.msgpack.Decoder(RunMessage)

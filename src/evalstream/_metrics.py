@@ -1,0 +1,121 @@
+"""The metrics logger: per-sample metric values in typed arrays, aggregated at the end.
+
+Values stream into one ``MetricStore`` per (task, metric): numbers in a float64 numpy array,
+corpus inputs (tuples) in a compact list. Aggregation is a pure function of the stores, run in a
+worker thread at save time because a bootstrap over a million samples takes real CPU.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+import anyio
+import msgspec
+
+from evalstream._actor import Actor
+from evalstream._messages import (
+    ArgsInfo,
+    EndOfRun,
+    ModelInfoLogged,
+    NumDocs,
+    RunMessage,
+    SampleBatch,
+    TasksDeclared,
+    TaskVersion,
+)
+from evalstream._stats import AggregationRegistry, MetricAggregate, MetricStore, aggregate_metric
+from evalstream._types import TaskSpec
+
+
+class TaskMetrics(msgspec.Struct, frozen=True):
+    """One task's aggregated metrics: the results row, its sample count and any warnings."""
+
+    row: dict[str, float | None]
+    samples: int
+    warnings: list[str]
+
+
+class MetricsActor(Actor):
+    """Collects metric values per task; ``aggregate()`` turns them into results rows."""
+
+    name = "metrics"
+
+    def __init__(self, registry: AggregationRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+        self._specs: dict[str, TaskSpec] = {}
+        self._stores: dict[str, dict[str, MetricStore]] = {}
+        self._samples: dict[str, int] = {}
+
+    async def handle(self, message: RunMessage) -> None:
+        """Store the values of every sample batch; remember task aggregations."""
+        match message:
+            case TasksDeclared(tasks=tasks):
+                for spec in tasks:
+                    self._specs[spec.name] = spec
+            case SampleBatch(samples=samples):
+                for sample in samples:
+                    if sample.scope == "details":
+                        continue
+                    task = sample.task_name
+                    stores = self._stores.get(task)
+                    if stores is None:
+                        stores = self._stores[task] = {}
+                    self._samples[task] = self._samples.get(task, 0) + 1
+                    for metric, value in sample.metrics.items():
+                        store = stores.get(metric)
+                        if store is None:
+                            store = stores[metric] = MetricStore()
+                        store.append(value)
+            case ArgsInfo() | ModelInfoLogged() | TaskVersion() | NumDocs() | EndOfRun():
+                pass
+            case _:
+                assert_never(message)
+
+    def values(self) -> dict[str, dict[str, list[object]]]:
+        """A copy of every stored value (lighteval's ``metrics_values``); costly for big runs."""
+        out: dict[str, dict[str, list[object]]] = {}
+        for task, stores in self._stores.items():
+            out[task] = {
+                m: (s.numeric.tolist() if len(s.numeric) else list(s.objects))
+                for m, s in stores.items()
+            }
+        return out
+
+    def sample_counts(self) -> dict[str, int]:
+        """Samples seen per task."""
+        return dict(self._samples)
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the metric stores."""
+        return sum(s.nbytes for stores in self._stores.values() for s in stores.values())
+
+    def aggregate_sync(self, bootstrap_iters: int, seed: int) -> dict[str, TaskMetrics]:
+        """Aggregate every (task, metric); never raises for bad data (NaN plus a warning)."""
+        out: dict[str, TaskMetrics] = {}
+        for task in sorted(self._stores):
+            spec = self._specs.get(task)
+            row: dict[str, float | None] = {}
+            warnings: list[str] = []
+            for metric in sorted(self._stores[task]):
+                name = spec.aggregation_of(metric) if spec else "mean"
+                agg: MetricAggregate = aggregate_metric(
+                    self._stores[task][metric],
+                    name,
+                    self.registry,
+                    bootstrap_iters=bootstrap_iters,
+                    seed=seed,
+                    metric_name=metric,
+                )
+                if agg.value is not None or not agg.extra:
+                    row[metric] = agg.value
+                    row[f"{metric}_stderr"] = agg.stderr
+                row.update(agg.extra)
+                if agg.warning:
+                    warnings.append(f"{task}: {agg.warning}")
+            out[task] = TaskMetrics(row, self._samples.get(task, 0), warnings)
+        return out
+
+    async def aggregate(self, bootstrap_iters: int = 1000, seed: int = 1234) -> dict[str, TaskMetrics]:
+        """``aggregate_sync`` in a worker thread (it runs to completion if cancelled)."""
+        return await anyio.to_thread.run_sync(self.aggregate_sync, bootstrap_iters, seed)

@@ -1,0 +1,125 @@
+"""Where files go: atomic local writes, containment checks, and fsspec targets.
+
+Atomic write: the bytes go to a temporary file in the destination folder, which is flushed and
+fsynced, then renamed over the destination (``os.replace`` is atomic on POSIX), and the folder is
+fsynced so the rename itself survives a power cut. A reader sees the old file or the new one,
+never half of one. Accepted trade-off: a crash may leave a ``.tmp-*`` file behind, which is
+ignored by every reader and removed by the next write of the same file.
+
+A remote ``output_dir`` (any fsspec URL other than ``file://``) is staged: every file is first
+written atomically to a local staging folder, then copied to the target with fsspec.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+
+from evalstream._errors import StorageError, UnsafeNameError
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def translate_oserror(exc: OSError, what: str) -> StorageError:
+    """Turn an OSError into a StorageError that says what to do about it."""
+    if exc.errno == errno.ENOSPC:
+        hint = "the disk is full; free space and call save() again (logged samples are kept)"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "the folder is not writable; check its permissions or choose another output_dir"
+    else:
+        hint = exc.strerror or type(exc).__name__
+    return StorageError(f"could not write {what}: {hint}")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is fsynced and renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see all of it or none of it."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def is_remote(output_dir: str) -> bool:
+    """True when ``output_dir`` is an fsspec URL that is not a local path."""
+    return "://" in output_dir and not output_dir.startswith("file://")
+
+
+class OutputStore:
+    """The run's output folder: local paths for building files, and publishing to the target."""
+
+    def __init__(self, output_dir: str | os.PathLike[str]) -> None:
+        text = os.fspath(output_dir)
+        if not text:
+            raise UnsafeNameError("output_dir is empty; give a folder path or an fsspec URL")
+        self.target = text
+        self.remote = is_remote(text)
+        if self.remote:
+            self.root = Path(tempfile.gettempdir()) / "evalstream-staging"
+        else:
+            self.root = Path(text.removeprefix("file://")).expanduser().absolute()
+
+    def local(self, relpath: str) -> Path:
+        """Local path of ``relpath``; raises if it would leave the output folder."""
+        candidate = Path(os.path.normpath(self.root / relpath))
+        if not candidate.is_relative_to(self.root):
+            raise UnsafeNameError(f"{relpath!r} would be written outside output_dir")
+        return candidate
+
+    def url(self, relpath: str) -> str:
+        """Where ``relpath`` ends up: a local path, or the fsspec URL."""
+        if self.remote:
+            return self.target.rstrip("/") + "/" + relpath
+        return str(self.local(relpath))
+
+    def write_sync(self, relpath: str, data: bytes) -> Path:
+        """Atomically write ``data`` at ``relpath`` (blocking; call from a worker thread)."""
+        path = self.local(relpath)
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise translate_oserror(exc, str(path)) from exc
+        return path
+
+    def upload_sync(self, relpaths: list[str]) -> None:
+        """Copy staged files to a remote target (blocking); a no-op for local targets."""
+        if not self.remote:
+            return
+        import fsspec  # imported lazily: only remote targets need it
+
+        fs, _, (base,) = fsspec.get_fs_token_paths(self.target)
+        for rel in relpaths:
+            dest = base.rstrip("/") + "/" + rel
+            fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+            fs.put_file(str(self.local(rel)), dest)
+
+    async def write(self, relpath: str, data: bytes) -> Path:
+        """Atomically write in a worker thread; on cancellation the write completes or is undone."""
+        return await anyio.to_thread.run_sync(self.write_sync, relpath, data)
