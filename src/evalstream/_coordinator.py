@@ -11,11 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 
-from evalstream._actor import Actor, ActorStats
-from evalstream._details import DetailsActor
-from evalstream._general_config import GeneralConfigActor
 from evalstream._messages import (
     ArgsInfo,
     EndOfRun,
@@ -28,12 +24,17 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._metrics import MetricsActor
-from evalstream._task_config import TaskConfigActor
-from evalstream._versions import VersionsActor
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectSendStream
+
+    from evalstream._actor import Actor, ActorStats
+    from evalstream._details import DetailsActor
+    from evalstream._general_config import GeneralConfigActor
+    from evalstream._metrics import MetricsActor
+    from evalstream._task_config import TaskConfigActor
+    from evalstream._versions import VersionsActor
 
 
 class Coordinator:

@@ -10,8 +10,7 @@ is reported to the producers. Hashes and counters are kept per task, compactly.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, BinaryIO, assert_never
+from typing import TYPE_CHECKING, Any, BinaryIO, assert_never
 
 import anyio
 import msgspec
@@ -32,12 +31,28 @@ from evalstream._messages import (
     TaskVersion,
 )
 from evalstream._storage import translate_oserror
-from evalstream._types import TaskSpec
 
-_GOLD = {"generative", "generative_sampling", "generative_logprob", "perplexity",
-         "target_perplexity", "llm_as_judge", "llm_as_judge_multi_turn"}
-_CHOICES = {"multichoice", "multichoice_one_token", "multichoice_pmi", "llm_as_judge",
-            "llm_as_judge_multi_turn"}
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from evalstream._types import TaskSpec
+
+_GOLD = {
+    "generative",
+    "generative_sampling",
+    "generative_logprob",
+    "perplexity",
+    "target_perplexity",
+    "llm_as_judge",
+    "llm_as_judge_multi_turn",
+}
+_CHOICES = {
+    "multichoice",
+    "multichoice_one_token",
+    "multichoice_pmi",
+    "llm_as_judge",
+    "llm_as_judge_multi_turn",
+}
 
 
 class DetailRow(msgspec.Struct, array_like=True, omit_defaults=False):
@@ -120,8 +135,9 @@ class TaskDetails:
         """Hash, count and encode ``samples``, then write them (blocking: worker thread)."""
         rows = []
         for sample in samples:
-            for column, digest in zip(self.hashes, sample_hashes(sample.doc, sample.outputs),
-                                      strict=True):
+            for column, digest in zip(
+                self.hashes, sample_hashes(sample.doc, sample.outputs), strict=True
+            ):
                 column.append(digest)
             self.counters.add(sample.doc, sample.outputs)
             if keep_rows:
@@ -160,8 +176,10 @@ class TaskDetails:
 
     def compiled(self) -> dict[str, Any]:
         """``summary_tasks[task]``: hashes and counters."""
-        return {"hashes": compile_hashes([c.values for c in self.hashes]),
-                **self.counters.summary()}
+        return {
+            "hashes": compile_hashes([c.values for c in self.hashes]),
+            **self.counters.summary(),
+        }
 
 
 def read_rows(segment: Path) -> list[DetailRow]:
@@ -223,7 +241,7 @@ class DetailsActor(Actor):
             await anyio.to_thread.run_sync(fn, *args)
         except EvalStreamError as exc:
             self.failure = exc
-        except Exception as exc:  # a bug or odd input must not kill the run: report it
+        except Exception as exc:  # noqa: BLE001 - a bug or odd input must not kill the run
             self.failure = EvalStreamError(f"the details logger failed: {exc!r}")
         else:
             if all(not t.pending for t in self._tasks.values()):

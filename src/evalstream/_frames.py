@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
-from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from evalstream._errors import JournalCorruptError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 _HEADER = struct.Struct("<II")
 HEADER_SIZE = _HEADER.size

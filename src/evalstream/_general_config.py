@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from evalstream._actor import Actor
 from evalstream._messages import (
@@ -16,7 +16,9 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._types import ModelInfo
+
+if TYPE_CHECKING:
+    from evalstream._types import ModelInfo
 
 
 class GeneralConfigActor(Actor):

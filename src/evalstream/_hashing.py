@@ -10,13 +10,16 @@ lower-case hex digits, so sorting the integers sorts the hex strings identically
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
 import xxhash
 
-from evalstream._types import Doc, ModelResponse
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from evalstream._types import Doc, ModelResponse
 
 HASH_KEYS = ("hash_examples", "hash_full_prompts", "hash_input_tokens", "hash_cont_tokens")
 
@@ -71,7 +74,10 @@ def compile_hashes(columns: Sequence[np.ndarray]) -> dict[str, str]:
 def compile_overall(per_task: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
     """Hashes over all tasks: xxh64 of the per-task hashes joined in sorted task-name order."""
     names = sorted(per_task)
-    return {key: xxhash.xxh64_hexdigest("".join(per_task[n][key] for n in names).encode()) for key in HASH_KEYS}
+    return {
+        key: xxhash.xxh64_hexdigest("".join(per_task[n][key] for n in names).encode())
+        for key in HASH_KEYS
+    }
 
 
 class TaskCounters(msgspec.Struct):

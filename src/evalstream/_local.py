@@ -8,8 +8,7 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -18,6 +17,10 @@ from evalstream._naming import details_path, results_path
 from evalstream._parquet import segment_to_parquet
 from evalstream._storage import OutputStore, atomic_path, translate_oserror
 from evalstream._summary import OutputOutcome
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
 
 
 def write_details_sync(
@@ -50,7 +53,8 @@ def write_local_sync(
     """Details (when given), then the results JSON; then upload to a remote target."""
     try:
         details, warnings = (
-            write_details_sync(store, model_name, date_id, segments) if segments is not None
+            write_details_sync(store, model_name, date_id, segments)
+            if segments is not None
             else ({}, [])
         )
         rel = results_path(model_name, date_id)
@@ -59,7 +63,9 @@ def write_local_sync(
     except EvalStreamError as exc:
         return OutputOutcome(name="local", ok=False, error=str(exc))
     except OSError as exc:
-        return OutputOutcome(name="local", ok=False, error=str(translate_oserror(exc, store.target)))
+        return OutputOutcome(
+            name="local", ok=False, error=str(translate_oserror(exc, store.target))
+        )
     return OutputOutcome(
         name="local",
         ok=True,

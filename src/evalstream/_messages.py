@@ -82,7 +82,9 @@ class EndOfRun(Message, frozen=True):
     end_time: float
 
 
-RunMessage = ArgsInfo | ModelInfoLogged | TasksDeclared | TaskVersion | SampleBatch | NumDocs | EndOfRun
+RunMessage = (
+    ArgsInfo | ModelInfoLogged | TasksDeclared | TaskVersion | SampleBatch | NumDocs | EndOfRun
+)
 """Everything a run can say, as routed to the actors and stored in the journal."""
 
 

@@ -7,7 +7,7 @@ worker thread at save time because a bootstrap over a million samples takes real
 
 from __future__ import annotations
 
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 import anyio
 import msgspec
@@ -24,7 +24,9 @@ from evalstream._messages import (
     TaskVersion,
 )
 from evalstream._stats import AggregationRegistry, MetricAggregate, MetricStore, aggregate_metric
-from evalstream._types import TaskSpec
+
+if TYPE_CHECKING:
+    from evalstream._types import TaskSpec
 
 
 class TaskMetrics(msgspec.Struct, frozen=True):
@@ -109,13 +111,16 @@ class MetricsActor(Actor):
                 )
                 if agg.value is not None or not agg.extra:
                     row[metric] = agg.value
-                    row[f"{metric}_stderr"] = agg.stderr
+                    if agg.stderr is not None:  # as lighteval: no key when not computed
+                        row[f"{metric}_stderr"] = agg.stderr
                 row.update(agg.extra)
                 if agg.warning:
                     warnings.append(f"{task}: {agg.warning}")
             out[task] = TaskMetrics(row, self._samples.get(task, 0), warnings)
         return out
 
-    async def aggregate(self, bootstrap_iters: int = 1000, seed: int = 1234) -> dict[str, TaskMetrics]:
+    async def aggregate(
+        self, bootstrap_iters: int = 1000, seed: int = 1234
+    ) -> dict[str, TaskMetrics]:
         """``aggregate_sync`` in a worker thread (it runs to completion if cancelled)."""
         return await anyio.to_thread.run_sync(self.aggregate_sync, bootstrap_iters, seed)

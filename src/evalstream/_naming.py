@@ -55,7 +55,9 @@ def check_task_name(name: str) -> str:
     if name in (".", "..") or name.startswith("."):
         raise UnsafeNameError(f"the task name {name!r} may not start with '.'")
     if len(name.encode()) > _MAX_SEGMENT_BYTES:
-        raise UnsafeNameError(f"the task name {name[:40]!r}... is longer than {_MAX_SEGMENT_BYTES} bytes")
+        raise UnsafeNameError(
+            f"the task name {name[:40]!r}... is longer than {_MAX_SEGMENT_BYTES} bytes"
+        )
     return name
 
 

@@ -9,10 +9,7 @@ task. A column whose values Arrow cannot type consistently (say, predictions tha
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pyarrow as pa
@@ -20,6 +17,11 @@ import pyarrow.parquet as pq
 
 from evalstream._details import ROWS_DECODER, DetailRow
 from evalstream._frames import read_frames
+
+if TYPE_CHECKING:
+    import io
+    from collections.abc import Iterator
+    from pathlib import Path
 
 COLUMNS: tuple[str, ...] = DetailRow.__struct_fields__
 _JSON = msgspec.json.Encoder()
@@ -54,7 +56,9 @@ def _infer_schema(segment: Path) -> tuple[pa.Schema, set[str]]:
                     else pa.unify_schemas(
                         [pa.schema([(name, types[name])]), pa.schema([(name, inferred)])],
                         promote_options="permissive",
-                    ).field(name).type
+                    )
+                    .field(name)
+                    .type
                 )
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
                 json_columns.add(name)

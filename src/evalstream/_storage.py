@@ -15,13 +15,16 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from evalstream._errors import StorageError, UnsafeNameError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def _fsync_dir(folder: Path) -> None:

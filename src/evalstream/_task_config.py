@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from evalstream._actor import Actor
 from evalstream._messages import (
@@ -15,7 +15,9 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._types import TaskSpec
+
+if TYPE_CHECKING:
+    from evalstream._types import TaskSpec
 
 
 class TaskConfigActor(Actor):

@@ -13,22 +13,16 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
 import msgspec
-from anyio.abc import TaskGroup
 
-from evalstream._actor import ActorStats
 from evalstream._coordinator import Coordinator
 from evalstream._details import DetailsActor
 from evalstream._errors import (
     ConfigError,
-    EvalStreamError,
     InputError,
     MetricValueError,
     RunStateError,
@@ -55,8 +49,17 @@ from evalstream._stats import AggregationRegistry, default_registry, derive_rows
 from evalstream._storage import OutputStore
 from evalstream._summary import OutputOutcome, RunResult
 from evalstream._task_config import TaskConfigActor
-from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 from evalstream._versions import VersionsActor
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from pathlib import Path
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+
+    from evalstream._actor import ActorStats
+    from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 
 State = Literal["new", "running", "saving", "saved", "closed"]
 _NUMBER_TYPES = (int, float, bool)
@@ -135,8 +138,9 @@ class EvaluationTracker:
             raise RunStateError("a tracker runs once; create a new EvaluationTracker per run")
         await anyio.to_thread.run_sync(lambda: self.workdir.mkdir(parents=True, exist_ok=True))
         self._coordinator = Coordinator(
-            general=GeneralConfigActor(tool_sha=f"evalstream-{_VERSION}",
-                                       start_time=self.start_time),
+            general=GeneralConfigActor(
+                tool_sha=f"evalstream-{_VERSION}", start_time=self.start_time
+            ),
             details=DetailsActor(self.workdir, save_details=self.save_details),
             metrics=MetricsActor(self.registry),
             versions=VersionsActor(),
@@ -167,11 +171,12 @@ class EvaluationTracker:
                     await self._coordinator.close()
         finally:
             self._state = "closed"
-            return await self._tg.__aexit__(exc_type, exc, tb)
+            suppressed = await self._tg.__aexit__(exc_type, exc, tb)
+        return suppressed
 
     # -- logging -----------------------------------------------------------------------------
 
-    def _running(self) -> Coordinator:
+    def _running(self, *, healthy: bool = True) -> Coordinator:
         if self._state != "running" or self._coordinator is None:
             if self._state == "new":
                 raise RunStateError("use the tracker inside 'async with EvaluationTracker(...)'")
@@ -180,7 +185,7 @@ class EvaluationTracker:
                 "start a new tracker for a new run"
             )
         failure = self._coordinator.details.failure
-        if failure is not None:
+        if healthy and failure is not None:
             raise failure
         return self._coordinator
 
@@ -196,10 +201,15 @@ class EvaluationTracker:
         config: Mapping[str, Any] | None = None,
     ) -> None:
         """Record the harness's arguments."""
-        await self._send(ArgsInfo(num_fewshot_seeds=num_fewshot_seeds,
-                                  override_batch_size=override_batch_size,
-                                  max_samples=max_samples, job_id=str(job_id),
-                                  config=dict(config) if config is not None else None))
+        await self._send(
+            ArgsInfo(
+                num_fewshot_seeds=num_fewshot_seeds,
+                override_batch_size=override_batch_size,
+                max_samples=max_samples,
+                job_id=str(job_id),
+                config=dict(config) if config is not None else None,
+            )
+        )
 
     async def log_model_info(self, model_info: ModelInfo) -> None:
         """Record the evaluated model; its name must be a safe relative path."""
@@ -214,8 +224,10 @@ class EvaluationTracker:
             check_task_name(spec.name)
             for metric, agg in spec.aggregations.items():
                 if agg not in self.registry:
-                    raise ConfigError(f"task {spec.name!r}: metric {metric!r} names the unknown "
-                                      f"aggregation {agg!r}; register it on the tracker's registry")
+                    raise ConfigError(
+                        f"task {spec.name!r}: metric {metric!r} names the unknown "
+                        f"aggregation {agg!r}; register it on the tracker's registry"
+                    )
         for spec in specs:
             self._tasks[spec.name] = spec
         await self._send(TasksDeclared(tasks=specs))
@@ -236,39 +248,82 @@ class EvaluationTracker:
     ) -> None:
         """Log one scored sample; waits only when a full batch meets a full inbox."""
         self._running()
+        self._pending.append(
+            self.make_sample(task_name, doc, outputs, metrics, llm_as_prompt_judgement, scope)
+        )
+        self._logged += 1
+        if len(self._pending) >= self.batch_size:
+            await self._ship()
+
+    def make_sample(
+        self,
+        task_name: str,
+        doc: Doc,
+        outputs: Sequence[ModelResponse],
+        metrics: Mapping[str, Any],
+        judgement: tuple[str, str] | None = None,
+        scope: Scope = "both",
+    ) -> ScoredSample:
+        """Validate one sample and build its message (no I/O; safe from any thread)."""
         if task_name not in self._tasks:
             raise UnknownTaskError(
                 f"task {task_name!r} was not declared; call log_tasks([...]) with it first "
                 f"(declared: {sorted(self._tasks)[:5]}{'...' if len(self._tasks) > 5 else ''})"
             )
         _check_metrics(task_name, metrics)
-        sample = ScoredSample(task_name=task_name, doc=doc, outputs=tuple(outputs),
-                              metrics=dict(metrics), judgement=llm_as_prompt_judgement,
-                              scope=scope)
+        sample = ScoredSample(
+            task_name=task_name,
+            doc=doc,
+            outputs=tuple(outputs),
+            metrics=dict(metrics),
+            judgement=judgement,
+            scope=scope,
+        )
         try:
             _CHECK.encode(sample)
         except (TypeError, OverflowError) as exc:
-            raise InputError(f"a sample of task {task_name!r} holds a value that cannot be "
-                             f"stored ({exc}); convert it to str, number, list or dict") from exc
-        self._pending.append(sample)
-        self._logged += 1
+            raise InputError(
+                f"a sample of task {task_name!r} holds a value that cannot be "
+                f"stored ({exc}); convert it to str, number, list or dict"
+            ) from exc
+        return sample
+
+    async def log_samples(self, samples: Sequence[ScoredSample]) -> None:
+        """Log samples built by ``make_sample`` (one hop for many, as the sync tracker does)."""
+        self._running()
+        self._pending.extend(samples)
+        self._logged += len(samples)
         if len(self._pending) >= self.batch_size:
             await self._ship()
+
+    def is_declared(self, task_name: str) -> bool:
+        """Whether ``task_name`` was declared with ``log_tasks``."""
+        return task_name in self._tasks
 
     async def _ship(self) -> None:
         if self._pending and self._coordinator is not None:
             batch, self._pending = self._pending, []
             await self._coordinator.route(SampleBatch(samples=tuple(batch)))
 
-    async def log_num_docs(self, task_name: str, original_num_docs: int,
-                           effective_num_docs: int) -> None:
+    async def log_num_docs(
+        self, task_name: str, original_num_docs: int, effective_num_docs: int
+    ) -> None:
         """Record how many docs a task had and how many were evaluated."""
-        await self._send(NumDocs(task_name=task_name, original_num_docs=original_num_docs,
-                                 effective_num_docs=effective_num_docs))
+        await self._send(
+            NumDocs(
+                task_name=task_name,
+                original_num_docs=original_num_docs,
+                effective_num_docs=effective_num_docs,
+            )
+        )
 
     async def flush(self) -> None:
-        """Return once every sample logged before is on disk (fsynced)."""
-        coordinator = self._running()
+        """Return once every sample logged before is on disk (fsynced).
+
+        After a storage failure, log_sample raises until a flush() succeeds: flush retries the
+        writes that failed, so fixing the disk and flushing resumes the run with nothing lost.
+        """
+        coordinator = self._running(healthy=False)
         await self._ship()
         await coordinator.flush()
         if coordinator.details.failure is not None:
@@ -289,13 +344,53 @@ class EvaluationTracker:
         """Compile, aggregate and write every output; returns the run's frozen summary."""
         coordinator = self._running()
         if self._model is None:
-            raise ConfigError("no model was logged; call log_model_info(ModelInfo(model_name=...))"
-                              " before save() — the logged samples are kept")
+            raise ConfigError(
+                "no model was logged; call log_model_info(ModelInfo(model_name=...))"
+                " before save() — the logged samples are kept"
+            )
         self._state = "saving"
         await self._ship()
         await coordinator.route(EndOfRun(end_time=time.time()))
         await coordinator.close()
+        final, _sizes, warnings = await self._compile(coordinator)
         date_id = make_date_id()
+        nonfinite = count_nonfinite(final)
+        results_json = encode_results(final)
+        model_name = self._model.model_name
+        details = coordinator.details.tasks()
+        segments = {name: t.segment for name, t in details.items()} if self.save_details else None
+        outputs = await self._run_outputs(model_name, date_id, results_json, segments)
+        local = outputs[0]
+        warnings.extend(local.detail.get("warnings", []))
+        if local.ok and not self.keep_workdir:
+            await anyio.to_thread.run_sync(shutil.rmtree, self.workdir, True)
+        self._state = "saved"
+        self._result = RunResult(
+            date_id=date_id,
+            model_name=model_name,
+            results=final,
+            results_path=self.store.url(local.detail.get("results", "")) if local.ok else "",
+            details_paths={
+                t: self.store.url(p) for t, p in local.detail.get("details", {}).items()
+            },
+            outputs=outputs,
+            samples={name: t.counters.samples for name, t in details.items()},
+            nonfinite_values=nonfinite,
+            warnings=warnings,
+            workdir=str(self.workdir),
+        )
+        return self._result
+
+    async def preview(self) -> dict[str, Any]:
+        """The final dict as it would be saved now, without ending the run."""
+        coordinator = self._running()
+        await self.flush()
+        final, _, _ = await self._compile(coordinator)
+        return final
+
+    async def _compile(
+        self, coordinator: Coordinator
+    ) -> tuple[dict[str, Any], dict[str, int], list[str]]:
         metrics = await coordinator.metrics.aggregate(self.bootstrap_iters, self.seed)
         details = coordinator.details.tasks()
         summary_tasks = {name: details[name].compiled() for name in sorted(details)}
@@ -310,39 +405,21 @@ class EvaluationTracker:
             "summary_tasks": summary_tasks,
             "summary_general": summary_general(summary_tasks),
         }
-        warnings = [w for m in metrics.values() for w in m.warnings]
-        nonfinite = count_nonfinite(final)
-        results_json = encode_results(final)
-        model_name = self._model.model_name
-        segments = ({name: t.segment for name, t in details.items()}
-                    if self.save_details else None)
-        outputs = await self._run_outputs(model_name, date_id, results_json, segments)
-        local = outputs[0]
-        warnings.extend(local.detail.get("warnings", []))
-        if local.ok and not self.keep_workdir:
-            await anyio.to_thread.run_sync(shutil.rmtree, self.workdir, True)
-        self._state = "saved"
-        self._result = RunResult(
-            date_id=date_id,
-            model_name=model_name,
-            results=final,
-            results_path=self.store.url(local.detail.get("results", "")) if local.ok else "",
-            details_paths={t: self.store.url(p) for t, p in local.detail.get("details", {}).items()},
-            outputs=outputs,
-            samples={name: t.counters.samples for name, t in details.items()},
-            nonfinite_values=nonfinite,
-            warnings=warnings,
-            workdir=str(self.workdir),
-        )
-        return self._result
+        return final, sizes, [w for m in metrics.values() for w in m.warnings]
 
-    async def _run_outputs(self, model_name: str, date_id: str, results_json: bytes,
-                           segments: Mapping[str, Path] | None) -> list[OutputOutcome]:
+    async def _run_outputs(
+        self,
+        model_name: str,
+        date_id: str,
+        results_json: bytes,
+        segments: Mapping[str, Path] | None,
+    ) -> list[OutputOutcome]:
         outcomes: dict[str, OutputOutcome] = {}
 
         async def local() -> None:
-            outcomes["local"] = await write_local(self.store, model_name, date_id,
-                                                  results_json, segments)
+            outcomes["local"] = await write_local(
+                self.store, model_name, date_id, results_json, segments
+            )
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(local)

@@ -1,0 +1,342 @@
+"""SyncEvaluationTracker: the async pipeline behind lighteval's synchronous attribute API.
+
+The tracker runs on an event loop in a background thread (an anyio blocking portal). Samples are
+validated in the caller's thread and shipped to the loop in batches, one portal hop per batch,
+so a synchronous harness pays microseconds per sample, not a thread round trip. The attributes
+lighteval users read (``details``, ``metric_aggregated``, ``versions``, ...) are snapshots,
+copied when read, never live containers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import anyio
+import msgspec
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from evalstream._details import read_rows
+from evalstream._errors import RunStateError
+from evalstream._tracker import EvaluationTracker
+from evalstream._types import METRIC_CATEGORIES, Doc, ModelInfo, ModelResponse, TaskSpec
+
+if TYPE_CHECKING:
+    import os
+    from concurrent.futures import Future
+    from contextlib import AbstractContextManager
+    from types import TracebackType
+
+    from evalstream._messages import ScoredSample
+    from evalstream._summary import RunResult
+
+T = TypeVar("T")
+_EMPTY_DOC = Doc(query="")
+_JSONABLE = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types; anything unknown becomes its repr."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return msgspec.json.decode(_JSONABLE.encode(value))
+
+
+def task_spec_from(name: str, task: Any) -> TaskSpec:
+    """A TaskSpec from a TaskSpec, a config mapping, or a lighteval-like task object."""
+    if isinstance(task, TaskSpec):
+        return task if task.name == name else msgspec.structs.replace(task, name=name)
+    if isinstance(task, Mapping):
+        return TaskSpec(name=name, config=_jsonable(dict(task)))
+    config = getattr(task, "cfg", None) or getattr(task, "config", None) or {}
+    categories = []
+    for metric in getattr(task, "metrics", None) or getattr(config, "metrics", None) or []:
+        category = getattr(metric, "category", None)
+        label = str(getattr(category, "name", category)).lower()
+        if label in METRIC_CATEGORIES:
+            categories.append(label)
+    return TaskSpec(
+        name=name,
+        version=int(getattr(task, "version", 0) or 0),
+        config=_jsonable(config) if config else {},
+        categories=sorted(set(categories)),  # type: ignore[arg-type]
+    )
+
+
+class _Logger:
+    def __init__(self, owner: SyncEvaluationTracker) -> None:
+        self._owner = owner
+
+
+class GeneralConfigLogger(_Logger):
+    """lighteval's ``general_config_logger``."""
+
+    def log_args_info(
+        self,
+        num_fewshot_seeds: int = 1,
+        override_batch_size: int | None = None,
+        max_samples: int | None = None,
+        job_id: str = "0",
+        config: Any = None,
+    ) -> None:
+        """Record the harness's arguments."""
+        self._owner._call(
+            self._owner.tracker.log_args_info,
+            num_fewshot_seeds,
+            override_batch_size,
+            max_samples,
+            str(job_id),
+            _jsonable(config) if config is not None else None,
+        )
+
+    def log_model_info(self, model_info: ModelInfo | Mapping[str, Any]) -> None:
+        """Record the model (a ModelInfo or a mapping with ``model_name``)."""
+        info = (
+            model_info
+            if isinstance(model_info, ModelInfo)
+            else msgspec.convert(dict(model_info), ModelInfo)
+        )
+        self._owner._call(self._owner.tracker.log_model_info, info)
+
+    def log_end_time(self) -> None:
+        """Kept for compatibility: the end time is taken when ``save()`` starts."""
+        self._owner.end_time = time.time()
+
+    def __getattr__(self, name: str) -> Any:
+        general = self._owner._snapshot()["config_general"]
+        if name in general:
+            return general[name]
+        raise AttributeError(name)
+
+
+class DetailsLogger(_Logger):
+    """lighteval's ``details_logger``; rows stream to disk, ``details`` reads them back."""
+
+    def log(
+        self,
+        task_name: str,
+        task: Any,
+        doc: Doc,
+        outputs: Sequence[ModelResponse],
+        metrics: Mapping[str, Any],
+        llm_as_prompt_judgement: tuple[str, str] | None = None,
+    ) -> None:
+        """Log one sample's details (not its metrics: see ``metrics_logger.log``)."""
+        self._owner._log(task_name, task, doc, outputs, metrics, llm_as_prompt_judgement, "details")
+
+    def aggregate(self) -> None:
+        """Kept for compatibility: hashes and counters are compiled at save."""
+
+    @property
+    def details(self) -> dict[str, list[dict[str, Any]]]:
+        """Every logged row per task, read back from disk (costly for big runs)."""
+        owner = self._owner
+        owner.flush()
+        tasks = owner._call(_details_tasks, owner.tracker)
+        return {
+            name: [msgspec.structs.asdict(r) for r in read_rows(seg)] for name, seg in tasks.items()
+        }
+
+    @property
+    def compiled_details(self) -> dict[str, dict[str, Any]]:
+        """Per-task hashes and counters (``summary_tasks``)."""
+        return dict(self._owner._snapshot()["summary_tasks"])
+
+    @property
+    def compiled_details_over_all_tasks(self) -> dict[str, Any]:
+        """Hashes and counters over all tasks (``summary_general``)."""
+        return dict(self._owner._snapshot()["summary_general"])
+
+
+def _details_tasks(tracker: EvaluationTracker) -> dict[str, Any]:
+    coordinator = tracker._coordinator
+    assert coordinator is not None
+    return {name: t.segment for name, t in coordinator.details.tasks().items()}
+
+
+async def _metric_values(tracker: EvaluationTracker) -> dict[str, dict[str, list[object]]]:
+    coordinator = tracker._coordinator
+    assert coordinator is not None
+    await tracker.flush()
+    return coordinator.metrics.values()
+
+
+class MetricsLogger(_Logger):
+    """lighteval's ``metrics_logger``."""
+
+    def log(self, task_name: str, metrics: Mapping[str, Any]) -> None:
+        """Log one sample's metric values."""
+        self._owner._log(task_name, None, _EMPTY_DOC, (), metrics, None, "metrics")
+
+    def aggregate(
+        self, task_dict: Mapping[str, Any] | None = None, bootstrap_iters: int = 1000
+    ) -> None:
+        """Set the bootstrap iterations used at save (aggregation itself runs at save)."""
+        self._owner.tracker.bootstrap_iters = bootstrap_iters
+        if task_dict:
+            self._owner.task_config_logger.log(task_dict)
+
+    @property
+    def metric_aggregated(self) -> dict[str, dict[str, float | None]]:
+        """Aggregated results rows, computed now (or as saved)."""
+        return dict(self._owner._snapshot()["results"])
+
+    @property
+    def metrics_values(self) -> dict[str, dict[str, list[object]]]:
+        """Every per-sample value per task and metric (costly for big runs)."""
+        values: dict[str, dict[str, list[object]]] = self._owner._call(
+            _metric_values, self._owner.tracker
+        )
+        return values
+
+
+class VersionsLogger(_Logger):
+    """lighteval's ``versions_logger``."""
+
+    def log(self, task_name: str, task_version: int) -> None:
+        """Record a task's version."""
+        self._owner._call(self._owner.tracker.log_version, task_name, task_version)
+
+    @property
+    def versions(self) -> dict[str, int]:
+        """Versions by task."""
+        return dict(self._owner._snapshot()["versions"])
+
+
+class TaskConfigLogger(_Logger):
+    """lighteval's ``task_config_logger``."""
+
+    def log(self, task_dict: Mapping[str, Any]) -> None:
+        """Declare tasks from ``{name: TaskSpec | lighteval task | config mapping}``."""
+        specs = [task_spec_from(name, task) for name, task in task_dict.items()]
+        self._owner._call(self._owner.tracker.log_tasks, specs)
+
+    @property
+    def tasks_configs(self) -> dict[str, dict[str, Any]]:
+        """Task configs by task."""
+        return dict(self._owner._snapshot()["config_tasks"])
+
+
+class SyncEvaluationTracker:
+    """The tracker for synchronous code, with lighteval's logger attributes as a drop-in."""
+
+    def __init__(self, output_dir: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+        self.tracker = EvaluationTracker(output_dir, *args, **kwargs)
+        self.general_config_logger = GeneralConfigLogger(self)
+        self.details_logger = DetailsLogger(self)
+        self.metrics_logger = MetricsLogger(self)
+        self.versions_logger = VersionsLogger(self)
+        self.task_config_logger = TaskConfigLogger(self)
+        self.end_time: float | None = None
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+        self._host: Future[None] | None = None
+        self._stop: anyio.Event | None = None
+        self._pending: list[ScoredSample] = []
+
+    # -- the background loop -------------------------------------------------------------------
+
+    def _start(self) -> BlockingPortal:
+        if self._portal is None:
+            if self.tracker.result is not None:
+                raise RunStateError("the run was saved; create a new tracker for a new run")
+            self._portal_cm = start_blocking_portal()
+            self._portal = self._portal_cm.__enter__()
+            self._host, _ = self._portal.start_task(self._serve)
+        return self._portal
+
+    async def _serve(self, *, task_status: Any) -> None:
+        self._stop = anyio.Event()
+        async with self.tracker:
+            task_status.started()
+            await self._stop.wait()
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._start().call(fn, *args)
+
+    def close(self) -> None:
+        """Stop the background loop (samples not saved stay in the run's working folder)."""
+        if self._portal is None or self._portal_cm is None:
+            return
+        try:
+            self._ship()
+        finally:
+            stop = self._stop
+            if stop is not None:
+                self._portal.call(stop.set)
+            if self._host is not None:
+                self._host.result()
+            self._portal_cm.__exit__(None, None, None)
+            self._portal = self._portal_cm = self._host = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- logging ---------------------------------------------------------------------------------
+
+    def _log(
+        self,
+        task_name: str,
+        task: Any,
+        doc: Doc,
+        outputs: Sequence[ModelResponse],
+        metrics: Mapping[str, Any],
+        judgement: tuple[str, str] | None,
+        scope: Any,
+    ) -> None:
+        self._start()
+        if not self.tracker.is_declared(task_name):
+            if task is None:
+                task = TaskSpec(name=task_name)
+            self._call(self.tracker.log_tasks, [task_spec_from(task_name, task)])
+        self._pending.append(
+            self.tracker.make_sample(task_name, doc, outputs, metrics, judgement, scope)
+        )
+        if len(self._pending) >= self.tracker.batch_size:
+            self._ship()
+
+    def _ship(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._call(self.tracker.log_samples, batch)
+
+    def log_num_docs(self, task_name: str, original_num_docs: int, effective_num_docs: int) -> None:
+        """Record how many docs a task had and how many were evaluated."""
+        self._call(self.tracker.log_num_docs, task_name, original_num_docs, effective_num_docs)
+
+    def flush(self) -> None:
+        """Return once everything logged so far is on disk."""
+        self._ship()
+        self._call(self.tracker.flush)
+
+    def _snapshot(self) -> dict[str, Any]:
+        if self.tracker.result is not None:
+            return self.tracker.result.results
+        self._ship()
+        return self._call(self.tracker.preview)  # type: ignore[no-any-return]
+
+    def generate_final_dict(self) -> dict[str, Any]:
+        """The results dict (as saved, or as it would be saved now)."""
+        return self._snapshot()
+
+    def save(self) -> RunResult:
+        """Write every output and stop the background loop; returns the run summary."""
+        self._ship()
+        result: RunResult = self._call(self.tracker.save)
+        self.close()
+        return result
+
+    @property
+    def result(self) -> RunResult | None:
+        """The summary of the last ``save()``, if any."""
+        return self.tracker.result

@@ -1,0 +1,60 @@
+"""The synchronous tracker: lighteval's attribute API on a background event loop."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from _workload import TASKS, sample
+from evalstream import ModelInfo, RunStateError, SyncEvaluationTracker
+
+
+def test_lighteval_style_calls_produce_the_same_files(tmp_path: Path) -> None:
+    """The drop-in sequence of logger calls writes results and details like the async API."""
+    rng = random.Random(3)
+    tracker = SyncEvaluationTracker(output_dir=str(tmp_path), save_details=True)
+    tracker.general_config_logger.log_args_info(
+        num_fewshot_seeds=1, override_batch_size=None, max_samples=10, job_id="12"
+    )
+    tracker.general_config_logger.log_model_info(ModelInfo(model_name="org/sync"))
+    tracker.task_config_logger.log({t.name: t for t in TASKS[:2]})
+    for t in TASKS[:2]:
+        tracker.versions_logger.log(t.name, 9)
+    sent: dict[str, list[float]] = {t.name: [] for t in TASKS[:2]}
+    for i in range(600):
+        task = TASKS[i % 2]
+        doc, outputs, metrics = sample(rng, task, i)
+        tracker.details_logger.log(task.name, task, doc, outputs, metrics)
+        tracker.metrics_logger.log(task.name, metrics)
+        sent[task.name].append(metrics["acc"])
+    tracker.metrics_logger.aggregate(task_dict={t.name: t for t in TASKS[:2]}, bootstrap_iters=10)
+    preview = tracker.metrics_logger.metric_aggregated
+    assert preview[TASKS[0].name]["acc"] == pytest.approx(sum(sent[TASKS[0].name]) / 300)
+    assert tracker.versions_logger.versions == {t.name: 9 for t in TASKS[:2]}
+    details = tracker.details_logger.details
+    assert len(details[TASKS[1].name]) == 300
+    tracker.general_config_logger.log_end_time()
+    result = tracker.save()
+    data = json.loads(Path(result.results_path).read_text())
+    assert data["config_general"]["max_samples"] == 10
+    assert data["results"][TASKS[0].name]["acc"] == pytest.approx(preview[TASKS[0].name]["acc"])
+    assert tracker.generate_final_dict() == result.results
+    assert pq.read_metadata(result.details_paths[TASKS[0].name]).num_rows == 300
+    assert tracker._portal is None, "save() stops the background event loop"
+    with pytest.raises(RunStateError):
+        tracker.details_logger.log(TASKS[0].name, TASKS[0], *sample(rng, TASKS[0], 0))
+
+
+def test_snapshots_are_copies(tmp_path: Path) -> None:
+    """Mutating a snapshot attribute does not change the tracker's state."""
+    with SyncEvaluationTracker(str(tmp_path)) as tracker:
+        tracker.general_config_logger.log_model_info({"model_name": "org/m"})
+        tracker.task_config_logger.log({TASKS[0].name: TASKS[0]})
+        versions = tracker.versions_logger.versions
+        versions[TASKS[0].name] = 99
+        assert tracker.versions_logger.versions[TASKS[0].name] == TASKS[0].version
+        assert tracker.general_config_logger.model_name == "org/m"
