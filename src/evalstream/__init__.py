@@ -20,6 +20,7 @@ from evalstream._errors import (
 )
 from evalstream._summary import OutputOutcome, RunResult
 from evalstream._sync import SyncEvaluationTracker
+from evalstream._tensorboard import RunInfo
 from evalstream._tracker import EvaluationTracker
 from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 
@@ -38,6 +39,7 @@ __all__ = [
     "ModelInfo",
     "ModelResponse",
     "OutputOutcome",
+    "RunInfo",
     "RunResult",
     "RunStateError",
     "SinkError",

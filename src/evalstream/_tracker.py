@@ -14,6 +14,7 @@ import secrets
 import shutil
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
@@ -49,11 +50,11 @@ from evalstream._stats import AggregationRegistry, default_registry, derive_rows
 from evalstream._storage import OutputStore
 from evalstream._summary import OutputOutcome, RunResult
 from evalstream._task_config import TaskConfigActor
+from evalstream._tensorboard import run_info_from, write_tensorboard
 from evalstream._versions import VersionsActor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-    from pathlib import Path
     from types import TracebackType
 
     from anyio.abc import TaskGroup
@@ -112,6 +113,7 @@ class EvaluationTracker:
         self.tensorboard_metric_prefix = tensorboard_metric_prefix
         self.public = public
         self.nanotron_run_info = nanotron_run_info
+        self.run_info = run_info_from(nanotron_run_info)
         self.bootstrap_iters = bootstrap_iters
         self.seed = seed
         self.batch_size = batch_size
@@ -359,7 +361,7 @@ class EvaluationTracker:
         model_name = self._model.model_name
         details = coordinator.details.tasks()
         segments = {name: t.segment for name, t in details.items()} if self.save_details else None
-        outputs = await self._run_outputs(model_name, date_id, results_json, segments)
+        outputs = await self._run_outputs(final, model_name, date_id, results_json, segments)
         local = outputs[0]
         warnings.extend(local.detail.get("warnings", []))
         if local.ok and not self.keep_workdir:
@@ -409,11 +411,13 @@ class EvaluationTracker:
 
     async def _run_outputs(
         self,
+        final: dict[str, Any],
         model_name: str,
         date_id: str,
         results_json: bytes,
         segments: Mapping[str, Path] | None,
     ) -> list[OutputOutcome]:
+        """Local files, TensorBoard and the Hub, concurrently; each outcome is data."""
         outcomes: dict[str, OutputOutcome] = {}
 
         async def local() -> None:
@@ -421,9 +425,35 @@ class EvaluationTracker:
                 self.store, model_name, date_id, results_json, segments
             )
 
+        async def tensorboard() -> None:
+            tb = await write_tensorboard(
+                output_dir=self.store.root,
+                results=final["results"],
+                config_general=final["config_general"],
+                summary_tasks=final["summary_tasks"],
+                prefix=self.tensorboard_metric_prefix,
+                run_info=self.run_info,
+            )
+            if tb.ok:
+                root = self.store.root
+                rels = [Path(f).relative_to(root).as_posix() for f in tb.files]
+                await anyio.to_thread.run_sync(self.store.upload_sync, rels)
+            outcomes["tensorboard"] = OutputOutcome(
+                name="tensorboard",
+                ok=tb.ok,
+                error=tb.error,
+                paths=[
+                    self.store.url(Path(f).relative_to(self.store.root).as_posix())
+                    for f in tb.files
+                ],
+                detail={"logdir": tb.logdir, "scalars": tb.scalars},
+            )
+
         async with anyio.create_task_group() as tg:
             tg.start_soon(local)
-        return [outcomes["local"]]
+            if self.push_to_tensorboard:
+                tg.start_soon(tensorboard)
+        return [outcomes[name] for name in ("local", "tensorboard", "hub") if name in outcomes]
 
     @property
     def result(self) -> RunResult | None:
