@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import anyio
 import pyarrow.parquet as pq
 
-from _workload import TASKS, sample
 from evalstream import EvaluationTracker, ModelInfo
 from evalstream._details import read_rows
+
+from _workload import TASKS, sample
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,7 +12,6 @@ import anyio
 import pyarrow.parquet as pq
 import pytest
 
-from _workload import TASKS, sample
 from evalstream import (
     ConfigError,
     Doc,
@@ -27,6 +26,8 @@ from evalstream import (
     UnknownTaskError,
     UnsafeNameError,
 )
+
+from _workload import TASKS, sample
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

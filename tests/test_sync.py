@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from _workload import TASKS, sample
 from evalstream import ModelInfo, RunStateError, SyncEvaluationTracker
+
+from _workload import TASKS, sample
 
 
 def test_lighteval_style_calls_produce_the_same_files(tmp_path: Path) -> None:

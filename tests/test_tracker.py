@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import xxhash
 
-from _workload import TASKS, Sent, sample
 from evalstream import EvaluationTracker, ModelInfo
+
+from _workload import TASKS, Sent, sample
 
 N_PER_TASK = 2000
 PRODUCERS = 64

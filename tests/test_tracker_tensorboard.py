@@ -8,10 +8,11 @@ from pathlib import Path
 import anyio
 import numpy as np
 import pytest
-from _workload import TASKS, sample
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from evalstream import EvaluationTracker, ModelInfo, RunInfo
+
+from _workload import TASKS, sample
 
 
 async def test_save_writes_tensorboard_scalars_at_the_run_step(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import math
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,8 @@ from numpy.typing import NDArray
 from evalstream._errors import ConfigError, MetricValueError
 
 FloatArray = NDArray[np.float64]
-AggregationFn = Callable[[Any], float | Mapping[str, float]]
+AggregationFn = Callable[[Any], Any]
+"""Returns a number or a Mapping[str, number]; a vectorised one returns one number per row."""
 Batch = Callable[[NDArray[Any]], FloatArray]
 
 

@@ -36,17 +36,20 @@ if TYPE_CHECKING:
     from evalstream._aggregations import Aggregation, Batch, FloatArray
 
 DEFAULT_CHUNK_ELEMS = 8_000_000
+# Blocks above ~1M elements were measured slower (fresh large allocations fault in their pages),
+# so chunk_elems is an upper bound and blocks stay at most this size.
+_BLOCK_ELEMS = 1 << 20
 
 
 def index_chunks(
     n: int, iters: int, rng: np.random.Generator, *, chunk_elems: int, row_elems: int = 0
 ) -> Iterator[NDArray[np.intp]]:
-    """Yield (rows, n) resampling indices, ``iters`` rows in all, ≤ chunk_elems elements each.
+    """Yield (rows, n) resampling indices, ``iters`` rows in all, ≤ chunk_elems gathered each.
 
     ``row_elems`` is the size of one gathered row (n x columns for corpus encodings); a chunk
-    holds ``max(1, chunk_elems // row_elems)`` rows.
+    holds ``max(1, min(chunk_elems, 2**20) // row_elems)`` rows.
     """
-    rows = max(1, chunk_elems // max(1, row_elems or n))
+    rows = max(1, min(chunk_elems, _BLOCK_ELEMS) // max(1, row_elems or n))
     done = 0
     while done < iters:
         count = min(rows, iters - done)
