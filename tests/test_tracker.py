@@ -180,8 +180,11 @@ def test_hashes_and_counters_match_xxhash(run: tuple[Any, dict[str, Sent], Path]
         assert overall[key] == _hex("".join(per_task[t][key] for t in sorted(per_task)))
 
 
-def test_workdir_is_removed_after_a_good_save(run: tuple[Any, dict[str, Sent], Path]) -> None:
-    """Segments are an intermediate: after a successful save the working folder is gone."""
+def test_saved_run_keeps_only_its_status_marker(run: tuple[Any, dict[str, Sent], Path]) -> None:
+    """After a good save the journal and segments are gone; the marker says saved."""
     result, _, _ = run
     assert result.ok
-    assert not Path(result.workdir).exists()
+    workdir = Path(result.workdir)
+    assert sorted(p.name for p in workdir.iterdir()) == ["run.json", "status.json"]
+    status = json.loads((workdir / "status.json").read_text())
+    assert status["state"] == "saved" and status["results_path"] == result.results_path

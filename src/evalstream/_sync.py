@@ -20,7 +20,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from evalstream._details import read_rows
 from evalstream._errors import RunStateError
-from evalstream._tracker import EvaluationTracker
+from evalstream._tracker import EvaluationTracker, Prepared
 from evalstream._types import METRIC_CATEGORIES, Doc, ModelInfo, ModelResponse, TaskSpec
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from types import TracebackType
 
-    from evalstream._messages import ScoredSample
     from evalstream._summary import RunResult
 
 T = TypeVar("T")
@@ -234,7 +233,7 @@ class SyncEvaluationTracker:
         self._portal: BlockingPortal | None = None
         self._host: Future[None] | None = None
         self._stop: anyio.Event | None = None
-        self._pending: list[ScoredSample] = []
+        self._pending: list[Prepared] = []
 
     # -- the background loop -------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """EvaluationTracker: the async front door of a run.
 
-``log_sample`` validates in the caller (so a bad value fails where it was made), appends to a
-small pending batch and returns; every ``batch_size`` samples the batch is routed to the actors,
-and only then can the caller wait (back-pressure). ``flush()`` ships the pending batch and
-returns when the actors have fsynced it. ``save()`` closes the inboxes, lets each actor compile,
-aggregates, and runs the outputs concurrently.
+``log_sample`` validates in the caller (so a bad value fails where it was made), encodes the
+sample once, appends it to a small pending batch and returns; every ``batch_size`` samples the
+batch is journaled and routed to the actors, and only then can the caller wait (back-pressure).
+``flush()`` returns when everything logged before it is fsynced in the journal. ``save()``
+closes the inboxes, lets each actor compile, aggregates, and runs the outputs concurrently.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from evalstream._errors import (
     UnknownTaskError,
 )
 from evalstream._general_config import GeneralConfigActor
-from evalstream._local import write_local
+from evalstream._journal import Journal
 from evalstream._messages import (
+    ENCODER,
     ArgsInfo,
     EndOfRun,
     ModelInfoLogged,
@@ -45,12 +46,22 @@ from evalstream._messages import (
 )
 from evalstream._metrics import MetricsActor
 from evalstream._naming import check_model_name, check_task_name, make_date_id
-from evalstream._results import count_nonfinite, encode_results, summary_general
-from evalstream._stats import AggregationRegistry, default_registry, derive_rows
+from evalstream._outputs import compile_final, local_output, run_outputs, tensorboard_output
+from evalstream._results import count_nonfinite, encode_results
+from evalstream._resume import ResumeState, load_resume
+from evalstream._runstate import (
+    RunSettings,
+    RunStatus,
+    new_status,
+    update_status,
+    write_settings,
+    write_status,
+)
+from evalstream._stats import AggregationRegistry, default_registry
 from evalstream._storage import OutputStore
-from evalstream._summary import OutputOutcome, RunResult
+from evalstream._summary import RunResult
 from evalstream._task_config import TaskConfigActor
-from evalstream._tensorboard import run_info_from, write_tensorboard
+from evalstream._tensorboard import run_info_from
 from evalstream._versions import VersionsActor
 
 if TYPE_CHECKING:
@@ -60,12 +71,20 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from evalstream._actor import ActorStats
+    from evalstream._journal import JournalStats
+    from evalstream._outputs import OutputFn
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 
 State = Literal["new", "running", "saving", "saved", "closed"]
+Prepared = tuple[ScoredSample, bytes]
 _NUMBER_TYPES = (int, float, bool)
-_CHECK = msgspec.msgpack.Encoder()
 _VERSION = "0.1.0"
+
+
+class _RawBatch(msgspec.Struct, frozen=True, tag="SampleBatch", kw_only=True):
+    """A SampleBatch whose samples are already encoded: the journal splices their bytes."""
+
+    samples: list[msgspec.Raw]
 
 
 def _check_metrics(task_name: str, metrics: Mapping[str, Any]) -> None:
@@ -81,7 +100,13 @@ def _check_metrics(task_name: str, metrics: Mapping[str, Any]) -> None:
 
 
 class EvaluationTracker:
-    """Records one evaluation run; use as ``async with EvaluationTracker(...) as tracker``."""
+    """Records one evaluation run; use as ``async with EvaluationTracker(...) as tracker``.
+
+    Durability: ``flush()`` returns once every sample logged before it is fsynced. In the
+    background the journal is written as batches ship and fsynced every ``flush_every`` samples
+    or ``flush_interval`` seconds; with ``durable=True`` every ``log_sample`` returns only once
+    its sample is fsynced (concurrent callers share one fsync). See docs/design/durability.md.
+    """
 
     def __init__(
         self,
@@ -100,11 +125,17 @@ class EvaluationTracker:
         inbox_capacity: int = 64,
         registry: AggregationRegistry | None = None,
         keep_workdir: bool = False,
+        flush_every: int = 4096,
+        flush_interval: float = 1.0,
+        durable: bool = False,
+        resume_from: str | os.PathLike[str] | None = None,
     ) -> None:
-        if batch_size < 1 or inbox_capacity < 1:
-            raise ConfigError("batch_size and inbox_capacity must be at least 1")
-        if bootstrap_iters < 0:
-            raise ConfigError("bootstrap_iters must be >= 0 (0 disables bootstrap stderr)")
+        if batch_size < 1 or inbox_capacity < 1 or flush_every < 1:
+            raise ConfigError("batch_size, inbox_capacity and flush_every must be at least 1")
+        if bootstrap_iters < 0 or bootstrap_iters == 1:
+            raise ConfigError("bootstrap_iters must be 0 (no stderr) or at least 2")
+        if flush_interval <= 0:
+            raise ConfigError("flush_interval must be positive (seconds)")
         self.store = OutputStore(output_dir)
         self.save_details = save_details
         self.push_to_hub = push_to_hub
@@ -120,15 +151,26 @@ class EvaluationTracker:
         self.inbox_capacity = inbox_capacity
         self.registry = registry if registry is not None else default_registry()
         self.keep_workdir = keep_workdir
+        self.durable = durable
+        self.resume_from = Path(resume_from) if resume_from is not None else None
         self.start_time = time.time()
         stamp = datetime.fromtimestamp(self.start_time).astimezone().strftime("%Y%m%dT%H%M%S")
         self.run_id = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
         self.workdir = self.store.local(f".evalstream/{self.run_id}")
+        self.journal = Journal(
+            self.workdir / "journal",
+            flush_interval=flush_interval,
+            flush_every=max(1, flush_every // batch_size),
+        )
+        self.partial: dict[str, Any] | None = None
         self._state: State = "new"
+        self._status: RunStatus | None = None
         self._tasks: dict[str, TaskSpec] = {}
         self._model: ModelInfo | None = None
         self._pending: list[ScoredSample] = []
+        self._pending_raw: list[bytes] = []
         self._logged = 0
+        self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
         self._tg: TaskGroup | None = None
         self._result: RunResult | None = None
@@ -138,7 +180,14 @@ class EvaluationTracker:
     async def __aenter__(self) -> Self:
         if self._state != "new":
             raise RunStateError("a tracker runs once; create a new EvaluationTracker per run")
-        await anyio.to_thread.run_sync(lambda: self.workdir.mkdir(parents=True, exist_ok=True))
+        resume = (
+            await anyio.to_thread.run_sync(load_resume, self.resume_from)
+            if self.resume_from is not None
+            else None
+        )
+        status = new_status(self.run_id, self.start_time)
+        await anyio.to_thread.run_sync(self._prepare_workdir, status)
+        self._status = status
         self._coordinator = Coordinator(
             general=GeneralConfigActor(
                 tool_sha=f"evalstream-{_VERSION}", start_time=self.start_time
@@ -152,12 +201,34 @@ class EvaluationTracker:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
+            await self._tg.start(self.journal.run)
             await self._coordinator.start(self._tg)
+            self._state = "running"
+            if resume is not None:
+                await self._replay(resume)
         except BaseException as exc:
+            self._state = "closed"
+            await self.journal.close()
+            if self._coordinator is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._coordinator.close()
             await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
             raise
-        self._state = "running"
         return self
+
+    def _prepare_workdir(self, status: RunStatus) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        write_settings(
+            self.workdir,
+            RunSettings(
+                output_dir=self.store.target,
+                save_details=self.save_details,
+                bootstrap_iters=self.bootstrap_iters,
+                seed=self.seed,
+                tensorboard_metric_prefix=self.tensorboard_metric_prefix,
+            ),
+        )
+        write_status(self.workdir, status)
 
     async def __aexit__(
         self,
@@ -167,14 +238,28 @@ class EvaluationTracker:
     ) -> bool | None:
         assert self._tg is not None and self._coordinator is not None
         try:
-            if self._state in ("running", "saving"):
-                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                if self._state in ("running", "saving"):
                     await self._ship()
                     await self._coordinator.close()
+                    cancelled = exc_type is not None and issubclass(
+                        exc_type, anyio.get_cancelled_exc_class()
+                    )
+                    state = "failed" if exc is not None and not cancelled else "cancelled"
+                    error = repr(exc) if exc is not None else "exited without save()"
+                    await self._set_status(state=state, error=error)
+                await self.journal.close()
         finally:
             self._state = "closed"
             suppressed = await self._tg.__aexit__(exc_type, exc, tb)
         return suppressed
+
+    async def _set_status(self, **changes: Any) -> None:
+        if self._status is not None:
+            status = self._status
+            self._status = await anyio.to_thread.run_sync(
+                lambda: update_status(self.workdir, status, **changes)
+            )
 
     # -- logging -----------------------------------------------------------------------------
 
@@ -186,13 +271,16 @@ class EvaluationTracker:
                 f"the run is {self._state}; nothing can be logged after save() — "
                 "start a new tracker for a new run"
             )
-        failure = self._coordinator.details.failure
-        if healthy and failure is not None:
-            raise failure
+        if healthy:
+            failure = self.journal.failure or self._coordinator.details.failure
+            if failure is not None:
+                raise failure
         return self._coordinator
 
     async def _send(self, message: RunMessage) -> None:
-        await self._running().route(message)
+        coordinator = self._running()
+        await self.journal.append(ENCODER.encode(message))
+        await coordinator.route(message)
 
     async def log_args_info(
         self,
@@ -227,11 +315,10 @@ class EvaluationTracker:
             for metric, agg in spec.aggregations.items():
                 if agg not in self.registry:
                     raise ConfigError(
-                        f"task {spec.name!r}: metric {metric!r} names the unknown "
-                        f"aggregation {agg!r}; register it on the tracker's registry"
+                        f"task {spec.name!r}: metric {metric!r} names the unknown aggregation "
+                        f"{agg!r}; register it on the tracker's registry"
                     )
-        for spec in specs:
-            self._tasks[spec.name] = spec
+        self._tasks.update((spec.name, spec) for spec in specs)
         await self._send(TasksDeclared(tasks=specs))
 
     async def log_version(self, task_name: str, version: int) -> None:
@@ -248,14 +335,16 @@ class EvaluationTracker:
         *,
         scope: Scope = "both",
     ) -> None:
-        """Log one scored sample; waits only when a full batch meets a full inbox."""
+        """Log one scored sample; waits only when a full batch meets a full inbox.
+
+        In a resumed run, a sample whose (task, doc id) the dead run already logged is skipped,
+        so every sample counts once.
+        """
         self._running()
-        self._pending.append(
-            self.make_sample(task_name, doc, outputs, metrics, llm_as_prompt_judgement, scope)
+        prepared = self.make_sample(
+            task_name, doc, outputs, metrics, llm_as_prompt_judgement, scope
         )
-        self._logged += 1
-        if len(self._pending) >= self.batch_size:
-            await self._ship()
+        await self.log_samples((prepared,))
 
     def make_sample(
         self,
@@ -265,8 +354,8 @@ class EvaluationTracker:
         metrics: Mapping[str, Any],
         judgement: tuple[str, str] | None = None,
         scope: Scope = "both",
-    ) -> ScoredSample:
-        """Validate one sample and build its message (no I/O; safe from any thread)."""
+    ) -> Prepared:
+        """Validate and encode one sample (no I/O; safe from any thread)."""
         if task_name not in self._tasks:
             raise UnknownTaskError(
                 f"task {task_name!r} was not declared; call log_tasks([...]) with it first "
@@ -282,30 +371,45 @@ class EvaluationTracker:
             scope=scope,
         )
         try:
-            _CHECK.encode(sample)
+            encoded = ENCODER.encode(sample)
         except (TypeError, OverflowError) as exc:
             raise InputError(
-                f"a sample of task {task_name!r} holds a value that cannot be "
-                f"stored ({exc}); convert it to str, number, list or dict"
+                f"a sample of task {task_name!r} holds a value that cannot be stored ({exc}); "
+                "convert it to str, number, list or dict"
             ) from exc
-        return sample
+        return sample, encoded
 
-    async def log_samples(self, samples: Sequence[ScoredSample]) -> None:
+    async def log_samples(self, prepared: Sequence[Prepared]) -> None:
         """Log samples built by ``make_sample`` (one hop for many, as the sync tracker does)."""
         self._running()
-        self._pending.extend(samples)
-        self._logged += len(samples)
-        if len(self._pending) >= self.batch_size:
+        resume = self._resume
+        for sample, encoded in prepared:
+            if resume is not None and resume.seen(sample):
+                continue
+            self._pending.append(sample)
+            self._pending_raw.append(encoded)
+            self._logged += 1
+        if self.durable:
+            seq = await self._ship()
+            await self.journal.wait_synced(seq)
+        elif len(self._pending) >= self.batch_size:
             await self._ship()
 
     def is_declared(self, task_name: str) -> bool:
         """Whether ``task_name`` was declared with ``log_tasks``."""
         return task_name in self._tasks
 
-    async def _ship(self) -> None:
-        if self._pending and self._coordinator is not None:
-            batch, self._pending = self._pending, []
-            await self._coordinator.route(SampleBatch(samples=tuple(batch)))
+    async def _ship(self) -> int:
+        """Journal and route the pending batch; returns its journal sequence number."""
+        if not self._pending or self._coordinator is None:
+            return self.journal.stats().appended
+        batch, self._pending = self._pending, []
+        raws, self._pending_raw = self._pending_raw, []
+        seq = await self.journal.append(
+            ENCODER.encode(_RawBatch(samples=[msgspec.Raw(r) for r in raws]))
+        )
+        await self._coordinator.route(SampleBatch(samples=tuple(batch)))
+        return seq
 
     async def log_num_docs(
         self, task_name: str, original_num_docs: int, effective_num_docs: int
@@ -320,13 +424,14 @@ class EvaluationTracker:
         )
 
     async def flush(self) -> None:
-        """Return once every sample logged before is on disk (fsynced).
+        """Return once every sample logged before is fsynced in the journal.
 
         After a storage failure, log_sample raises until a flush() succeeds: flush retries the
         writes that failed, so fixing the disk and flushing resumes the run with nothing lost.
         """
         coordinator = self._running(healthy=False)
         await self._ship()
+        await self.journal.wait_synced()
         await coordinator.flush()
         if coordinator.details.failure is not None:
             raise coordinator.details.failure
@@ -335,15 +440,50 @@ class EvaluationTracker:
         """Snapshots of every actor: inbox depth, waiting producers, buffered rows."""
         return self._coordinator.stats() if self._coordinator else ()
 
+    def journal_stats(self) -> JournalStats:
+        """A snapshot of the journal: appended, written and fsynced sequence numbers."""
+        return self.journal.stats()
+
     @property
     def samples_logged(self) -> int:
-        """Samples accepted by ``log_sample`` so far."""
+        """Samples accepted by ``log_sample`` so far (in a resumed run, replayed ones too)."""
         return self._logged
+
+    # -- resume ------------------------------------------------------------------------------
+
+    async def replay(self, message: RunMessage) -> None:
+        """Feed one message read back from a journal (recovery and resume)."""
+        match message:
+            case TasksDeclared(tasks=tasks):
+                self._tasks.update((t.name, t) for t in tasks)
+            case ModelInfoLogged(info=info):
+                self._model = info
+            case SampleBatch(samples=samples):
+                self._logged += len(samples)
+            case _:
+                pass
+        await self._send(message)
+
+    async def _replay(self, resume: ResumeState) -> None:
+        """Feed a dead run's journal into this run, and remember its samples' keys."""
+        for message in resume.messages:
+            if not isinstance(message, EndOfRun):
+                await self.replay(message)
+        self._resume = resume
+        await anyio.to_thread.run_sync(resume.mark_resumed, self.run_id)
+
+    def logged_keys(self) -> frozenset[tuple[str, str]]:
+        """(task, doc key) pairs a resumed run already holds: skip them in the harness."""
+        return self._resume.keys() if self._resume is not None else frozenset()
 
     # -- save --------------------------------------------------------------------------------
 
     async def save(self) -> RunResult:
-        """Compile, aggregate and write every output; returns the run's frozen summary."""
+        """Compile, aggregate and write every output; returns the run's frozen summary.
+
+        If the caller is cancelled, the run is marked cancelled and stays recoverable from its
+        journal (``evalstream recover``).
+        """
         coordinator = self._running()
         if self._model is None:
             raise ConfigError(
@@ -351,109 +491,79 @@ class EvaluationTracker:
                 " before save() — the logged samples are kept"
             )
         self._state = "saving"
-        await self._ship()
-        await coordinator.route(EndOfRun(end_time=time.time()))
-        await coordinator.close()
-        final, _sizes, warnings = await self._compile(coordinator)
-        date_id = make_date_id()
-        nonfinite = count_nonfinite(final)
-        results_json = encode_results(final)
-        model_name = self._model.model_name
-        details = coordinator.details.tasks()
-        segments = {name: t.segment for name, t in details.items()} if self.save_details else None
-        outputs = await self._run_outputs(final, model_name, date_id, results_json, segments)
-        local = outputs[0]
-        warnings.extend(local.detail.get("warnings", []))
-        if local.ok and not self.keep_workdir:
-            await anyio.to_thread.run_sync(shutil.rmtree, self.workdir, True)
+        try:
+            await self._ship()
+            end = EndOfRun(end_time=time.time())
+            await self.journal.append(ENCODER.encode(end))
+            await coordinator.route(end)
+            await self.journal.wait_synced()
+            await coordinator.close()
+            result = await self._write(coordinator, self._model.model_name)
+        except BaseException as exc:
+            cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
+            with anyio.CancelScope(shield=True):
+                await self._set_status(
+                    state="cancelled" if cancelled else "failed", error=repr(exc)
+                )
+            self._state = "closed"
+            raise
         self._state = "saved"
-        self._result = RunResult(
+        self._result = result
+        return result
+
+    async def _write(self, coordinator: Coordinator, model_name: str) -> RunResult:
+        final, warnings = await compile_final(coordinator, self.bootstrap_iters, self.seed)
+        if self.partial is not None:
+            final["evalstream"] = self.partial
+        date_id = make_date_id()
+        results_json = encode_results(final)
+        details = coordinator.details.tasks()
+        segments = {n: t.segment for n, t in details.items()} if self.save_details else None
+        outputs: dict[str, OutputFn] = {
+            "local": local_output(self.store, model_name, date_id, results_json, segments)
+        }
+        if self.push_to_tensorboard:
+            outputs["tensorboard"] = tensorboard_output(
+                self.store, final, self.tensorboard_metric_prefix, self.run_info
+            )
+        outcomes = await run_outputs(outputs)
+        local = outcomes[0]
+        warnings.extend(local.detail.get("warnings", []))
+        results_path = self.store.url(local.detail["results"]) if local.ok else ""
+        await self._set_status(
+            state="saved" if local.ok else "failed",
+            results_path=results_path or None,
+            error=None if local.ok else local.error,
+        )
+        await self.journal.close()
+        if local.ok and not self.keep_workdir:
+            await anyio.to_thread.run_sync(self._clean_workdir)
+        return RunResult(
             date_id=date_id,
             model_name=model_name,
             results=final,
-            results_path=self.store.url(local.detail.get("results", "")) if local.ok else "",
+            results_path=results_path,
             details_paths={
                 t: self.store.url(p) for t, p in local.detail.get("details", {}).items()
             },
-            outputs=outputs,
+            outputs=outcomes,
             samples={name: t.counters.samples for name, t in details.items()},
-            nonfinite_values=nonfinite,
+            nonfinite_values=count_nonfinite(final),
             warnings=warnings,
             workdir=str(self.workdir),
         )
-        return self._result
+
+    def _clean_workdir(self) -> None:
+        """Drop the journal and segments of a saved run; keep its status marker."""
+        for name in ("journal", "segments"):
+            shutil.rmtree(self.workdir / name, ignore_errors=True)
 
     async def preview(self) -> dict[str, Any]:
         """The final dict as it would be saved now, without ending the run."""
         coordinator = self._running()
         await self.flush()
-        final, _, _ = await self._compile(coordinator)
+        final, _ = await compile_final(coordinator, self.bootstrap_iters, self.seed)
         return final
-
-    async def _compile(
-        self, coordinator: Coordinator
-    ) -> tuple[dict[str, Any], dict[str, int], list[str]]:
-        metrics = await coordinator.metrics.aggregate(self.bootstrap_iters, self.seed)
-        details = coordinator.details.tasks()
-        summary_tasks = {name: details[name].compiled() for name in sorted(details)}
-        task_rows = {task: m.row for task, m in metrics.items()}
-        sizes = {task: m.samples for task, m in metrics.items()}
-        results = {**task_rows, **derive_rows(task_rows, sizes)}
-        final: dict[str, Any] = {
-            "config_general": coordinator.general.config_general(),
-            "results": results,
-            "versions": coordinator.versions.versions(),
-            "config_tasks": coordinator.task_config.configs(),
-            "summary_tasks": summary_tasks,
-            "summary_general": summary_general(summary_tasks),
-        }
-        return final, sizes, [w for m in metrics.values() for w in m.warnings]
-
-    async def _run_outputs(
-        self,
-        final: dict[str, Any],
-        model_name: str,
-        date_id: str,
-        results_json: bytes,
-        segments: Mapping[str, Path] | None,
-    ) -> list[OutputOutcome]:
-        """Local files, TensorBoard and the Hub, concurrently; each outcome is data."""
-        outcomes: dict[str, OutputOutcome] = {}
-
-        async def local() -> None:
-            outcomes["local"] = await write_local(
-                self.store, model_name, date_id, results_json, segments
-            )
-
-        async def tensorboard() -> None:
-            tb = await write_tensorboard(
-                output_dir=self.store.root,
-                results=final["results"],
-                config_general=final["config_general"],
-                summary_tasks=final["summary_tasks"],
-                prefix=self.tensorboard_metric_prefix,
-                run_info=self.run_info,
-            )
-            if tb.ok:
-                root = self.store.root
-                rels = [Path(f).relative_to(root).as_posix() for f in tb.files]
-                await anyio.to_thread.run_sync(self.store.upload_sync, rels)
-            outcomes["tensorboard"] = OutputOutcome(
-                name="tensorboard",
-                ok=tb.ok,
-                error=tb.error,
-                paths=[
-                    self.store.url(Path(f).relative_to(self.store.root).as_posix())
-                    for f in tb.files
-                ],
-                detail={"logdir": tb.logdir, "scalars": tb.scalars},
-            )
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(local)
-            if self.push_to_tensorboard:
-                tg.start_soon(tensorboard)
-        return [outcomes[name] for name in ("local", "tensorboard", "hub") if name in outcomes]
 
     @property
     def result(self) -> RunResult | None:

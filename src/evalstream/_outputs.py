@@ -1,0 +1,101 @@
+"""Save-time work: compile the actors' state into lighteval's final dict, then run the outputs.
+
+Outputs run concurrently in one task group, each returning a typed ``OutputOutcome``: a failed
+TensorBoard write or Hub push is recorded in the run summary and never loses the local files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from evalstream._local import write_local
+from evalstream._results import summary_general
+from evalstream._stats import derive_rows
+from evalstream._summary import OutputOutcome
+from evalstream._tensorboard import RunInfo, write_tensorboard
+
+if TYPE_CHECKING:
+    from evalstream._coordinator import Coordinator
+    from evalstream._storage import OutputStore
+
+OutputFn = Callable[[], Awaitable[OutputOutcome]]
+
+
+async def compile_final(
+    coordinator: Coordinator, bootstrap_iters: int, seed: int
+) -> tuple[dict[str, Any], list[str]]:
+    """lighteval's final dict from the actors' state, and the aggregation warnings."""
+    metrics = await coordinator.metrics.aggregate(bootstrap_iters, seed)
+    details = coordinator.details.tasks()
+    summary_tasks = {name: details[name].compiled() for name in sorted(details)}
+    task_rows = {task: m.row for task, m in metrics.items()}
+    sizes = {task: m.samples for task, m in metrics.items()}
+    final: dict[str, Any] = {
+        "config_general": coordinator.general.config_general(),
+        "results": {**task_rows, **derive_rows(task_rows, sizes)},
+        "versions": coordinator.versions.versions(),
+        "config_tasks": coordinator.task_config.configs(),
+        "summary_tasks": summary_tasks,
+        "summary_general": summary_general(summary_tasks),
+    }
+    return final, [w for m in metrics.values() for w in m.warnings]
+
+
+def local_output(
+    store: OutputStore,
+    model_name: str,
+    date_id: str,
+    results_json: bytes,
+    segments: Mapping[str, Path] | None,
+) -> OutputFn:
+    """The local files: details parquet, then the results JSON."""
+
+    async def run() -> OutputOutcome:
+        return await write_local(store, model_name, date_id, results_json, segments)
+
+    return run
+
+
+def tensorboard_output(
+    store: OutputStore, final: Mapping[str, Any], prefix: str, run_info: RunInfo | None
+) -> OutputFn:
+    """The TensorBoard event file of this run and checkpoint."""
+
+    async def run() -> OutputOutcome:
+        tb = await write_tensorboard(
+            output_dir=store.root,
+            results=final["results"],
+            config_general=final["config_general"],
+            summary_tasks=final["summary_tasks"],
+            prefix=prefix,
+            run_info=run_info,
+        )
+        rels = [Path(f).relative_to(store.root).as_posix() for f in tb.files]
+        if tb.ok:
+            await anyio.to_thread.run_sync(store.upload_sync, rels)
+        return OutputOutcome(
+            name="tensorboard",
+            ok=tb.ok,
+            error=tb.error,
+            paths=[store.url(r) for r in rels],
+            detail={"logdir": tb.logdir, "scalars": tb.scalars, "files": tb.files},
+        )
+
+    return run
+
+
+async def run_outputs(outputs: Mapping[str, OutputFn]) -> list[OutputOutcome]:
+    """Run every output concurrently; outcomes come back in the order given."""
+    outcomes: dict[str, OutputOutcome] = {}
+
+    async def one(name: str, fn: OutputFn) -> None:
+        outcomes[name] = await fn()
+
+    async with anyio.create_task_group() as tg:
+        for name, fn in outputs.items():
+            tg.start_soon(one, name, fn)
+    return [outcomes[name] for name in outputs]
