@@ -222,6 +222,24 @@ class HubPublisher:
         message = f"Upload {len(files)} details file(s)"
         return await self._push(repo_id, build, message=message, private=visibility)
 
+    async def push_files(
+        self,
+        repo_id: str,
+        files: Mapping[str, pathlib.Path | bytes],
+        *,
+        message: str,
+        private: bool | None = None,
+    ) -> PushOutcome:
+        """Push ``files`` (path in repo -> local file or bytes) in one commit, card untouched."""
+        checked: _Files = {_check_path(path): src for path, src in files.items()}
+
+        async def build(head: _Head) -> _Files:
+            return checked
+
+        repo_id = repo_id if "/" in repo_id else f"{self._org}/{repo_id}"
+        visibility = private if private is not None else not self._public
+        return await self._push(repo_id, build, message=message, private=visibility)
+
     async def recreate_metadata_card(self, repo_id: str) -> PushOutcome:
         """Rebuild README.md from the listing and the newest results, and commit it alone."""
 

@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 
 from evalstream._local import write_local
 from evalstream._results import summary_general
 from evalstream._stats import derive_rows
 from evalstream._summary import OutputOutcome
-from evalstream._tensorboard import RunInfo, write_tensorboard
+from evalstream._tensorboard import RunInfo, event_files_for_hub, write_tensorboard
 
 if TYPE_CHECKING:
     from evalstream._coordinator import Coordinator
+    from evalstream._hub import HubPublisher
     from evalstream._storage import OutputStore
 
 OutputFn = Callable[[], Awaitable[OutputOutcome]]
@@ -61,9 +63,14 @@ def local_output(
 
 
 def tensorboard_output(
-    store: OutputStore, final: Mapping[str, Any], prefix: str, run_info: RunInfo | None
+    store: OutputStore,
+    final: Mapping[str, Any],
+    prefix: str,
+    run_info: RunInfo | None,
+    publisher: HubPublisher | None = None,
 ) -> OutputFn:
-    """The TensorBoard event file of this run and checkpoint."""
+    """The TensorBoard event file of this run and checkpoint; with a publisher, pushed to
+    ``{org}/tensorboard_logs`` (private) under ``tb/`` in one commit."""
 
     async def run() -> OutputOutcome:
         tb = await write_tensorboard(
@@ -75,14 +82,72 @@ def tensorboard_output(
             run_info=run_info,
         )
         rels = [Path(f).relative_to(store.root).as_posix() for f in tb.files]
+        detail: dict[str, Any] = {"logdir": tb.logdir, "scalars": tb.scalars}
+        error = tb.error
         if tb.ok:
             await anyio.to_thread.run_sync(store.upload_sync, rels)
+            if publisher is not None:
+                files = event_files_for_hub([Path(f) for f in tb.files], store.root)
+                push = await publisher.push_files(
+                    f"{publisher.org}/tensorboard_logs",
+                    files,
+                    message=f"Add TensorBoard events ({len(files)} file(s))",
+                    private=True,
+                )
+                detail["hub"] = msgspec.structs.asdict(push)
+                error = push.error
         return OutputOutcome(
             name="tensorboard",
-            ok=tb.ok,
-            error=tb.error,
+            ok=tb.ok and error is None,
+            error=error,
             paths=[store.url(r) for r in rels],
-            detail={"logdir": tb.logdir, "scalars": tb.scalars, "files": tb.files},
+            detail=detail,
+        )
+
+    return run
+
+
+def hub_output(
+    publisher: HubPublisher,
+    repo_id: str,
+    store: OutputStore,
+    model_name: str,
+    date_id: str,
+    results_json: bytes,
+    local_done: anyio.Event,
+    local: dict[str, OutputOutcome],
+    retry_hint: str,
+) -> OutputFn:
+    """The Hub push: once the local files exist, the run and its card in one commit."""
+
+    async def run() -> OutputOutcome:
+        await local_done.wait()
+        outcome = local["local"]
+        if not outcome.ok:
+            return OutputOutcome(
+                name="hub",
+                ok=False,
+                error="local files were not written",
+                detail={"repo_id": repo_id, "retry": retry_hint},
+            )
+        files = {
+            f"{date_id}/{Path(rel).name}": store.local(rel)
+            for rel in outcome.detail["details"].values()
+        }
+        push = await publisher.publish_run(
+            repo_id, files, model_name=model_name, date_id=date_id, results_json=results_json
+        )
+        return OutputOutcome(
+            name="hub",
+            ok=push.ok,
+            error=push.error,
+            paths=[f"{repo_id}/{p}" for p in push.files] if push.ok else [],
+            detail={
+                "repo_id": repo_id,
+                "commit": push.commit_oid,
+                "attempts": push.attempts,
+                "retry": retry_hint,
+            },
         )
 
     return run

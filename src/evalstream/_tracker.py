@@ -46,7 +46,13 @@ from evalstream._messages import (
 )
 from evalstream._metrics import MetricsActor
 from evalstream._naming import check_model_name, check_task_name, make_date_id
-from evalstream._outputs import compile_final, local_output, run_outputs, tensorboard_output
+from evalstream._outputs import (
+    compile_final,
+    hub_output,
+    local_output,
+    run_outputs,
+    tensorboard_output,
+)
 from evalstream._results import count_nonfinite, encode_results
 from evalstream._resume import ResumeState, load_resume
 from evalstream._runstate import (
@@ -59,7 +65,7 @@ from evalstream._runstate import (
 )
 from evalstream._stats import AggregationRegistry, default_registry
 from evalstream._storage import OutputStore
-from evalstream._summary import RunResult
+from evalstream._summary import OutputOutcome, RunResult
 from evalstream._task_config import TaskConfigActor
 from evalstream._tensorboard import run_info_from
 from evalstream._versions import VersionsActor
@@ -71,8 +77,10 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from evalstream._actor import ActorStats
+    from evalstream._hub import HubPublisher
     from evalstream._journal import JournalStats
     from evalstream._outputs import OutputFn
+    from evalstream._retry import RetryPolicy
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 
 State = Literal["new", "running", "saving", "saved", "closed"]
@@ -129,6 +137,9 @@ class EvaluationTracker:
         flush_interval: float = 1.0,
         durable: bool = False,
         resume_from: str | os.PathLike[str] | None = None,
+        hub_token: str | None = None,
+        hub_endpoint: str | None = None,
+        hub_retry: RetryPolicy | None = None,
     ) -> None:
         if batch_size < 1 or inbox_capacity < 1 or flush_every < 1:
             raise ConfigError("batch_size, inbox_capacity and flush_every must be at least 1")
@@ -163,6 +174,17 @@ class EvaluationTracker:
             flush_every=max(1, flush_every // batch_size),
         )
         self.partial: dict[str, Any] | None = None
+        self.publisher: HubPublisher | None = None
+        if push_to_hub or (push_to_tensorboard and self.hub_results_org):
+            from evalstream._hub import HubPublisher  # huggingface_hub only when pushing
+
+            self.publisher = HubPublisher(
+                self.hub_results_org,
+                hub_token,
+                endpoint=hub_endpoint,
+                public=public,
+                retry=hub_retry,
+            )
         self._state: State = "new"
         self._status: RunStatus | None = None
         self._tasks: dict[str, TaskSpec] = {}
@@ -519,12 +541,36 @@ class EvaluationTracker:
         results_json = encode_results(final)
         details = coordinator.details.tasks()
         segments = {n: t.segment for n, t in details.items()} if self.save_details else None
-        outputs: dict[str, OutputFn] = {
-            "local": local_output(self.store, model_name, date_id, results_json, segments)
-        }
+        local_fn = local_output(self.store, model_name, date_id, results_json, segments)
+        local_done = anyio.Event()
+        local_box: dict[str, OutputOutcome] = {}
+
+        async def local_then_signal() -> OutputOutcome:
+            try:
+                local_box["local"] = await local_fn()
+            finally:
+                local_done.set()
+            return local_box["local"]
+
+        outputs: dict[str, OutputFn] = {"local": local_then_signal}
         if self.push_to_tensorboard:
             outputs["tensorboard"] = tensorboard_output(
-                self.store, final, self.tensorboard_metric_prefix, self.run_info
+                self.store, final, self.tensorboard_metric_prefix, self.run_info, self.publisher
+            )
+        if self.push_to_hub and self.publisher is not None:
+            from evalstream._hub import details_repo_id
+
+            outputs["hub"] = hub_output(
+                self.publisher,
+                details_repo_id(self.publisher.org, model_name, self.public),
+                self.store,
+                model_name,
+                date_id,
+                results_json,
+                local_done,
+                local_box,
+                retry_hint=f"evalstream push {self.workdir} --org {self.publisher.org}"
+                + (" --public" if self.public else ""),
             )
         outcomes = await run_outputs(outputs)
         local = outcomes[0]
