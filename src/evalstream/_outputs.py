@@ -7,6 +7,7 @@ TensorBoard write or Hub push is recorded in the run summary and never loses the
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +15,10 @@ import anyio
 import msgspec
 
 from evalstream._local import write_local
-from evalstream._results import summary_general
+from evalstream._naming import make_date_id
+from evalstream._results import count_nonfinite, encode_results, summary_general
 from evalstream._stats import derive_rows
-from evalstream._summary import OutputOutcome
+from evalstream._summary import OutputOutcome, RunResult
 from evalstream._tensorboard import RunInfo, event_files_for_hub, write_tensorboard
 
 if TYPE_CHECKING:
@@ -164,3 +166,77 @@ async def run_outputs(outputs: Mapping[str, OutputFn]) -> list[OutputOutcome]:
         for name, fn in outputs.items():
             tg.start_soon(one, name, fn)
     return [outcomes[name] for name in outputs]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavePlan:
+    """Everything save() needs besides the actors' state."""
+
+    store: OutputStore
+    model_name: str
+    save_details: bool
+    bootstrap_iters: int
+    seed: int
+    tensorboard_prefix: str | None
+    run_info: RunInfo | None
+    publisher: HubPublisher | None
+    push_to_hub: bool
+    public: bool
+    retry_hint: str
+    partial: dict[str, Any] | None
+
+
+async def write_run(plan: SavePlan, coordinator: Coordinator, workdir: str) -> RunResult:
+    """Compile, then run the outputs: local and TensorBoard at once, the Hub after local."""
+    final, warnings = await compile_final(coordinator, plan.bootstrap_iters, plan.seed)
+    if plan.partial is not None:
+        final["evalstream"] = plan.partial
+    date_id = make_date_id()
+    results_json = encode_results(final)
+    details = coordinator.details.tasks()
+    segments = {n: t.segment for n, t in details.items()} if plan.save_details else None
+    local_fn = local_output(plan.store, plan.model_name, date_id, results_json, segments)
+    local_done = anyio.Event()
+    local_box: dict[str, OutputOutcome] = {}
+
+    async def local_then_signal() -> OutputOutcome:
+        try:
+            local_box["local"] = await local_fn()
+        finally:
+            local_done.set()
+        return local_box["local"]
+
+    outputs: dict[str, OutputFn] = {"local": local_then_signal}
+    if plan.tensorboard_prefix is not None:
+        outputs["tensorboard"] = tensorboard_output(
+            plan.store, final, plan.tensorboard_prefix, plan.run_info, plan.publisher
+        )
+    if plan.push_to_hub and plan.publisher is not None:
+        from evalstream._hub import details_repo_id  # huggingface_hub only when pushing
+
+        outputs["hub"] = hub_output(
+            plan.publisher,
+            details_repo_id(plan.publisher.org, plan.model_name, plan.public),
+            plan.store,
+            plan.model_name,
+            date_id,
+            results_json,
+            local_done,
+            local_box,
+            plan.retry_hint,
+        )
+    outcomes = await run_outputs(outputs)
+    local = outcomes[0]
+    warnings.extend(local.detail.get("warnings", []))
+    return RunResult(
+        date_id=date_id,
+        model_name=plan.model_name,
+        results=final,
+        results_path=plan.store.url(local.detail["results"]) if local.ok else "",
+        details_paths={t: plan.store.url(p) for t, p in local.detail.get("details", {}).items()},
+        outputs=outcomes,
+        samples={name: t.counters.samples for name, t in details.items()},
+        nonfinite_values=count_nonfinite(final),
+        warnings=warnings,
+        workdir=workdir,
+    )

@@ -20,7 +20,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from evalstream._details import read_rows
 from evalstream._errors import RunStateError
-from evalstream._tracker import EvaluationTracker, Prepared
+from evalstream._samples import Prepared
+from evalstream._tracker import EvaluationTracker
 from evalstream._types import METRIC_CATEGORIES, Doc, ModelInfo, ModelResponse, TaskSpec
 
 if TYPE_CHECKING:

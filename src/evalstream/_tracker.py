@@ -18,16 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
-import msgspec
 
 from evalstream._coordinator import Coordinator
 from evalstream._details import DetailsActor
 from evalstream._errors import (
     ConfigError,
-    InputError,
-    MetricValueError,
     RunStateError,
-    UnknownTaskError,
 )
 from evalstream._general_config import GeneralConfigActor
 from evalstream._journal import Journal
@@ -45,15 +41,8 @@ from evalstream._messages import (
     TaskVersion,
 )
 from evalstream._metrics import MetricsActor
-from evalstream._naming import check_model_name, check_task_name, make_date_id
-from evalstream._outputs import (
-    compile_final,
-    hub_output,
-    local_output,
-    run_outputs,
-    tensorboard_output,
-)
-from evalstream._results import count_nonfinite, encode_results
+from evalstream._naming import check_model_name, check_task_name
+from evalstream._outputs import SavePlan, compile_final, write_run
 from evalstream._resume import ResumeState, load_resume
 from evalstream._runstate import (
     RunSettings,
@@ -63,9 +52,9 @@ from evalstream._runstate import (
     write_settings,
     write_status,
 )
+from evalstream._samples import Prepared, encode_batch, prepare_sample
 from evalstream._stats import AggregationRegistry, default_registry
 from evalstream._storage import OutputStore
-from evalstream._summary import OutputOutcome, RunResult
 from evalstream._task_config import TaskConfigActor
 from evalstream._tensorboard import run_info_from
 from evalstream._versions import VersionsActor
@@ -79,32 +68,12 @@ if TYPE_CHECKING:
     from evalstream._actor import ActorStats
     from evalstream._hub import HubPublisher
     from evalstream._journal import JournalStats
-    from evalstream._outputs import OutputFn
     from evalstream._retry import RetryPolicy
+    from evalstream._summary import RunResult
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 
 State = Literal["new", "running", "saving", "saved", "closed"]
-Prepared = tuple[ScoredSample, bytes]
-_NUMBER_TYPES = (int, float, bool)
 _VERSION = "0.1.0"
-
-
-class _RawBatch(msgspec.Struct, frozen=True, tag="SampleBatch", kw_only=True):
-    """A SampleBatch whose samples are already encoded: the journal splices their bytes."""
-
-    samples: list[msgspec.Raw]
-
-
-def _check_metrics(task_name: str, metrics: Mapping[str, Any]) -> None:
-    for name, value in metrics.items():
-        if type(value) in _NUMBER_TYPES:
-            continue
-        if isinstance(value, tuple | list | str) or hasattr(value, "__float__"):
-            continue
-        raise MetricValueError(
-            f"metric {name!r} of task {task_name!r} is a {type(value).__name__}, not a number "
-            "or a tuple for a corpus aggregation; convert it before logging"
-        )
 
 
 class EvaluationTracker:
@@ -378,28 +347,7 @@ class EvaluationTracker:
         scope: Scope = "both",
     ) -> Prepared:
         """Validate and encode one sample (no I/O; safe from any thread)."""
-        if task_name not in self._tasks:
-            raise UnknownTaskError(
-                f"task {task_name!r} was not declared; call log_tasks([...]) with it first "
-                f"(declared: {sorted(self._tasks)[:5]}{'...' if len(self._tasks) > 5 else ''})"
-            )
-        _check_metrics(task_name, metrics)
-        sample = ScoredSample(
-            task_name=task_name,
-            doc=doc,
-            outputs=tuple(outputs),
-            metrics=dict(metrics),
-            judgement=judgement,
-            scope=scope,
-        )
-        try:
-            encoded = ENCODER.encode(sample)
-        except (TypeError, OverflowError) as exc:
-            raise InputError(
-                f"a sample of task {task_name!r} holds a value that cannot be stored ({exc}); "
-                "convert it to str, number, list or dict"
-            ) from exc
-        return sample, encoded
+        return prepare_sample(self._tasks, task_name, doc, outputs, metrics, judgement, scope)
 
     async def log_samples(self, prepared: Sequence[Prepared]) -> None:
         """Log samples built by ``make_sample`` (one hop for many, as the sync tracker does)."""
@@ -427,9 +375,7 @@ class EvaluationTracker:
             return self.journal.stats().appended
         batch, self._pending = self._pending, []
         raws, self._pending_raw = self._pending_raw, []
-        seq = await self.journal.append(
-            ENCODER.encode(_RawBatch(samples=[msgspec.Raw(r) for r in raws]))
-        )
+        seq = await self.journal.append(encode_batch(raws))
         await self._coordinator.route(SampleBatch(samples=tuple(batch)))
         return seq
 
@@ -534,70 +480,37 @@ class EvaluationTracker:
         return result
 
     async def _write(self, coordinator: Coordinator, model_name: str) -> RunResult:
-        final, warnings = await compile_final(coordinator, self.bootstrap_iters, self.seed)
-        if self.partial is not None:
-            final["evalstream"] = self.partial
-        date_id = make_date_id()
-        results_json = encode_results(final)
-        details = coordinator.details.tasks()
-        segments = {n: t.segment for n, t in details.items()} if self.save_details else None
-        local_fn = local_output(self.store, model_name, date_id, results_json, segments)
-        local_done = anyio.Event()
-        local_box: dict[str, OutputOutcome] = {}
-
-        async def local_then_signal() -> OutputOutcome:
-            try:
-                local_box["local"] = await local_fn()
-            finally:
-                local_done.set()
-            return local_box["local"]
-
-        outputs: dict[str, OutputFn] = {"local": local_then_signal}
-        if self.push_to_tensorboard:
-            outputs["tensorboard"] = tensorboard_output(
-                self.store, final, self.tensorboard_metric_prefix, self.run_info, self.publisher
-            )
-        if self.push_to_hub and self.publisher is not None:
-            from evalstream._hub import details_repo_id
-
-            outputs["hub"] = hub_output(
-                self.publisher,
-                details_repo_id(self.publisher.org, model_name, self.public),
-                self.store,
-                model_name,
-                date_id,
-                results_json,
-                local_done,
-                local_box,
-                retry_hint=f"evalstream push {self.workdir} --org {self.publisher.org}"
-                + (" --public" if self.public else ""),
-            )
-        outcomes = await run_outputs(outputs)
-        local = outcomes[0]
-        warnings.extend(local.detail.get("warnings", []))
-        results_path = self.store.url(local.detail["results"]) if local.ok else ""
+        publisher = self.publisher
+        plan = SavePlan(
+            store=self.store,
+            model_name=model_name,
+            save_details=self.save_details,
+            bootstrap_iters=self.bootstrap_iters,
+            seed=self.seed,
+            tensorboard_prefix=self.tensorboard_metric_prefix if self.push_to_tensorboard else None,
+            run_info=self.run_info,
+            publisher=publisher,
+            push_to_hub=self.push_to_hub,
+            public=self.public,
+            retry_hint=(
+                f"evalstream push {self.workdir} --org {publisher.org}"
+                + (" --public" if self.public else "")
+                if publisher is not None
+                else ""
+            ),
+            partial=self.partial,
+        )
+        result = await write_run(plan, coordinator, str(self.workdir))
+        local = result.outputs[0]
         await self._set_status(
             state="saved" if local.ok else "failed",
-            results_path=results_path or None,
+            results_path=result.results_path or None,
             error=None if local.ok else local.error,
         )
         await self.journal.close()
         if local.ok and not self.keep_workdir:
             await anyio.to_thread.run_sync(self._clean_workdir)
-        return RunResult(
-            date_id=date_id,
-            model_name=model_name,
-            results=final,
-            results_path=results_path,
-            details_paths={
-                t: self.store.url(p) for t, p in local.detail.get("details", {}).items()
-            },
-            outputs=outcomes,
-            samples={name: t.counters.samples for name, t in details.items()},
-            nonfinite_values=count_nonfinite(final),
-            warnings=warnings,
-            workdir=str(self.workdir),
-        )
+        return result
 
     def _clean_workdir(self) -> None:
         """Drop the journal and segments of a saved run; keep its status marker."""
