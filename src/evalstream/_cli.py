@@ -1,8 +1,9 @@
-"""The ``evalstream`` command line: ``demo`` now; ``push`` and ``recover`` build on the same API."""
+"""The ``evalstream`` command line: ``demo``, ``push`` (a saved run to the Hub), ``recover``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -35,6 +36,37 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _push(args: argparse.Namespace) -> int:
+    from evalstream._push import push_saved_run
+
+    outcome = anyio.run(
+        lambda: push_saved_run(
+            args.run, args.org, public=args.public, endpoint=args.endpoint or None
+        )
+    )
+    if outcome.ok:
+        print(
+            f"pushed {len(outcome.files)} files to {outcome.repo_id} in commit {outcome.commit_oid}"
+        )
+        return 0
+    print(f"evalstream: push to {outcome.repo_id} failed: {outcome.error}", file=sys.stderr)
+    return 1
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from evalstream._recovery import recover
+
+    result = anyio.run(
+        lambda: recover(args.run_dir, output_dir=args.output_dir, model_name=args.model_name)
+    )
+    partial = result.results.get("evalstream", {})
+    print(f"recovered {sum(result.samples.values())} samples into {result.results_path}")
+    incomplete = partial.get("incomplete_tasks", [])
+    if incomplete:
+        print(f"incomplete tasks: {', '.join(incomplete)}")
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="evalstream", description=__doc__)
@@ -46,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=_demo)
+    push = sub.add_parser("push", help="publish a saved run to the Hugging Face Hub")
+    push.add_argument("run", help="the run folder (OUTPUT_DIR/.evalstream/RUN_ID) or results JSON")
+    push.add_argument("--org", required=True, help="organisation (or user) to push to")
+    push.add_argument("--public", action="store_true", help="public repo (default: _private)")
+    push.add_argument(
+        "--endpoint",
+        default=os.environ.get("HF_ENDPOINT", ""),
+        help="Hub URL (default: $HF_ENDPOINT or huggingface.co); token: $HF_TOKEN",
+    )
+    push.set_defaults(func=_push)
+    rec = sub.add_parser("recover", help="write results and details of a dead run's journal")
+    rec.add_argument("run_dir", help="the run folder, OUTPUT_DIR/.evalstream/RUN_ID")
+    rec.add_argument("--output-dir", default=None, help="write elsewhere than the run's own")
+    rec.add_argument("--model-name", default=None, help="if the run died before logging it")
+    rec.set_defaults(func=_recover)
     return parser
 
 

@@ -20,7 +20,6 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from evalstream._details import read_rows
 from evalstream._errors import RunStateError
-from evalstream._samples import Prepared
 from evalstream._tracker import EvaluationTracker
 from evalstream._types import METRIC_CATEGORIES, Doc, ModelInfo, ModelResponse, TaskSpec
 
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from types import TracebackType
 
+    from evalstream._samples import Prepared
     from evalstream._summary import RunResult
 
 T = TypeVar("T")

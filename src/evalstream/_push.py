@@ -1,0 +1,71 @@
+"""Publishing a run that was saved earlier (``evalstream push``), e.g. after a failed push.
+
+The run folder's status marker names the results file; the model name and date id come from
+it, and the details files from the date folder beside it, exactly as ``save()`` wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from evalstream._errors import ConfigError
+from evalstream._runstate import read_status
+
+if TYPE_CHECKING:
+    from evalstream._hub import PushOutcome
+    from evalstream._retry import RetryPolicy
+
+
+def _locate(run: Path) -> tuple[Path, str, str, dict[str, Path]]:
+    """(results file, model name, date id, details files by repo path) of a saved run."""
+    if run.is_file() and run.suffix == ".json":
+        results = run
+    else:
+        status = read_status(run)
+        if status is None or status.state not in ("saved", "recovered") or not status.results_path:
+            raise ConfigError(
+                f"{run} is not a saved run folder (OUTPUT_DIR/.evalstream/RUN_ID with status "
+                "'saved'); pass that folder or the results_*.json file"
+            )
+        results = Path(status.results_path)
+    if not results.is_file():
+        raise ConfigError(f"the results file {results} does not exist (was it moved?)")
+    data = json.loads(results.read_bytes())
+    model_name = (data.get("config_general") or {}).get("model_name")
+    if not model_name:
+        raise ConfigError(f"{results} names no model (config_general.model_name)")
+    date_id = results.stem.removeprefix("results_")
+    output_dir = results.parents[len(Path(model_name).parts) + 1]
+    folder = output_dir / "details" / model_name / date_id
+    details = {
+        f"{date_id}/{p.name}": p for p in sorted(folder.glob(f"details_*_{date_id}.parquet"))
+    }
+    return results, model_name, date_id, details
+
+
+async def push_saved_run(
+    run: str | Path,
+    org: str,
+    *,
+    public: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    retry: RetryPolicy | None = None,
+) -> PushOutcome:
+    """Publish a saved run to ``{org}/details_{model}`` in one commit (the card included)."""
+    from evalstream._hub import HubPublisher, details_repo_id
+
+    publisher = HubPublisher(org, token, endpoint=endpoint, public=public, retry=retry)
+    results, model_name, date_id, details = await anyio.to_thread.run_sync(_locate, Path(run))
+    results_json = await anyio.to_thread.run_sync(results.read_bytes)
+    return await publisher.publish_run(
+        details_repo_id(publisher.org, model_name, public),
+        details,
+        model_name=model_name,
+        date_id=date_id,
+        results_json=results_json,
+    )
