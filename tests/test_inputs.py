@@ -210,3 +210,19 @@ async def test_remote_output_dir_through_fsspec(tmp_path: Path) -> None:
     data = json.loads(fs.cat(result.results_path))
     assert data["config_general"]["model_name"] == "org/m"
     assert fs.exists(result.details_paths[TASK.name])
+
+
+async def test_ill_typed_tokens_fall_back_to_json_text(tmp_path: Path) -> None:
+    """A float among token ids cannot be int64: that column becomes JSON text, with a warning."""
+    with anyio.fail_after(30):
+        async with _open(tmp_path) as tracker:
+            await _log(tracker, 5)
+            odd = ModelResponse(result=[-1.0], input_tokens=[1, 2.5], generated_tokens=[3])  # type: ignore[list-item]
+            await tracker.log_sample(TASK.name, Doc(query="odd"), [odd], {"acc": 1.0})
+            result = await tracker.save()
+    assert result.ok, result.outputs
+    table = pq.read_table(result.details_paths[TASK.name])
+    assert table.num_rows == 6
+    row = next(r for r in table.to_pylist() if r["example"] == "odd")
+    assert json.loads(row["input_tokens"]) == [[1, 2.5]]
+    assert any("input_tokens" in w for w in result.warnings)

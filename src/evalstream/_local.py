@@ -66,6 +66,8 @@ def write_local_sync(
         return OutputOutcome(
             name="local", ok=False, error=str(translate_oserror(exc, store.target))
         )
+    except Exception as exc:  # noqa: BLE001 - reported in the summary; the journal keeps the run
+        return OutputOutcome(name="local", ok=False, error=f"{type(exc).__name__}: {exc}")
     return OutputOutcome(
         name="local",
         ok=True,

@@ -1,6 +1,7 @@
 """Details segments become parquet files: two streaming passes, one row group per segment frame.
 
-Pass one infers an Arrow type per column and batch and unifies them (a ``metrics`` struct may
+Columns of a fixed shape (tokens, prompts, counts) have a fixed Arrow type, so every run's files
+share a schema. For the rest, pass one infers an Arrow type per column and batch and unifies them (a ``metrics`` struct may
 gain keys, a column all-null in one batch gets its type from another). Pass two converts each
 batch with the unified schema and writes it as a row group, so memory holds one batch, never the
 task. A column whose values Arrow cannot type consistently (say, predictions that mix floats and
@@ -9,32 +10,53 @@ task. A column whose values Arrow cannot type consistently (say, predictions tha
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evalstream._details import ROWS_DECODER, DetailRow
+from evalstream._details import DetailRow
 from evalstream._frames import read_frames
 
 if TYPE_CHECKING:
-    import io
     from collections.abc import Iterator
     from pathlib import Path
 
 COLUMNS: tuple[str, ...] = DetailRow.__struct_fields__
+_TOKENS = pa.list_(pa.list_(pa.int64()))
+FIXED: dict[str, pa.DataType] = {
+    "choices": pa.list_(pa.string()),
+    "cont_tokens": _TOKENS,
+    "example": pa.string(),
+    "full_prompt": pa.string(),
+    "gold": pa.list_(pa.string()),
+    "gold_index": pa.list_(pa.int64()),
+    "input_tokens": _TOKENS,
+    "instruction": pa.string(),
+    "judge_prompt": pa.string(),
+    "judgement": pa.string(),
+    "num_asked_few_shots": pa.int64(),
+    "num_effective_few_shots": pa.int64(),
+    "padded": pa.list_(pa.int64()),
+    "truncated": pa.list_(pa.int64()),
+}
+"""Columns whose type never depends on the data: the same schema in every run and file."""
 _JSON = msgspec.json.Encoder()
+_ROWS = msgspec.msgpack.Decoder()  # untyped: rows come back as lists, in COLUMNS order
+_INDEX = {name: i for i, name in enumerate(COLUMNS)}
 
 
-def _batches(segment: Path) -> Iterator[list[DetailRow]]:
+def _batches(segment: Path) -> Iterator[list[list[Any]]]:
     if segment.exists():
         for payload in read_frames(segment):
-            yield ROWS_DECODER.decode(payload)
+            yield _ROWS.decode(payload)
 
 
-def _column(rows: list[DetailRow], name: str) -> list[Any]:
-    return [getattr(row, name) for row in rows]
+def _column(rows: list[list[Any]], name: str) -> list[Any]:
+    i = _INDEX[name]
+    return [row[i] for row in rows]
 
 
 def _as_json(values: list[Any]) -> list[str | None]:
@@ -46,7 +68,7 @@ def _infer_schema(segment: Path) -> tuple[pa.Schema, set[str]]:
     json_columns: set[str] = set()
     for rows in _batches(segment):
         for name in COLUMNS:
-            if name in json_columns:
+            if name in json_columns or name in FIXED:
                 continue
             try:
                 inferred = pa.array(_column(rows, name)).type
@@ -63,26 +85,62 @@ def _infer_schema(segment: Path) -> tuple[pa.Schema, set[str]]:
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
                 json_columns.add(name)
     fields = [
-        pa.field(n, pa.string() if n in json_columns else types.get(n, pa.null())) for n in COLUMNS
+        pa.field(n, FIXED[n])
+        if n in FIXED
+        else pa.field(n, pa.string() if n in json_columns else types.get(n, pa.null()))
+        for n in COLUMNS
     ]
     return pa.schema(fields), json_columns
 
 
-def segment_to_parquet(segment: Path, sink: Path | io.BytesIO) -> tuple[int, list[str]]:
-    """Write the rows of ``segment`` as parquet to ``sink``; return (rows, JSON-text columns)."""
-    schema, json_columns = _infer_schema(segment)
+class _ColumnError(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _write(
+    segment: Path, sink: Path | io.BytesIO, schema: pa.Schema, json_columns: set[str]
+) -> int:
     rows_written = 0
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         for rows in _batches(segment):
             arrays = []
             for field in schema:
                 values = _column(rows, field.name)
-                if field.name in json_columns:
-                    arrays.append(pa.array(_as_json(values), type=pa.string()))
-                else:
-                    arrays.append(pa.array(values, type=field.type))
+                try:
+                    if field.name in json_columns:
+                        arrays.append(pa.array(_as_json(values), type=pa.string()))
+                    elif field.name in FIXED:
+                        # infer, then a safe cast: converting with the type given would
+                        # silently truncate a float among int64 token ids
+                        array = pa.array(values)
+                        arrays.append(array if array.type == field.type else array.cast(field.type))
+                    else:
+                        arrays.append(pa.array(values, type=field.type))
+                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+                    raise _ColumnError(field.name) from exc
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
             rows_written += len(rows)
         if rows_written == 0:
             writer.write_table(schema.empty_table())
-    return rows_written, sorted(json_columns)
+    return rows_written
+
+
+def segment_to_parquet(segment: Path, sink: Path | io.BytesIO) -> tuple[int, list[str]]:
+    """Write the rows of ``segment`` as parquet to ``sink``; return (rows, JSON-text columns).
+
+    A value that does not fit its column's type (a float among token ids, say) turns that
+    column into JSON text for the file, and the conversion starts again.
+    """
+    schema, json_columns = _infer_schema(segment)
+    while True:
+        try:
+            return _write(segment, sink, schema, json_columns), sorted(json_columns)
+        except _ColumnError as exc:
+            if exc.name in json_columns:
+                raise
+            json_columns.add(exc.name)
+            schema = schema.set(schema.get_field_index(exc.name), pa.field(exc.name, pa.string()))
+            if isinstance(sink, io.BytesIO):
+                sink.seek(0)
+                sink.truncate()
