@@ -161,3 +161,45 @@ def test_tensorboard_events_pushed_in_one_commit(tmp_path: Path) -> None:
         acc = EventAccumulator(str(local.parent))
         acc.Reload()
         assert acc.Scalars("eval_mmlu/mmlu_anatomy/acc")[0].step == 7
+
+
+def test_custom_targets_push_the_saved_files(tmp_path: Path) -> None:
+    """push_results_to_hub / push_details_to_hub put the saved bytes where asked, one commit each."""
+
+    async def run(hub: LoopbackHub) -> tuple[Any, list[Any]]:
+        async with EvaluationTracker(
+            tmp_path,
+            hub_results_org=ORG,
+            hub_token=hub.token,
+            hub_endpoint=hub.endpoint,
+            push_to_tensorboard=False,
+        ) as tracker:
+            assert tracker.publisher is None  # no push asked for: no publisher, no token needed
+        async with EvaluationTracker(
+            tmp_path,
+            push_to_hub=True,
+            hub_results_org=ORG,
+            hub_token=hub.token,
+            hub_endpoint=hub.endpoint,
+        ) as tracker:
+            await tracker.log_model_info(ModelInfo(model_name="org/m"))
+            await tracker.log_tasks(TASKS[:2])
+            rng = random.Random(2)
+            for i in range(10):
+                await tracker.log_sample(TASKS[i % 2].name, *sample(rng, TASKS[i % 2], i))
+            result = await tracker.save()
+            outcomes = [
+                await tracker.push_results_to_hub(f"{ORG}/custom", "runs/results.json"),
+                await tracker.push_details_to_hub(f"{ORG}/custom", "runs/{task_name}.parquet"),
+                await tracker.recreate_metadata_card(REPO),
+            ]
+        return result, outcomes
+
+    with LoopbackHub() as hub:
+        result, outcomes = anyio.run(run, hub)
+        assert all(o.ok for o in outcomes), outcomes
+        custom = f"{ORG}/custom"
+        assert len(_ours(hub, custom)) == 2
+        assert hub.file_bytes(custom, "runs/results.json") == Path(result.results_path).read_bytes()
+        for task, local in result.details_paths.items():
+            assert hub.file_bytes(custom, f"runs/{task}.parquet") == Path(local).read_bytes()

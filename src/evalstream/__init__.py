@@ -18,6 +18,9 @@ from evalstream._errors import (
     UnknownTaskError,
     UnsafeNameError,
 )
+from evalstream._push import push_saved_run
+from evalstream._recovery import recover
+from evalstream._retry import RetryPolicy
 from evalstream._summary import OutputOutcome, RunResult
 from evalstream._sync import SyncEvaluationTracker
 from evalstream._tensorboard import RunInfo
@@ -39,6 +42,7 @@ __all__ = [
     "ModelInfo",
     "ModelResponse",
     "OutputOutcome",
+    "RetryPolicy",
     "RunInfo",
     "RunResult",
     "RunStateError",
@@ -51,4 +55,6 @@ __all__ = [
     "UnsafeNameError",
     "__version__",
     "default_registry",
+    "push_saved_run",
+    "recover",
 ]

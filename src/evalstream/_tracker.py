@@ -26,6 +26,7 @@ from evalstream._errors import (
     RunStateError,
 )
 from evalstream._general_config import GeneralConfigActor
+from evalstream._hub_targets import HubTargets
 from evalstream._journal import Journal
 from evalstream._messages import (
     ENCODER,
@@ -76,7 +77,7 @@ State = Literal["new", "running", "saving", "saved", "closed"]
 _VERSION = "0.1.0"
 
 
-class EvaluationTracker:
+class EvaluationTracker(HubTargets):
     """Records one evaluation run; use as ``async with EvaluationTracker(...) as tracker``.
 
     Durability: ``flush()`` returns once every sample logged before it is fsynced. In the

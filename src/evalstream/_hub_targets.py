@@ -1,0 +1,66 @@
+"""lighteval's custom-target Hub calls on the tracker: push a saved run's files anywhere.
+
+lighteval's ``push_results_to_hub`` and ``push_details_to_hub`` are broken (they reference
+attributes that no longer exist); these work, and each pushes in a single commit through the
+tracker's publisher, with its retry policy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evalstream._errors import ConfigError, RunStateError
+
+if TYPE_CHECKING:
+    from evalstream._hub import HubPublisher, PushOutcome
+    from evalstream._summary import RunResult
+
+
+class HubTargets:
+    """Mixin for EvaluationTracker: needs ``publisher`` and ``result``."""
+
+    publisher: HubPublisher | None
+
+    @property
+    def result(self) -> RunResult | None:
+        raise NotImplementedError
+
+    def _saved(self) -> tuple[HubPublisher, RunResult]:
+        if self.publisher is None:
+            raise ConfigError(
+                "no Hub publisher: construct the tracker with hub_results_org=... and a token "
+                "(hub_token=... or HF_TOKEN) to push to custom targets"
+            )
+        if self.result is None or not self.result.results_path:
+            raise RunStateError("save() the run first: these calls push the saved files")
+        return self.publisher, self.result
+
+    async def push_results_to_hub(
+        self, repo_id: str, path_in_repo: str, private: bool | None = None
+    ) -> PushOutcome:
+        """Push the saved results JSON to ``repo_id`` at ``path_in_repo``, in one commit."""
+        publisher, result = self._saved()
+        data = Path(result.results_path).read_bytes()
+        return await publisher.push_results_to_hub(repo_id, path_in_repo, data, private)
+
+    async def push_details_to_hub(
+        self, repo_id: str, path_in_repo: str, private: bool | None = None
+    ) -> PushOutcome:
+        """Push the saved details files, one per task, in one commit.
+
+        ``{task_name}`` in ``path_in_repo`` is replaced by each task's name; otherwise
+        ``path_in_repo`` is a folder holding the files under their own names.
+        """
+        publisher, result = self._saved()
+        if "{task_name}" in path_in_repo:
+            files = {task: Path(p) for task, p in result.details_paths.items()}
+        else:
+            files = {Path(p).name: Path(p) for p in result.details_paths.values()}
+        return await publisher.push_details_to_hub(repo_id, path_in_repo, files, private)
+
+    async def recreate_metadata_card(self, repo_id: str) -> PushOutcome:
+        """Rebuild ``repo_id``'s dataset card from its files and newest results."""
+        if self.publisher is None:
+            raise ConfigError("no Hub publisher: pass hub_results_org=... and a token")
+        return await self.publisher.recreate_metadata_card(repo_id)
