@@ -7,13 +7,14 @@ tracker's publisher, with its retry policy.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalstream._errors import ConfigError, RunStateError
+from evalstream._results import encode_results
 
 if TYPE_CHECKING:
     from evalstream._hub import HubPublisher, PushOutcome
+    from evalstream._storage import OutputStore
     from evalstream._summary import RunResult
 
 
@@ -21,6 +22,7 @@ class HubTargets:
     """Mixin for EvaluationTracker: needs ``publisher`` and ``result``."""
 
     publisher: HubPublisher | None
+    store: OutputStore
 
     @property
     def result(self) -> RunResult | None:
@@ -41,7 +43,7 @@ class HubTargets:
     ) -> PushOutcome:
         """Push the saved results JSON to ``repo_id`` at ``path_in_repo``, in one commit."""
         publisher, result = self._saved()
-        data = Path(result.results_path).read_bytes()
+        data = encode_results(result.results)  # deterministic: the bytes that were written
         return await publisher.push_results_to_hub(repo_id, path_in_repo, data, private)
 
     async def push_details_to_hub(
@@ -53,10 +55,11 @@ class HubTargets:
         ``path_in_repo`` is a folder holding the files under their own names.
         """
         publisher, result = self._saved()
+        local = {t: self.store.local(rel) for t, rel in result.outputs[0].detail["details"].items()}
         if "{task_name}" in path_in_repo:
-            files = {task: Path(p) for task, p in result.details_paths.items()}
+            files = dict(local)
         else:
-            files = {Path(p).name: Path(p) for p in result.details_paths.values()}
+            files = {p.name: p for p in local.values()}
         return await publisher.push_details_to_hub(repo_id, path_in_repo, files, private)
 
     async def recreate_metadata_card(self, repo_id: str) -> PushOutcome:
