@@ -9,27 +9,18 @@ closes the inboxes, lets each actor compile, aggregates, and runs the outputs co
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
 
-from evalstream._coordinator import Coordinator
-from evalstream._details import DetailsActor
 from evalstream._errors import (
     ConfigError,
     RunStateError,
 )
-from evalstream._general_config import GeneralConfigActor
 from evalstream._hub_targets import HubTargets
-from evalstream._journal import Journal
 from evalstream._messages import (
-    ENCODER,
     ArgsInfo,
     EndOfRun,
     ModelInfoLogged,
@@ -41,32 +32,23 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._metrics import MetricsActor
 from evalstream._naming import check_model_name, check_task_name
 from evalstream._outputs import SavePlan, compile_final, write_run
 from evalstream._resume import ResumeState, load_resume
-from evalstream._runstate import (
-    RunSettings,
-    RunStatus,
-    new_status,
-    update_status,
-    write_settings,
-    write_status,
-)
+from evalstream._runhost import RunHost
+from evalstream._runstate import RunSettings
 from evalstream._samples import Prepared, encode_batch, prepare_sample
 from evalstream._stats import AggregationRegistry, default_registry
 from evalstream._storage import OutputStore
-from evalstream._task_config import TaskConfigActor
 from evalstream._tensorboard import run_info_from
-from evalstream._versions import VersionsActor
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
 
-    from anyio.abc import TaskGroup
-
     from evalstream._actor import ActorStats
+    from evalstream._coordinator import Coordinator
     from evalstream._hub import HubPublisher
     from evalstream._journal import JournalStats
     from evalstream._retry import RetryPolicy
@@ -135,14 +117,24 @@ class EvaluationTracker(HubTargets):
         self.durable = durable
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.start_time = time.time()
-        stamp = datetime.fromtimestamp(self.start_time).astimezone().strftime("%Y%m%dT%H%M%S")
-        self.run_id = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.workdir = self.store.local(f".evalstream/{self.run_id}")
-        self.journal = Journal(
-            self.workdir / "journal",
+        self._host = RunHost(
+            self.store,
+            RunSettings(
+                output_dir=self.store.target,
+                save_details=save_details,
+                bootstrap_iters=bootstrap_iters,
+                seed=seed,
+                tensorboard_metric_prefix=tensorboard_metric_prefix,
+            ),
+            self.registry,
+            start_time=self.start_time,
+            inbox_capacity=inbox_capacity,
+            flush_every_frames=max(1, flush_every // batch_size),
             flush_interval=flush_interval,
-            flush_every=max(1, flush_every // batch_size),
         )
+        self.run_id = self._host.run_id
+        self.workdir = self._host.workdir
+        self.journal = self._host.journal
         self.partial: dict[str, Any] | None = None
         self.publisher: HubPublisher | None = None
         if push_to_hub or (push_to_tensorboard and self.hub_results_org):
@@ -156,7 +148,6 @@ class EvaluationTracker(HubTargets):
                 retry=hub_retry,
             )
         self._state: State = "new"
-        self._status: RunStatus | None = None
         self._tasks: dict[str, TaskSpec] = {}
         self._model: ModelInfo | None = None
         self._pending: list[ScoredSample] = []
@@ -164,7 +155,6 @@ class EvaluationTracker(HubTargets):
         self._logged = 0
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
-        self._tg: TaskGroup | None = None
         self._result: RunResult | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -177,50 +167,16 @@ class EvaluationTracker(HubTargets):
             if self.resume_from is not None
             else None
         )
-        status = new_status(self.run_id, self.start_time)
-        await anyio.to_thread.run_sync(self._prepare_workdir, status)
-        self._status = status
-        self._coordinator = Coordinator(
-            general=GeneralConfigActor(
-                tool_sha=f"evalstream-{_VERSION}", start_time=self.start_time
-            ),
-            details=DetailsActor(self.workdir, save_details=self.save_details),
-            metrics=MetricsActor(self.registry),
-            versions=VersionsActor(),
-            task_config=TaskConfigActor(),
-            capacity=self.inbox_capacity,
-        )
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        try:
-            await self._tg.start(self.journal.run)
-            await self._coordinator.start(self._tg)
-            self._state = "running"
-            if resume is not None:
+        self._coordinator = await self._host.start()
+        self._state = "running"
+        if resume is not None:
+            try:
                 await self._replay(resume)
-        except BaseException as exc:
-            self._state = "closed"
-            await self.journal.close()
-            if self._coordinator is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._coordinator.close()
-            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+            except BaseException as exc:
+                self._state = "closed"
+                await self._host.abort(exc)
+                raise
         return self
-
-    def _prepare_workdir(self, status: RunStatus) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        write_settings(
-            self.workdir,
-            RunSettings(
-                output_dir=self.store.target,
-                save_details=self.save_details,
-                bootstrap_iters=self.bootstrap_iters,
-                seed=self.seed,
-                tensorboard_metric_prefix=self.tensorboard_metric_prefix,
-            ),
-        )
-        write_status(self.workdir, status)
 
     async def __aexit__(
         self,
@@ -228,30 +184,15 @@ class EvaluationTracker(HubTargets):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        assert self._tg is not None and self._coordinator is not None
         try:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                if self._state in ("running", "saving"):
+            if self._state in ("running", "saving"):
+                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
                     await self._ship()
-                    await self._coordinator.close()
-                    cancelled = exc_type is not None and issubclass(
-                        exc_type, anyio.get_cancelled_exc_class()
-                    )
-                    state = "failed" if exc is not None and not cancelled else "cancelled"
-                    error = repr(exc) if exc is not None else "exited without save()"
-                    await self._set_status(state=state, error=error)
-                await self.journal.close()
+                    await self._host.end(exc_type, exc)
         finally:
             self._state = "closed"
-            suppressed = await self._tg.__aexit__(exc_type, exc, tb)
+            suppressed = await self._host.stop(exc_type, exc, tb)
         return suppressed
-
-    async def _set_status(self, **changes: Any) -> None:
-        if self._status is not None:
-            status = self._status
-            self._status = await anyio.to_thread.run_sync(
-                lambda: update_status(self.workdir, status, **changes)
-            )
 
     # -- logging -----------------------------------------------------------------------------
 
@@ -264,15 +205,14 @@ class EvaluationTracker(HubTargets):
                 "start a new tracker for a new run"
             )
         if healthy:
-            failure = self.journal.failure or self._coordinator.details.failure
+            failure = self._host.failure()
             if failure is not None:
                 raise failure
         return self._coordinator
 
     async def _send(self, message: RunMessage) -> None:
-        coordinator = self._running()
-        await self.journal.append(ENCODER.encode(message))
-        await coordinator.route(message)
+        self._running()
+        await self._host.send(message)
 
     async def log_args_info(
         self,
@@ -462,16 +402,14 @@ class EvaluationTracker(HubTargets):
         self._state = "saving"
         try:
             await self._ship()
-            end = EndOfRun(end_time=time.time())
-            await self.journal.append(ENCODER.encode(end))
-            await coordinator.route(end)
+            await self._host.send(EndOfRun(end_time=time.time()))
             await self.journal.wait_synced()
             await coordinator.close()
             result = await self._write(coordinator, self._model.model_name)
         except BaseException as exc:
             cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
             with anyio.CancelScope(shield=True):
-                await self._set_status(
+                await self._host.set_status(
                     state="cancelled" if cancelled else "failed", error=repr(exc)
                 )
             self._state = "closed"
@@ -503,20 +441,15 @@ class EvaluationTracker(HubTargets):
         )
         result = await write_run(plan, coordinator, str(self.workdir))
         local = result.outputs[0]
-        await self._set_status(
+        await self._host.set_status(
             state="saved" if local.ok else "failed",
             results_path=result.results_path or None,
             error=None if local.ok else local.error,
         )
         await self.journal.close()
         if local.ok and not self.keep_workdir:
-            await anyio.to_thread.run_sync(self._clean_workdir)
+            await anyio.to_thread.run_sync(self._host.clean)
         return result
-
-    def _clean_workdir(self) -> None:
-        """Drop the journal and segments of a saved run; keep its status marker."""
-        for name in ("journal", "segments"):
-            shutil.rmtree(self.workdir / name, ignore_errors=True)
 
     async def preview(self) -> dict[str, Any]:
         """The final dict as it would be saved now, without ending the run."""
