@@ -40,3 +40,32 @@ async def test_save_writes_tensorboard_scalars_at_the_run_step(tmp_path: Path) -
     events = acc.Scalars("eval_mmlu/mmlu_anatomy/acc")
     assert [e.step for e in events] == [1200]
     assert events[0].value == pytest.approx(np.float32(value))
+
+
+async def test_live_scalars_show_progress_before_save(tmp_path: Path) -> None:
+    """With live_scalars_every, running means reach TensorBoard while the run goes on."""
+    rng = random.Random(5)
+    task = TASKS[0]
+    with anyio.fail_after(60):
+        async with EvaluationTracker(
+            tmp_path,
+            batch_size=10,
+            live_scalars_every=20,
+            nanotron_run_info=RunInfo(run="live", step=3),
+        ) as tracker:
+            await tracker.log_model_info(ModelInfo(model_name="org/m"))
+            await tracker.log_tasks([task])
+            accs = []
+            for i in range(100):
+                doc, outputs, metrics = sample(rng, task, i)
+                accs.append(metrics["acc"])
+                await tracker.log_sample(task.name, doc, outputs, metrics)
+            await tracker.flush()
+            logdir = tmp_path / "tb" / "live_eval_live" / "step_0000003"
+            acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+            acc.Reload()
+            tag = next(t for t in acc.Tags()["scalars"] if t.endswith("/acc"))
+            events = acc.Scalars(tag)
+            assert [e.step for e in events] == [20, 40, 60, 80, 100]
+            assert events[1].value == pytest.approx(np.float32(sum(accs[:40]) / 40))
+            await tracker.save()

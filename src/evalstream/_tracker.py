@@ -40,7 +40,7 @@ from evalstream._runstate import RunSettings
 from evalstream._samples import Prepared, encode_batch, prepare_sample
 from evalstream._stats import AggregationRegistry, default_registry
 from evalstream._storage import OutputStore
-from evalstream._tensorboard import run_info_from
+from evalstream._tensorboard import LiveScalars, run_info_from
 
 if TYPE_CHECKING:
     import os
@@ -92,6 +92,7 @@ class EvaluationTracker(HubTargets):
         hub_token: str | None = None,
         hub_endpoint: str | None = None,
         hub_retry: RetryPolicy | None = None,
+        live_scalars_every: int | None = None,
     ) -> None:
         if batch_size < 1 or inbox_capacity < 1 or flush_every < 1:
             raise ConfigError("batch_size, inbox_capacity and flush_every must be at least 1")
@@ -136,6 +137,16 @@ class EvaluationTracker(HubTargets):
         self.workdir = self._host.workdir
         self.journal = self._host.journal
         self.partial: dict[str, Any] | None = None
+        self._live = (
+            LiveScalars(
+                self.store.root,
+                every=live_scalars_every,
+                prefix=tensorboard_metric_prefix,
+                run_info=self.run_info,
+            )
+            if live_scalars_every
+            else None
+        )
         self.publisher: HubPublisher | None = None
         if push_to_hub or (push_to_tensorboard and self.hub_results_org):
             from evalstream._hub import HubPublisher  # huggingface_hub only when pushing
@@ -169,14 +180,21 @@ class EvaluationTracker(HubTargets):
         )
         self._coordinator = await self._host.start()
         self._state = "running"
-        if resume is not None:
-            try:
+        try:
+            if self._live is not None:
+                await self._live.__aenter__()
+            if resume is not None:
                 await self._replay(resume)
-            except BaseException as exc:
-                self._state = "closed"
-                await self._host.abort(exc)
-                raise
+        except BaseException as exc:
+            self._state = "closed"
+            await self._host.abort(exc)
+            raise
         return self
+
+    async def _close_live(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            await live.__aexit__(None, None, None)
 
     async def __aexit__(
         self,
@@ -191,7 +209,11 @@ class EvaluationTracker(HubTargets):
                     await self._host.end(exc_type, exc)
         finally:
             self._state = "closed"
-            suppressed = await self._host.stop(exc_type, exc, tb)
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._close_live()
+            finally:
+                suppressed = await self._host.stop(exc_type, exc, tb)
         return suppressed
 
     # -- logging -----------------------------------------------------------------------------
@@ -318,6 +340,10 @@ class EvaluationTracker(HubTargets):
         raws, self._pending_raw = self._pending_raw, []
         seq = await self.journal.append(encode_batch(raws))
         await self._coordinator.route(SampleBatch(samples=tuple(batch)))
+        if self._live is not None:
+            for sample in batch:
+                if sample.scope != "details":
+                    await self._live.observe(sample.task_name, sample.metrics)
         return seq
 
     async def log_num_docs(
@@ -403,6 +429,7 @@ class EvaluationTracker(HubTargets):
         try:
             await self._ship()
             await self._host.send(EndOfRun(end_time=time.time()))
+            await self._close_live()
             await self.journal.wait_synced()
             await coordinator.close()
             result = await self._write(coordinator, self._model.model_name)
