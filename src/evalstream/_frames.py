@@ -1,9 +1,18 @@
 """Length-prefixed, checksummed frames: the on-disk unit of details segments and the journal.
 
-A frame is ``<u32 length><u32 crc32(payload)><payload>``, little-endian. Appending a frame is one
-``write`` call, so a crash cuts at most the last frame. Reading drops a torn tail (a short header,
-a short payload, or a bad checksum on the very last frame) and raises on a bad checksum anywhere
-else, naming the file and offset: data before it is still returned by ``read_frames(strict=False)``.
+A frame is ``<u32 length><u32 crc32(payload)><payload>``, little-endian, with a non-empty
+payload. Appending a frame is one ``write`` call, so a crash cuts at most the frames of the last
+write. Reading stops at the first bad frame (a short header or payload, an empty payload, or a
+bad checksum) and calls it:
+
+- a *torn tail*, dropped silently, when nothing readable can follow it: the file ends inside the
+  frame, or right after its bad payload, or every byte from the frame on is zero (the zero-filled
+  tail some file systems leave after a power cut);
+- *corruption* otherwise, named by file and byte offset: ``read_frames`` raises, and with
+  ``strict=False`` returns the intact frames before it.
+
+Accepted limit: a bit flip in a length field that points past the end of the file cannot be
+told from a write cut by a crash, so it reads as a torn tail at that frame.
 """
 
 from __future__ import annotations
@@ -20,10 +29,13 @@ if TYPE_CHECKING:
 
 _HEADER = struct.Struct("<II")
 HEADER_SIZE = _HEADER.size
+_CHUNK = 1 << 16
 
 
 def frame(payload: bytes) -> bytes:
-    """The bytes of one frame holding ``payload``."""
+    """The bytes of one frame holding ``payload`` (which must not be empty)."""
+    if not payload:
+        raise ValueError("a frame's payload cannot be empty")
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -35,6 +47,14 @@ class FrameScan:
         self.good_bytes = 0
         self.torn_tail = False
         self.corrupt_at: int | None = None
+
+
+def _zeros_to_end(handle: BinaryIO) -> bool:
+    """True when every byte from the handle's position to the end of the file is zero."""
+    while chunk := handle.read(_CHUNK):
+        if chunk.count(0) != len(chunk):
+            return False
+    return True
 
 
 def iter_frames(handle: BinaryIO, scan: FrameScan | None = None) -> Iterator[bytes]:
@@ -53,11 +73,16 @@ def iter_frames(handle: BinaryIO, scan: FrameScan | None = None) -> Iterator[byt
         if len(payload) < length:
             scan.torn_tail = True
             return
-        if zlib.crc32(payload) != crc:
-            if handle.read(1):
-                scan.corrupt_at = offset
-            else:
+        if length == 0 or zlib.crc32(payload) != crc:
+            handle.seek(offset)
+            if _zeros_to_end(handle):
                 scan.torn_tail = True
+            else:
+                handle.seek(offset + HEADER_SIZE + length)
+                if handle.read(1):
+                    scan.corrupt_at = offset
+                else:
+                    scan.torn_tail = True
             return
         offset += HEADER_SIZE + length
         scan.frames += 1

@@ -1,14 +1,19 @@
 """The write-ahead journal: every message of a run, framed and checksummed, before any actor.
 
-Appending never touches the disk on the event loop: frames go to a bounded in-memory queue
-and one writer task moves them to the current segment from a worker thread (one ``write`` per
-group of frames). Durability is group commit: whoever needs it waits for a sequence number;
-the writer fsyncs once for every waiter queued meanwhile. A background policy fsyncs every
-``flush_every`` frames' worth of samples or ``flush_interval`` seconds.
+Appending never touches the disk on the event loop: ``append`` puts the frame in an in-memory
+queue and gives it a sequence number at once, then waits while the queue is over its bound
+(back-pressure). One writer task moves queued frames to the current segment from a worker thread
+(one ``write`` per group of frames). Durability is group commit: whoever needs it waits for a
+sequence number; the writer fsyncs once for every waiter queued meanwhile. A background policy
+fsyncs every ``flush_every`` frames or ``flush_interval`` seconds. A new segment's folder entry
+is fsynced with it, so an fsynced frame survives a power cut, not only a process crash.
 
 A failed write (disk full, read-only folder) truncates the segment back to its last good frame,
-keeps the frames queued, and reports a StorageError to producers until a write succeeds: the
-journal on disk is always readable up to its last good frame.
+keeps the frames queued, retries in the background and reports a StorageError in ``failure``
+(and to ``wait_synced``) until a write succeeds: the journal on disk is always readable up to
+its last good frame, and a frame once appended is never dropped while the journal runs. Closing
+makes one last attempt; frames that still cannot be written are then given up (they were never
+reported durable). A failed fsync does not rewrite the frames it covered: it is retried.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from typing import TYPE_CHECKING, BinaryIO
 import anyio
 import msgspec
 
-from evalstream._errors import EvalStreamError, StorageError
-from evalstream._frames import FrameScan, frame, iter_frames
+from evalstream._errors import JournalCorruptError, RunStateError, StorageError
+from evalstream._frames import HEADER_SIZE, FrameScan, frame, iter_frames
 from evalstream._messages import DECODER, RunMessage
 from evalstream._storage import translate_oserror
 
@@ -30,6 +35,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from anyio.abc import TaskStatus
+
+_RETRY_DELAY = 0.05  # seconds between background retries of a failing disk
 
 
 class JournalStats(msgspec.Struct, frozen=True):
@@ -45,6 +52,15 @@ class JournalStats(msgspec.Struct, frozen=True):
 def segment_paths(folder: Path) -> list[Path]:
     """The journal segments of ``folder``, oldest first."""
     return sorted(folder.glob("*.wal"))
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make ``folder``'s entries (new or renamed files) durable (blocking)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Journal:
@@ -74,33 +90,54 @@ class Journal:
         self._wake = anyio.Event()
         self._progress = anyio.Event()
         self._closed = False
+        self._stopped = False
         self._handle: BinaryIO | None = None
-        self._segment_index = len(segment_paths(folder)) if folder.exists() else 0
+        self._segment_index = 0
+        self._segments = 0
         self._segment_size = 0
         self._good_size = 0
+        self._dirty = False  # the segment may hold bytes past _good_size (a failed write)
+        self._dir_dirty = False  # a segment was created since the folder was last fsynced
 
     # -- producer side ---------------------------------------------------------------------
 
     async def append(self, payload: bytes) -> int:
-        """Queue one message's bytes; returns its sequence number (waits while the queue is full)."""
-        if self.failure is not None:
-            raise self.failure
-        while self._queued_bytes >= self.max_queued_bytes and not self._closed:
-            await self._wait_progress()
-            if self.failure is not None:
-                raise self.failure
-        self._queue.append(frame(payload))
-        self._queued_bytes += len(self._queue[-1])
+        """Queue one message's bytes and return its sequence number.
+
+        The frame is queued before the first await, so a ``wait_synced()`` that starts after
+        this call covers it; the call then waits while the queue is over its bound and the
+        writer is healthy (a failing writer keeps frames queued; ``failure`` says why).
+        """
+        if self._closed:
+            raise RunStateError("the journal is closed; nothing can be appended")
+        data = frame(payload)
+        self._queue.append(data)
+        self._queued_bytes += len(data)
         self._appended += 1
+        seq = self._appended
         self._wake.set()
-        return self._appended
+        while (
+            self._queued_bytes > self.max_queued_bytes
+            and self.failure is None
+            and not self._stopped
+        ):
+            await self._wait_progress()
+        return seq
 
     async def wait_synced(self, seq: int | None = None) -> None:
-        """Return once message ``seq`` (default: everything appended) is fsynced."""
+        """Return once message ``seq`` (default: everything appended) is fsynced.
+
+        Raises the StorageError of a failing disk once a retry has failed too, and RunStateError
+        when the writer has stopped before reaching ``seq``.
+        """
         target = self._appended if seq is None else seq
         self._sync_wanted = max(self._sync_wanted, target)
         self._wake.set()
         while self._synced < target:
+            if self._stopped:
+                raise self.failure or RunStateError(
+                    f"the journal stopped before message {target} was fsynced"
+                )
             if self.failure is not None:
                 self._wake.set()
             await self._wait_progress()
@@ -118,7 +155,10 @@ class Journal:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """The writer loop: write frames as they come, fsync by policy or demand, until closed."""
-        await anyio.to_thread.run_sync(lambda: self.folder.mkdir(parents=True, exist_ok=True))
+        try:
+            await anyio.to_thread.run_sync(self._open_folder)
+        except OSError as exc:
+            raise translate_oserror(exc, f"the journal folder {self.folder}") from exc
         task_status.started()
         last_sync = anyio.current_time()
         try:
@@ -133,85 +173,125 @@ class Journal:
                     or self._sync_wanted > self._synced
                     or unsynced >= self.flush_every
                     or now - last_sync >= self.flush_interval
+                    or self.failure is not None
                 )
                 await self._drain(sync=sync)
                 if sync and self.failure is None:
                     last_sync = now
-                if self._closed and not self._queue:
+                if self._closed and (not self._queue or self.failure is not None):
                     break
         finally:
+            self._stopped = True
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._close_handle)
+                try:
+                    await anyio.to_thread.run_sync(self._close_handle)
+                except OSError as exc:
+                    self.failure = translate_oserror(exc, f"the journal in {self.folder}")
+                else:
+                    if not self._queue:
+                        self._synced = self._written
             self._notify()
+
+    def _open_folder(self) -> None:
+        """Create the journal folder (its entry made durable) and continue after any segment."""
+        if not self.folder.is_dir():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fsync_dir(self.folder.parent)
+        existing = segment_paths(self.folder)
+        self._segment_index = int(existing[-1].stem) + 1 if existing else 0
 
     async def _drain(self, *, sync: bool) -> None:
         batch = list(self._queue)
         if not batch and not sync:
             return
         try:
-            await anyio.to_thread.run_sync(self._write_sync, batch, sync)
-        except OSError as exc:
+            sync_error = await anyio.to_thread.run_sync(self._write_sync, batch, sync)
+        except OSError as exc:  # nothing of the batch counts as written
             self.failure = translate_oserror(exc, f"the journal in {self.folder}")
         else:
-            self.failure = None
             del self._queue[: len(batch)]
             self._queued_bytes -= sum(len(f) for f in batch)
             self._written += len(batch)
-            if sync:
-                self._synced = self._written
+            if sync_error is not None:
+                self.failure = translate_oserror(sync_error, f"the journal in {self.folder}")
+            else:
+                self.failure = None
+                if sync:
+                    self._synced = self._written
         self._notify()
-        if self.failure is not None:  # back off before retrying a failing disk
-            await anyio.sleep(min(self.flush_interval, 0.05))
+        if self.failure is not None and not self._closed:  # back off, then retry
+            await anyio.sleep(min(self.flush_interval, _RETRY_DELAY))
             self._wake.set()
 
-    def _write_sync(self, frames: list[bytes], sync: bool) -> None:
+    def _write_sync(self, frames: list[bytes], sync: bool) -> OSError | None:
+        """Write ``frames`` (raises, with the segment cut back, if that fails), then fsync.
+
+        Returns the fsync's error instead of raising it: the frames are written either way.
+        """
         if frames:
-            if self._handle is None or self._segment_size >= self.segment_bytes:
-                self._rotate()
+            self._ensure_segment()
             assert self._handle is not None
             data = b"".join(frames)
             try:
                 self._handle.write(data)
                 self._handle.flush()
             except OSError:
-                self._truncate_to_good()
+                self._dirty = True
+                self._drop_handle()
+                with contextlib.suppress(OSError):  # else cut back before the next write
+                    self._ensure_segment()
                 raise
             self._segment_size += len(data)
             self._good_size = self._segment_size
         if sync and self._handle is not None:
-            os.fsync(self._handle.fileno())
+            try:
+                self._fsync()
+            except OSError as exc:
+                return exc
+        return None
 
-    def _truncate_to_good(self) -> None:
-        """After a failed write, cut the segment back to its last whole frame."""
+    def _fsync(self) -> None:
         assert self._handle is not None
-        with contextlib.suppress(OSError):
-            self._handle.close()
-        path = self._path(self._segment_index)
-        with path.open("r+b") as handle:
-            handle.truncate(self._good_size)
-        self._handle = path.open("ab")
-        self._segment_size = self._good_size
+        os.fsync(self._handle.fileno())
+        if self._dir_dirty:
+            fsync_dir(self.folder)
+            self._dir_dirty = False
 
-    def _path(self, index: int) -> Path:
-        return self.folder / f"{index:06d}.wal"
-
-    def _rotate(self) -> None:
-        if self._handle is not None:
+    def _ensure_segment(self) -> None:
+        """Open the current segment (cut back to its last good frame), or rotate to a new one."""
+        if self._handle is not None and not self._dirty:
+            if self._segment_size < self.segment_bytes:
+                return
             self._handle.flush()
             os.fsync(self._handle.fileno())
-            self._handle.close()
+            self._drop_handle()
             self._segment_index += 1
-        self._handle = self._path(self._segment_index).open("ab")
-        self._segment_size = self._good_size = self._handle.tell()
+            self._good_size = 0
+        path = self.folder / f"{self._segment_index:06d}.wal"
+        created = not path.exists()
+        if self._dirty:
+            with path.open("r+b") as damaged:
+                damaged.truncate(self._good_size)
+            self._dirty = False
+        handle = path.open("ab")
+        if created:
+            self._dir_dirty = True
+            self._segments += 1
+        self._handle = handle
+        self._segment_size = self._good_size = handle.tell()
+
+    def _drop_handle(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+            self._handle = None
 
     def _close_handle(self) -> None:
         if self._handle is not None:
             try:
-                self._handle.flush()
-                os.fsync(self._handle.fileno())
+                self._fsync()
             finally:
-                self._handle.close()
-                self._handle = None
+                self._drop_handle()
 
     async def close(self) -> None:
         """Write and fsync everything queued, then stop the writer loop."""
@@ -219,9 +299,9 @@ class Journal:
         self._wake.set()
 
     def stats(self) -> JournalStats:
-        """A snapshot of sequence numbers and queue size."""
+        """A snapshot of sequence numbers, segments created and queue size."""
         return JournalStats(
-            self._appended, self._written, self._synced, self._segment_index + 1, self._queued_bytes
+            self._appended, self._written, self._synced, self._segments, self._queued_bytes
         )
 
 
@@ -233,36 +313,65 @@ class JournalRead(msgspec.Struct):
     corrupt: str | None = None
 
 
-def read_journal(folder: Path, *, strict: bool = False) -> JournalRead:
-    """Decode every message of ``folder``'s segments, stopping at corruption.
+class JournalScan:
+    """What ``scan_journal`` found once its iterator is exhausted."""
 
-    A torn tail (the last frame cut by a crash) is dropped silently; a corrupt frame elsewhere
-    stops reading there and is reported (or raised when ``strict``): everything before it is kept.
+    def __init__(self) -> None:
+        self.messages = 0
+        self.torn_tail = False
+        self.corrupt: str | None = None
+
+
+def scan_journal(
+    folder: Path, *, strict: bool = False, scan: JournalScan | None = None
+) -> Iterator[RunMessage]:
+    """Decode the messages of ``folder``'s segments one at a time (blocking), in order.
+
+    A torn tail of the last segment (frames cut by a crash) is dropped silently. A corrupt or
+    undecodable frame, or a torn tail of any earlier segment (the journal fsyncs a segment before
+    starting the next, so only the last can be cut), stops reading there and is reported in
+    ``scan.corrupt`` (or raised as JournalCorruptError when ``strict``): everything before it
+    is kept.
     """
-    out = JournalRead(messages=[])
-    for path in segment_paths(folder):
-        scan = FrameScan()
+    scan = scan if scan is not None else JournalScan()
+    paths = segment_paths(folder)
+    for n, path in enumerate(paths):
+        frames = FrameScan()
         with path.open("rb") as handle:
-            for payload in iter_frames(handle, scan):
+            for payload in iter_frames(handle, frames):
                 try:
-                    out.messages.append(DECODER.decode(payload))
+                    message = DECODER.decode(payload)
                 except msgspec.DecodeError as exc:
-                    raise EvalStreamError(f"{path}: undecodable frame ({exc})") from exc
-        if scan.torn_tail:
-            out.torn_tail = True
-        if scan.corrupt_at is not None:
-            out.corrupt = f"{path} at byte offset {scan.corrupt_at}"
+                    start = frames.good_bytes - HEADER_SIZE - len(payload)
+                    frames.corrupt_at = start
+                    reason = f"undecodable frame ({exc})"
+                    break
+                scan.messages += 1
+                yield message
+            else:
+                reason = "corrupt frame"
+        if frames.torn_tail and n < len(paths) - 1:
+            frames.corrupt_at = frames.good_bytes
+            reason = "torn frame before the last segment"
+        if frames.torn_tail and frames.corrupt_at is None:
+            scan.torn_tail = True
+        if frames.corrupt_at is not None:
+            scan.corrupt = f"{path} at byte offset {frames.corrupt_at}"
             if strict:
-                from evalstream._errors import JournalCorruptError
-
                 raise JournalCorruptError(
-                    f"corrupt journal frame in {out.corrupt}; {len(out.messages)} messages "
-                    "before it are intact"
+                    f"{reason} in journal segment {scan.corrupt}; the {scan.messages} messages "
+                    "before it are intact (read with strict=False to keep them)"
                 )
-            break
-    return out
+            return
+
+
+def read_journal(folder: Path, *, strict: bool = False) -> JournalRead:
+    """Every message of ``folder``'s segments in memory (see ``scan_journal``; blocking)."""
+    scan = JournalScan()
+    messages = list(scan_journal(folder, strict=strict, scan=scan))
+    return JournalRead(messages=messages, torn_tail=scan.torn_tail, corrupt=scan.corrupt)
 
 
 def iter_messages(folder: Path) -> Iterator[RunMessage]:
-    """Every intact message of a journal (non-strict)."""
-    yield from read_journal(folder).messages
+    """Every intact message of a journal (non-strict), streamed."""
+    yield from scan_journal(folder)

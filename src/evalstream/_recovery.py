@@ -1,55 +1,97 @@
 """``evalstream recover``: the results and details of a dead run, rebuilt from its journal.
 
-The journal's messages are replayed into a fresh tracker writing to the dead run's output_dir
-with its recorded settings, and saved. The results file says it is partial: a top-level
-``evalstream`` section lists, per task, the samples recovered and the documents expected
-(when the harness logged them), and whether the run had reached ``save()``.
+The journal's messages are streamed (a few frames per worker-thread hop, never the whole run in
+memory) into a fresh tracker writing to the dead run's output_dir with its recorded settings,
+and saved. Consecutive sample batches are merged up to ``_MERGE`` samples on the way, so a run
+logged in tiny batches (``durable=True``, ``batch_size=1``) is rebuilt in large ones. The results file says it is partial: a top-level ``evalstream`` section lists, per
+declared task, the samples recovered and the documents expected (when the harness logged them),
+which tasks are incomplete, and whether the run had reached ``save()``.
 """
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from evalstream._errors import ConfigError
-from evalstream._journal import read_journal
-from evalstream._messages import EndOfRun, NumDocs, SampleBatch
+from evalstream._journal import JournalScan, scan_journal
+from evalstream._messages import EndOfRun, NumDocs, SampleBatch, ScoredSample, TasksDeclared
 from evalstream._resume import check_dead
 from evalstream._runstate import read_settings, update_status
 from evalstream._tracker import EvaluationTracker
 from evalstream._types import ModelInfo
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from evalstream._messages import RunMessage
     from evalstream._summary import RunResult
 
+_CHUNK = 16  # frames decoded per worker-thread hop
+_MERGE = 1024  # samples per replayed batch
 
-def _partial(messages: list[Any], run_dir: Path, corrupt: str | None) -> dict[str, Any]:
-    samples: dict[str, int] = {}
-    expected: dict[str, int] = {}
-    ended = False
-    for m in messages:
-        if isinstance(m, SampleBatch):
-            for s in m.samples:
+
+class _Tally:
+    """Per-task counts of the replayed messages, for the partial-results section."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, int] = {}
+        self.expected: dict[str, int] = {}
+        self.ended = False
+
+    def add(self, message: RunMessage) -> None:
+        if isinstance(message, SampleBatch):
+            for s in message.samples:
                 if s.scope != "details":
-                    samples[s.task_name] = samples.get(s.task_name, 0) + 1
-        elif isinstance(m, NumDocs):
-            expected[m.task_name] = m.effective_num_docs
-        elif isinstance(m, EndOfRun):
-            ended = True
-    tasks = {
-        t: {"samples": n, "expected": expected.get(t), "complete": expected.get(t) == n}
-        for t, n in sorted(samples.items())
-    }
-    return {
-        "partial": True,
-        "recovered_from": str(run_dir),
-        "reached_save": ended,
-        "incomplete_tasks": sorted(t for t, v in tasks.items() if not v["complete"]),
-        "tasks": tasks,
-        "journal_corruption": corrupt,
-    }
+                    self.samples[s.task_name] = self.samples.get(s.task_name, 0) + 1
+        elif isinstance(message, TasksDeclared):
+            for spec in message.tasks:
+                self.samples.setdefault(spec.name, 0)
+        elif isinstance(message, NumDocs):
+            self.expected[message.task_name] = message.effective_num_docs
+            self.samples.setdefault(message.task_name, 0)
+        elif isinstance(message, EndOfRun):
+            self.ended = True
+
+    def section(self, run_dir: Path, corrupt: str | None) -> dict[str, Any]:
+        tasks = {}
+        for task, n in sorted(self.samples.items()):
+            expected = self.expected.get(task)
+            tasks[task] = {
+                "samples": n,
+                "expected": expected,
+                "complete": expected is not None and n >= expected,
+            }
+        return {
+            "partial": True,
+            "recovered_from": str(run_dir),
+            "reached_save": self.ended,
+            "incomplete_tasks": [t for t, v in tasks.items() if not v["complete"]],
+            "tasks": tasks,
+            "journal_corruption": corrupt,
+        }
+
+
+def _take(messages: Iterator[RunMessage]) -> list[RunMessage]:
+    return list(islice(messages, _CHUNK))
+
+
+def _merged(chunk: list[RunMessage], pending: list[ScoredSample]) -> Iterator[RunMessage]:
+    """``chunk`` with its sample batches gathered into ``pending`` and let out ``_MERGE`` at a
+    time, or before any other message (so the order of everything is kept)."""
+    for message in chunk:
+        if isinstance(message, SampleBatch):
+            pending.extend(message.samples)
+            if len(pending) < _MERGE:
+                continue
+        if pending:
+            yield SampleBatch(samples=tuple(pending))
+            pending.clear()
+        if not isinstance(message, SampleBatch):
+            yield message
 
 
 async def recover(
@@ -58,11 +100,14 @@ async def recover(
     output_dir: str | None = None,
     model_name: str | None = None,
 ) -> RunResult:
-    """Rebuild and save the results and details of the dead run in ``run_dir``."""
+    """Rebuild and save the results and details of the dead run in ``run_dir``.
+
+    Raises RunStateError when ``run_dir`` is not a run folder, or its run is alive or was
+    already saved, recovered or resumed.
+    """
     run_dir = Path(run_dir)
     status = await anyio.to_thread.run_sync(check_dead, run_dir)
     settings = await anyio.to_thread.run_sync(read_settings, run_dir)
-    read = await anyio.to_thread.run_sync(read_journal, run_dir / "journal")
     target = output_dir or (settings.output_dir if settings else str(run_dir.parent.parent))
     tracker = EvaluationTracker(
         target,
@@ -70,12 +115,20 @@ async def recover(
         bootstrap_iters=settings.bootstrap_iters if settings else 1000,
         seed=settings.seed if settings else 1234,
     )
-    tracker.partial = _partial(read.messages, run_dir, read.corrupt)
+    scan = JournalScan()
+    messages = scan_journal(run_dir / "journal", scan=scan)
+    tally = _Tally()
+    pending: list[ScoredSample] = []
     async with tracker:
-        for message in read.messages:
-            if isinstance(message, EndOfRun):
-                continue
-            await tracker.replay(message)
+        while chunk := await anyio.to_thread.run_sync(_take, messages):
+            for message in chunk:
+                tally.add(message)
+            for message in _merged(chunk, pending):
+                if not isinstance(message, EndOfRun):
+                    await tracker.replay(message)
+        if pending:
+            await tracker.replay(SampleBatch(samples=tuple(pending)))
+        tracker.partial = tally.section(run_dir, scan.corrupt)
         if model_name is not None:
             await tracker.log_model_info(ModelInfo(model_name=model_name))
         try:

@@ -2,7 +2,8 @@
 
 Resume replays a dead run's journal into a new run and skips any sample whose (task, doc key)
 the dead run logged, so each sample counts once. The doc key is ``doc.id`` when the harness
-sets it, else the xxh64 of the query.
+sets it, else the xxh64 of the query. The journal is read twice, streaming: once here for the
+keys, once by the replay, so a million-sample run never sits decoded in memory.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import TYPE_CHECKING
 import xxhash
 
 from evalstream._errors import RunStateError
-from evalstream._journal import read_journal
+from evalstream._journal import JournalScan, scan_journal
 from evalstream._messages import RunMessage, SampleBatch, ScoredSample
 from evalstream._runstate import RunStatus, is_alive, read_status, update_status
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 
@@ -26,6 +28,20 @@ def doc_key(sample: ScoredSample) -> tuple[str, str]:
     return sample.task_name, doc.id or xxhash.xxh64_hexdigest(doc.query.encode())
 
 
+class JournalMessages:
+    """The intact messages of a journal folder, read again from disk at each iteration.
+
+    Iterating reads and decodes one frame at a time (blocking): iterate from a worker thread,
+    or accept short blocking reads of a local file.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __iter__(self) -> Iterator[RunMessage]:
+        return scan_journal(self.folder)
+
+
 class ResumeState:
     """A dead run's messages and sample keys."""
 
@@ -33,32 +49,43 @@ class ResumeState:
         self,
         run_dir: Path,
         status: RunStatus | None,
-        messages: list[RunMessage],
+        messages: JournalMessages,
+        details: set[tuple[str, str]],
+        metrics: set[tuple[str, str]],
         corrupt: str | None,
     ) -> None:
         self.run_dir = run_dir
         self.status = status
         self.messages = messages
         self.corrupt = corrupt
-        self._keys = {
-            doc_key(s)
-            for m in messages
-            if isinstance(m, SampleBatch)
-            for s in m.samples
-            if s.scope != "metrics"
-        }
+        self._details = details
+        self._metrics = metrics
         self.skipped = 0
 
     def seen(self, sample: ScoredSample) -> bool:
-        """True (and counted) when the dead run already logged this sample."""
-        if doc_key(sample) in self._keys:
+        """True (and counted) when the dead run already logged what this sample would log.
+
+        Scope-aware: a ``details`` sample is checked against the details the dead run logged,
+        a ``metrics`` one against its metrics, a ``both`` one against both.
+        """
+        key = doc_key(sample)
+        scope = sample.scope
+        logged = (scope == "metrics" or key in self._details) and (
+            scope == "details" or key in self._metrics
+        )
+        if logged:
             self.skipped += 1
-            return True
-        return False
+        return logged
 
     def keys(self) -> frozenset[tuple[str, str]]:
-        """Every (task, doc key) the dead run logged."""
-        return frozenset(self._keys)
+        """Every (task, doc key) the dead run logged in full.
+
+        When the run logged details and metrics separately (lighteval's two loggers), a doc
+        counts once both halves are in; a run that only ever used one scope counts that one.
+        """
+        if self._details and self._metrics:
+            return frozenset(self._details & self._metrics)
+        return frozenset(self._details | self._metrics)
 
     def mark_resumed(self, successor: str) -> None:
         """Mark the dead run as resumed by ``successor`` (blocking)."""
@@ -84,7 +111,18 @@ def check_dead(run_dir: Path) -> RunStatus | None:
 
 
 def load_resume(run_dir: Path) -> ResumeState:
-    """Read a dead run for resuming (blocking)."""
+    """Read a dead run's sample keys for resuming (blocking); its messages stream later."""
     status = check_dead(run_dir)
-    read = read_journal(run_dir / "journal")
-    return ResumeState(run_dir, status, read.messages, read.corrupt)
+    folder = run_dir / "journal"
+    scan = JournalScan()
+    details: set[tuple[str, str]] = set()
+    metrics: set[tuple[str, str]] = set()
+    for message in scan_journal(folder, scan=scan):
+        if isinstance(message, SampleBatch):
+            for sample in message.samples:
+                key = doc_key(sample)
+                if sample.scope != "metrics":
+                    details.add(key)
+                if sample.scope != "details":
+                    metrics.add(key)
+    return ResumeState(run_dir, status, JournalMessages(folder), details, metrics, scan.corrupt)

@@ -3,7 +3,10 @@
 ``status.json`` says whether a run is ``running``, ``saved``, ``failed``, ``cancelled``,
 ``recovered`` or ``resumed``, with the pid, host and start time, and is replaced atomically, so
 a reader can tell a finished run from a dead one: a ``running`` run whose pid is gone from its
-host is dead and can be recovered. ``run.json`` keeps the tracker settings recovery needs.
+host is dead and can be recovered. A pid that a newer process reuses (a restarted container
+often gets the same pid and host name) does not count as alive: on Linux the process's start
+time must not be later than the run's. ``run.json`` keeps the tracker settings recovery needs.
+Write failures are StorageErrors that say what to do.
 """
 
 from __future__ import annotations
@@ -11,14 +14,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import Literal
 
 import msgspec
 
-from evalstream._storage import atomic_write
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from evalstream._storage import atomic_write, translate_oserror
 
 RunState = Literal["running", "saved", "failed", "cancelled", "recovered", "resumed"]
 
@@ -59,9 +60,16 @@ def new_status(run_id: str, start_time: float) -> RunStatus:
     )
 
 
+def _write(path: Path, data: bytes) -> None:
+    try:
+        atomic_write(path, data)
+    except OSError as exc:
+        raise translate_oserror(exc, str(path)) from exc
+
+
 def write_status(workdir: Path, status: RunStatus) -> None:
     """Atomically replace the status marker (blocking)."""
-    atomic_write(workdir / "status.json", msgspec.json.encode(status))
+    _write(workdir / "status.json", msgspec.json.encode(status))
 
 
 def update_status(workdir: Path, status: RunStatus, **changes: object) -> RunStatus:
@@ -81,7 +89,7 @@ def read_status(workdir: Path) -> RunStatus | None:
 
 def write_settings(workdir: Path, settings: RunSettings) -> None:
     """Record the settings (blocking)."""
-    atomic_write(workdir / "run.json", msgspec.json.encode(settings))
+    _write(workdir / "run.json", msgspec.json.encode(settings))
 
 
 def read_settings(workdir: Path) -> RunSettings | None:
@@ -92,8 +100,50 @@ def read_settings(workdir: Path) -> RunSettings | None:
     return msgspec.json.decode(path.read_bytes(), type=RunSettings)
 
 
+def make_dirs_durable(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, fsyncing each new entry's parent (blocking).
+
+    ``mkdir`` alone can be undone by a power cut even after the files inside were fsynced.
+    """
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    try:
+        for path in reversed(missing):
+            path.mkdir(exist_ok=True)
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise translate_oserror(exc, f"the folder {folder}") from exc
+
+
+_PROC = Path("/proc")
+
+
+def _process_start(pid: int) -> tuple[float, bool] | None:
+    """(start time in seconds since the epoch, is a zombie) of ``pid``, from Linux's /proc."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+        boot = next(
+            line for line in (_PROC / "stat").read_text().splitlines() if line.startswith("btime")
+        )
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
+        ticks = int(fields[19])  # field 22: start time in clock ticks after boot
+        return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK"), fields[0] == "Z"
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+
+
 def is_alive(status: RunStatus) -> bool:
-    """True when a ``running`` status belongs to a live process on this host."""
+    """True when a ``running`` status belongs to a live process on this host.
+
+    A zombie, or a process that started after the run (its pid was reused), is not the run.
+    """
     if status.state != "running" or status.host != socket.gethostname():
         return False
     try:
@@ -101,5 +151,10 @@ def is_alive(status: RunStatus) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    started = _process_start(status.pid)
+    if started is not None:
+        start_time, zombie = started
+        if zombie or start_time > status.start_time + 1.0:  # btime has 1 s resolution
+            return False
     return True
