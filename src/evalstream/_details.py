@@ -13,7 +13,6 @@ import os
 from typing import TYPE_CHECKING, Any, BinaryIO, assert_never
 
 import anyio
-import msgspec
 
 from evalstream._actor import Actor
 from evalstream._errors import EvalStreamError
@@ -30,92 +29,13 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
+from evalstream._rows import encode_rows, iter_rows
 from evalstream._storage import translate_oserror
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from evalstream._types import TaskSpec
-
-_GOLD = {
-    "generative",
-    "generative_sampling",
-    "generative_logprob",
-    "perplexity",
-    "target_perplexity",
-    "llm_as_judge",
-    "llm_as_judge_multi_turn",
-}
-_CHOICES = {
-    "multichoice",
-    "multichoice_one_token",
-    "multichoice_pmi",
-    "llm_as_judge",
-    "llm_as_judge_multi_turn",
-}
-
-
-class DetailRow(msgspec.Struct, array_like=True, omit_defaults=False):
-    """One details parquet row; fields in the parquet's (sorted) column order."""
-
-    choices: list[str]
-    cont_tokens: list[list[int]]
-    example: str
-    full_prompt: str
-    gold: list[str]
-    gold_index: list[int]
-    input_tokens: list[list[int]]
-    instruction: str
-    judge_prompt: str | None
-    judgement: str | None
-    metrics: dict[str, Any]
-    num_asked_few_shots: int
-    num_effective_few_shots: int
-    padded: list[int]
-    pred_logits: list[Any]
-    predictions: list[Any]
-    specifics: dict[str, Any] | None
-    truncated: list[int]
-
-
-ROW_ENCODER = msgspec.msgpack.Encoder()
-ROWS_DECODER = msgspec.msgpack.Decoder(list[DetailRow])
-
-
-def make_row(sample: ScoredSample, categories: frozenset[str]) -> DetailRow:
-    """The details row of one sample; which of gold/choices/logits are filled follows the task."""
-    doc, outputs = sample.doc, sample.outputs
-    predictions: list[Any] = []
-    for o in outputs:
-        if isinstance(o.result, list):
-            predictions.extend(o.result)
-        else:
-            predictions.append(o.result)
-    every = not categories
-    gold_index = [doc.gold_index] if isinstance(doc.gold_index, int) else list(doc.gold_index)
-    judge = sample.judgement
-    return DetailRow(
-        choices=list(doc.choices) if every or categories & _CHOICES else [],
-        cont_tokens=[o.generated_tokens for o in outputs],
-        example=doc.query,
-        full_prompt=doc.ctx,
-        gold=doc.golds() if every or categories & _GOLD else [],
-        gold_index=gold_index if every or categories & _CHOICES else [],
-        input_tokens=[o.input_tokens for o in outputs],
-        instruction=doc.instruction,
-        judge_prompt=judge[0] if judge else None,
-        judgement=judge[1] if judge else None,
-        metrics=sample.metrics,
-        num_asked_few_shots=doc.num_asked_few_shots,
-        num_effective_few_shots=doc.num_effective_few_shots,
-        padded=[o.padded_tokens_count for o in outputs],
-        pred_logits=[o.logits for o in outputs if o.logits is not None]
-        if every or "generative_logprob" in categories
-        else [],
-        predictions=predictions,
-        specifics=doc.specific,
-        truncated=[o.truncated_tokens_count for o in outputs],
-    )
 
 
 class TaskDetails:
@@ -133,18 +53,15 @@ class TaskDetails:
 
     def add(self, samples: list[ScoredSample], keep_rows: bool) -> None:
         """Hash, count and encode ``samples``, then write them (blocking: worker thread)."""
-        rows = []
         for sample in samples:
             for column, digest in zip(
                 self.hashes, sample_hashes(sample.doc, sample.outputs), strict=True
             ):
                 column.append(digest)
             self.counters.add(sample.doc, sample.outputs)
-            if keep_rows:
-                rows.append(make_row(sample, self.categories))
-        if rows:
-            self.pending.append(frame(ROW_ENCODER.encode(rows)))
-            self.pending_rows += len(rows)
+        if keep_rows and samples:
+            self.pending.append(frame(encode_rows(samples, self.categories)))
+            self.pending_rows += len(samples)
         self.write_pending()
 
     def write_pending(self) -> None:
@@ -182,11 +99,11 @@ class TaskDetails:
         }
 
 
-def read_rows(segment: Path) -> list[DetailRow]:
+def read_rows(segment: Path) -> list[dict[str, Any]]:
     """Every row of a segment (for snapshots and tests; the parquet writer streams instead)."""
     if not segment.exists():
         return []
-    return [row for payload in read_frames(segment) for row in ROWS_DECODER.decode(payload)]
+    return list(iter_rows(read_frames(segment)))
 
 
 class DetailsActor(Actor):

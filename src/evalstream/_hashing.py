@@ -49,13 +49,29 @@ class GrowableU64:
         return self._data[: self._size]
 
 
+_JSON = msgspec.json.Encoder()
+_INT_LIST_BYTES = b"0123456789-,[]"
+
+
+def token_repr(tokens: list[list[int]]) -> bytes:
+    """``str(tokens).encode()``, about 4x faster for lists of ints.
+
+    msgspec's JSON of nested int lists is Python's repr without the space after each comma;
+    anything else (floats, strings) falls back to ``str``.
+    """
+    data = _JSON.encode(tokens)
+    if data.translate(None, _INT_LIST_BYTES):
+        return str(tokens).encode()
+    return data.replace(b",", b", ")
+
+
 def sample_hashes(doc: Doc, outputs: Sequence[ModelResponse]) -> tuple[int, int, int, int]:
     """The four per-sample digests (example, full prompt, input tokens, continuation tokens)."""
     return (
         xxhash.xxh64_intdigest(doc.query.encode()),
         xxhash.xxh64_intdigest(str(doc.ctx).encode()),
-        xxhash.xxh64_intdigest(str([o.input_tokens for o in outputs]).encode()),
-        xxhash.xxh64_intdigest(str([o.generated_tokens for o in outputs]).encode()),
+        xxhash.xxh64_intdigest(token_repr([o.input_tokens for o in outputs])),
+        xxhash.xxh64_intdigest(token_repr([o.generated_tokens for o in outputs])),
     )
 
 

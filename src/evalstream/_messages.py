@@ -18,7 +18,7 @@ Scope = Literal["both", "details", "metrics"]
 """Which loggers a sample feeds: lighteval's drop-in API logs details and metrics separately."""
 
 
-class Message(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+class Message(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
     """Base of every data message; the class name is the tag."""
 
 

@@ -17,14 +17,13 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evalstream._details import DetailRow
 from evalstream._frames import read_frames
+from evalstream._rows import COLUMNS, decode_columns, decode_variable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-COLUMNS: tuple[str, ...] = DetailRow.__struct_fields__
 _TOKENS = pa.list_(pa.list_(pa.int64()))
 FIXED: dict[str, pa.DataType] = {
     "choices": pa.list_(pa.string()),
@@ -44,19 +43,11 @@ FIXED: dict[str, pa.DataType] = {
 }
 """Columns whose type never depends on the data: the same schema in every run and file."""
 _JSON = msgspec.json.Encoder()
-_ROWS = msgspec.msgpack.Decoder()  # untyped: rows come back as lists, in COLUMNS order
-_INDEX = {name: i for i, name in enumerate(COLUMNS)}
 
 
-def _batches(segment: Path) -> Iterator[list[list[Any]]]:
+def _frames(segment: Path) -> Iterator[bytes]:
     if segment.exists():
-        for payload in read_frames(segment):
-            yield _ROWS.decode(payload)
-
-
-def _column(rows: list[list[Any]], name: str) -> list[Any]:
-    i = _INDEX[name]
-    return [row[i] for row in rows]
+        yield from read_frames(segment)
 
 
 def _as_json(values: list[Any]) -> list[str | None]:
@@ -66,12 +57,12 @@ def _as_json(values: list[Any]) -> list[str | None]:
 def _infer_schema(segment: Path) -> tuple[pa.Schema, set[str]]:
     types: dict[str, pa.DataType] = {}
     json_columns: set[str] = set()
-    for rows in _batches(segment):
-        for name in COLUMNS:
-            if name in json_columns or name in FIXED:
+    for payload in _frames(segment):
+        for name, values in decode_variable(payload).items():
+            if name in json_columns:
                 continue
             try:
-                inferred = pa.array(_column(rows, name)).type
+                inferred = pa.array(values).type
                 types[name] = (
                     inferred
                     if name not in types
@@ -103,10 +94,11 @@ def _write(
 ) -> int:
     rows_written = 0
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
-        for rows in _batches(segment):
+        for payload in _frames(segment):
+            columns = decode_columns(payload)
             arrays = []
             for field in schema:
-                values = _column(rows, field.name)
+                values = columns[field.name]
                 try:
                     if field.name in json_columns:
                         arrays.append(pa.array(_as_json(values), type=pa.string()))
@@ -120,7 +112,7 @@ def _write(
                 except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
                     raise _ColumnError(field.name) from exc
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-            rows_written += len(rows)
+            rows_written += len(columns["example"])
         if rows_written == 0:
             writer.write_table(schema.empty_table())
     return rows_written

@@ -135,9 +135,7 @@ class DetailsLogger(_Logger):
         owner = self._owner
         owner.flush()
         tasks = owner._call(_details_tasks, owner.tracker)
-        return {
-            name: [msgspec.structs.asdict(r) for r in read_rows(seg)] for name, seg in tasks.items()
-        }
+        return {name: read_rows(seg) for name, seg in tasks.items()}
 
     @property
     def compiled_details(self) -> dict[str, dict[str, Any]]:

@@ -1,7 +1,9 @@
 """Domain inputs: what a harness hands the tracker. Frozen msgspec Structs, fields as lighteval's.
 
 Fields are added only at the end and with defaults, so journals and segments written by an older
-evalstream still decode (msgspec schema evolution).
+evalstream still decode (msgspec schema evolution). Per-sample structs are not tracked by the
+garbage collector (``gc=False``: they hold no cycles), so a million logged samples do not make
+every full collection slower.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ MetricCategory = Literal[
 METRIC_CATEGORIES: frozenset[str] = frozenset(MetricCategory.__args__)  # type: ignore[attr-defined]
 
 
-class Doc(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Doc(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One sample of a task; ``ctx`` is the full prompt after few-shot expansion."""
 
     query: str
@@ -51,7 +53,7 @@ class Doc(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return [self.choices[i] for i in indices if 0 <= i < len(self.choices)]
 
 
-class ModelResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class ModelResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One model output for a doc; a doc may have several (one per choice, or samples)."""
 
     result: Any = None

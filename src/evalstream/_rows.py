@@ -1,0 +1,133 @@
+"""Details rows, columnar: how a batch of samples is stored in a segment frame and read back.
+
+A frame holds one batch of one task as columns, not rows: building a column is one list
+comprehension over the batch (no object per row), and the parquet writer hands columns to Arrow
+as they are. The payload is ``<u32 n><variable columns><fixed columns>``, both msgpack arrays:
+the variable columns (metrics, predictions, specifics, logits), whose Arrow types are inferred,
+come first and alone, so the schema pass decodes only them.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from evalstream._messages import ScoredSample
+
+COLUMNS: tuple[str, ...] = (
+    "choices", "cont_tokens", "example", "full_prompt", "gold", "gold_index", "input_tokens",
+    "instruction", "judge_prompt", "judgement", "metrics", "num_asked_few_shots",
+    "num_effective_few_shots", "padded", "pred_logits", "predictions", "specifics", "truncated",
+)  # fmt: skip
+"""The details parquet columns, sorted by name as lighteval writes them."""
+
+VARIABLE: tuple[str, ...] = ("metrics", "pred_logits", "predictions", "specifics")
+FIXED_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in VARIABLE)
+
+_GOLD = frozenset(
+    {
+        "generative",
+        "generative_sampling",
+        "generative_logprob",
+        "perplexity",
+        "target_perplexity",
+        "llm_as_judge",
+        "llm_as_judge_multi_turn",
+    }
+)
+_CHOICES = frozenset(
+    {
+        "multichoice",
+        "multichoice_one_token",
+        "multichoice_pmi",
+        "llm_as_judge",
+        "llm_as_judge_multi_turn",
+    }
+)
+_LEN = struct.Struct("<I")
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder()
+
+
+def _predictions(sample: ScoredSample) -> list[Any]:
+    out: list[Any] = []
+    for o in sample.outputs:
+        if isinstance(o.result, list):
+            out.extend(o.result)
+        else:
+            out.append(o.result)
+    return out
+
+
+def _gold_index(sample: ScoredSample) -> list[int]:
+    gold = sample.doc.gold_index
+    return [gold] if isinstance(gold, int) else list(gold)
+
+
+def encode_rows(samples: Sequence[ScoredSample], categories: frozenset[str]) -> bytes:
+    """One frame payload holding ``samples`` as columns.
+
+    Which of gold / choices / gold_index / pred_logits are filled follows the task's metric
+    categories, as in lighteval; a task without categories gets all of them.
+    """
+    every = not categories
+    docs = [s.doc for s in samples]
+    outs = [s.outputs for s in samples]
+    empty: list[list[Any]] = [[] for _ in samples]
+    judged = [s.judgement for s in samples]
+    variable = [
+        [s.metrics for s in samples],
+        [[o.logits for o in out if o.logits is not None] for out in outs]
+        if every or "generative_logprob" in categories
+        else empty,
+        [_predictions(s) for s in samples],
+        [d.specific for d in docs],
+    ]
+    fixed = [
+        [d.choices for d in docs] if every or categories & _CHOICES else empty,
+        [[o.generated_tokens for o in out] for out in outs],
+        [d.query for d in docs],
+        [d.ctx for d in docs],
+        [d.golds() for d in docs] if every or categories & _GOLD else empty,
+        [_gold_index(s) for s in samples] if every or categories & _CHOICES else empty,
+        [[o.input_tokens for o in out] for out in outs],
+        [d.instruction for d in docs],
+        [j[0] if j else None for j in judged],
+        [j[1] if j else None for j in judged],
+        [d.num_asked_few_shots for d in docs],
+        [d.num_effective_few_shots for d in docs],
+        [[o.padded_tokens_count for o in out] for out in outs],
+        [[o.truncated_tokens_count for o in out] for out in outs],
+    ]
+    var_bytes = _ENCODER.encode(variable)
+    return _LEN.pack(len(var_bytes)) + var_bytes + _ENCODER.encode(fixed)
+
+
+def decode_variable(payload: bytes) -> dict[str, list[Any]]:
+    """The variable columns of a frame (the schema pass needs only these)."""
+    (size,) = _LEN.unpack_from(payload)
+    cols = _DECODER.decode(memoryview(payload)[_LEN.size : _LEN.size + size])
+    return dict(zip(VARIABLE, cols, strict=True))
+
+
+def decode_columns(payload: bytes) -> dict[str, list[Any]]:
+    """Every column of a frame, by name."""
+    (size,) = _LEN.unpack_from(payload)
+    view = memoryview(payload)
+    cols = dict(zip(VARIABLE, _DECODER.decode(view[_LEN.size : _LEN.size + size]), strict=True))
+    cols.update(zip(FIXED_COLUMNS, _DECODER.decode(view[_LEN.size + size :]), strict=True))
+    return cols
+
+
+def iter_rows(payloads: Iterator[bytes]) -> Iterator[dict[str, Any]]:
+    """Rows as dicts (for snapshots and tests; the parquet writer stays columnar)."""
+    for payload in payloads:
+        cols = decode_columns(payload)
+        n = len(cols["example"])
+        for i in range(n):
+            yield {name: cols[name][i] for name in COLUMNS}
