@@ -18,7 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalstream._frames import read_frames
-from evalstream._rows import COLUMNS, decode_columns, decode_variable
+from evalstream._rows import (
+    COLUMNS,
+    TOKEN_COLUMNS,
+    decode_columns,
+    decode_variable,
+    tokens_array,
+    unpack_tokens,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -100,7 +107,12 @@ def _write(
             for field in schema:
                 values = columns[field.name]
                 try:
-                    if field.name in json_columns:
+                    if field.name in TOKEN_COLUMNS and field.name not in json_columns:
+                        array = tokens_array(values)
+                        arrays.append(array if array.type == field.type else array.cast(field.type))
+                    elif field.name in json_columns:
+                        if field.name in TOKEN_COLUMNS:
+                            values = unpack_tokens(values)
                         arrays.append(pa.array(_as_json(values), type=pa.string()))
                     elif field.name in FIXED:
                         # infer, then a safe cast: converting with the type given would

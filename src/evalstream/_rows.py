@@ -5,14 +5,21 @@ comprehension over the batch (no object per row), and the parquet writer hands c
 as they are. The payload is ``<u32 n><variable columns><fixed columns>``, both msgpack arrays:
 the variable columns (metrics, predictions, specifics, logits), whose Arrow types are inferred,
 come first and alone, so the schema pass decodes only them.
+
+Token columns, the bulk of the data, are packed: int64 values and int32 offsets as raw bytes,
+which become Arrow list arrays without a Python object per token on the way back. A token list
+that is not all 64-bit ints is stored as plain lists instead.
 """
 
 from __future__ import annotations
 
 import struct
+from array import array
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
+import pyarrow as pa
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -69,6 +76,43 @@ def _gold_index(sample: ScoredSample) -> list[int]:
     return [gold] if isinstance(gold, int) else list(gold)
 
 
+def pack_tokens(per_row: list[list[list[int]]]) -> list[Any]:
+    """``["packed", row offsets, output offsets, values]``, or ``["lists", per_row]``."""
+    values = array("q")
+    inner = array("i", [0])
+    outer = array("i", [0])
+    try:
+        for outputs in per_row:
+            for tokens in outputs:
+                values.extend(tokens)
+                inner.append(len(values))
+            outer.append(len(inner) - 1)
+    except (TypeError, OverflowError):
+        return ["lists", per_row]
+    return ["packed", outer.tobytes(), inner.tobytes(), values.tobytes()]
+
+
+def tokens_array(packed: list[Any]) -> pa.Array:
+    """The Arrow ``list<list<int64>>`` array of a packed token column."""
+    if packed[0] != "packed":
+        return pa.array(packed[1])
+    outer = np.frombuffer(packed[1], dtype=np.int32)
+    inner = np.frombuffer(packed[2], dtype=np.int32)
+    values = pa.array(np.frombuffer(packed[3], dtype=np.int64))
+    return pa.ListArray.from_arrays(outer, pa.ListArray.from_arrays(inner, values))
+
+
+def unpack_tokens(packed: list[Any]) -> list[list[list[int]]]:
+    """A packed token column as Python lists."""
+    if packed[0] != "packed":
+        return list(packed[1])
+    result: list[list[list[int]]] = tokens_array(packed).to_pylist()
+    return result
+
+
+TOKEN_COLUMNS = frozenset({"cont_tokens", "input_tokens"})
+
+
 def encode_rows(samples: Sequence[ScoredSample], categories: frozenset[str]) -> bytes:
     """One frame payload holding ``samples`` as columns.
 
@@ -90,12 +134,12 @@ def encode_rows(samples: Sequence[ScoredSample], categories: frozenset[str]) -> 
     ]
     fixed = [
         [d.choices for d in docs] if every or categories & _CHOICES else empty,
-        [[o.generated_tokens for o in out] for out in outs],
+        pack_tokens([[o.generated_tokens for o in out] for out in outs]),
         [d.query for d in docs],
         [d.ctx for d in docs],
         [d.golds() for d in docs] if every or categories & _GOLD else empty,
         [_gold_index(s) for s in samples] if every or categories & _CHOICES else empty,
-        [[o.input_tokens for o in out] for out in outs],
+        pack_tokens([[o.input_tokens for o in out] for out in outs]),
         [d.instruction for d in docs],
         [j[0] if j else None for j in judged],
         [j[1] if j else None for j in judged],
@@ -116,7 +160,7 @@ def decode_variable(payload: bytes) -> dict[str, list[Any]]:
 
 
 def decode_columns(payload: bytes) -> dict[str, list[Any]]:
-    """Every column of a frame, by name."""
+    """Every column of a frame, by name; token columns stay packed (see ``tokens_array``)."""
     (size,) = _LEN.unpack_from(payload)
     view = memoryview(payload)
     cols = dict(zip(VARIABLE, _DECODER.decode(view[_LEN.size : _LEN.size + size]), strict=True))
@@ -128,6 +172,8 @@ def iter_rows(payloads: Iterator[bytes]) -> Iterator[dict[str, Any]]:
     """Rows as dicts (for snapshots and tests; the parquet writer stays columnar)."""
     for payload in payloads:
         cols = decode_columns(payload)
+        for name in TOKEN_COLUMNS:
+            cols[name] = unpack_tokens(cols[name])
         n = len(cols["example"])
         for i in range(n):
             yield {name: cols[name][i] for name in COLUMNS}
