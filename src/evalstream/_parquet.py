@@ -91,6 +91,10 @@ def _infer_schema(segment: Path) -> tuple[pa.Schema, set[str]]:
     return pa.schema(fields), json_columns
 
 
+ROW_GROUP_ROWS = 16384
+"""Rows per parquet row group: segment batches are small, row groups should not be."""
+
+
 class _ColumnError(Exception):
     def __init__(self, name: str) -> None:
         self.name = name
@@ -100,6 +104,8 @@ def _write(
     segment: Path, sink: Path | io.BytesIO, schema: pa.Schema, json_columns: set[str]
 ) -> int:
     rows_written = 0
+    group: list[pa.Table] = []
+    group_rows = 0
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         for payload in _frames(segment):
             columns = decode_columns(payload)
@@ -123,8 +129,15 @@ def _write(
                         arrays.append(pa.array(values, type=field.type))
                 except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
                     raise _ColumnError(field.name) from exc
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-            rows_written += len(columns["example"])
+            group.append(pa.Table.from_arrays(arrays, schema=schema))
+            group_rows += len(columns["example"])
+            if group_rows >= ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(group))
+                rows_written += group_rows
+                group, group_rows = [], 0
+        if group:
+            writer.write_table(pa.concat_tables(group))
+            rows_written += group_rows
         if rows_written == 0:
             writer.write_table(schema.empty_table())
     return rows_written
