@@ -226,3 +226,18 @@ async def test_ill_typed_tokens_fall_back_to_json_text(tmp_path: Path) -> None:
     row = next(r for r in table.to_pylist() if r["example"] == "odd")
     assert json.loads(row["input_tokens"]) == [[1, 2.5]]
     assert any("input_tokens" in w for w in result.warnings)
+
+
+async def test_big_runs_convert_in_a_worker_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the size threshold the details are written by a worker process, identically."""
+    import evalstream._local
+
+    monkeypatch.setattr(evalstream._local, "PROCESS_BYTES", 0)
+    with anyio.fail_after(60):
+        async with _open(tmp_path) as tracker:
+            await _log(tracker, 40)
+            result = await tracker.save()
+    assert result.ok, result.outputs
+    assert _rows(result.details_paths[TASK.name]) == 40

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.to_process
 
 from evalstream._errors import EvalStreamError
 from evalstream._naming import details_path, results_path
@@ -76,6 +77,14 @@ def write_local_sync(
     )
 
 
+PROCESS_BYTES = 32 << 20
+"""Segments at least this big are converted in a worker process rather than a thread."""
+
+
+def _segment_bytes(segments: Mapping[str, Path] | None) -> int:
+    return sum(p.stat().st_size for p in (segments or {}).values() if p.exists())
+
+
 async def write_local(
     store: OutputStore,
     model_name: str,
@@ -83,7 +92,14 @@ async def write_local(
     results_json: bytes,
     segments: Mapping[str, Path] | None,
 ) -> OutputOutcome:
-    """``write_local_sync`` in a worker thread."""
-    return await anyio.to_thread.run_sync(
-        write_local_sync, store, model_name, date_id, results_json, segments
-    )
+    """``write_local_sync`` in a worker thread, or a worker process for big runs.
+
+    Parquet conversion holds the GIL for seconds on a big run; in a thread that would stall the
+    event loop (and an inference server on it) for up to 5 ms at every switch. A worker
+    process converts in parallel on another core instead, at the cost of starting it once.
+    """
+    size = await anyio.to_thread.run_sync(_segment_bytes, segments)
+    args = (store, model_name, date_id, results_json, segments)
+    if size >= PROCESS_BYTES:
+        return await anyio.to_process.run_sync(write_local_sync, *args)
+    return await anyio.to_thread.run_sync(write_local_sync, *args)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 
 State = Literal["new", "running", "saving", "saved", "closed"]
+YIELD_EVERY = 32
 _VERSION = "0.1.0"
 
 
@@ -322,6 +323,9 @@ class EvaluationTracker(HubTargets):
             self._pending.append(sample)
             self._pending_raw.append(encoded)
             self._logged += 1
+        if self._logged % YIELD_EVERY == 0:
+            # a producer that never waits would hold the loop for a whole batch
+            await anyio.lowlevel.checkpoint()
         if self.durable:
             seq = await self._ship()
             await self.journal.wait_synced(seq)
