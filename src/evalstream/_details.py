@@ -12,6 +12,7 @@ and counters are kept per task, compactly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO, assert_never
 
@@ -74,16 +75,31 @@ class TaskDetails:
         """Append the pending frames to the segment; on failure keep them for the next try."""
         if not self.pending:
             return
+        good: int | None = None
         try:
             if self.handle is None:
                 self.segment.parent.mkdir(parents=True, exist_ok=True)
                 self.handle = self.segment.open("ab")
+            good = self.handle.tell()
             self.handle.write(b"".join(self.pending))
             self.handle.flush()
         except OSError as exc:
+            self._cut_back(good)
             raise translate_oserror(exc, f"the details segment of {self.name!r}") from exc
         self.pending.clear()
         self.pending_rows = 0
+
+    def _cut_back(self, good: int | None) -> None:
+        """After a short write, drop the partial frames so the retry does not duplicate them."""
+        handle, self.handle = self.handle, None
+        if handle is None:
+            return
+        with contextlib.suppress(OSError):  # the buffered tail is what we cut off anyway
+            handle.close()
+        if good is not None:
+            # if this fails too, the next write reports the disk; reading stops at the torn frame
+            with contextlib.suppress(OSError), self.segment.open("r+b") as again:
+                again.truncate(good)
 
     def sync(self) -> None:
         """Write pending frames and fsync the segment."""

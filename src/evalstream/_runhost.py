@@ -24,6 +24,7 @@ from evalstream._metrics import MetricsActor
 from evalstream._runstate import (
     RunSettings,
     RunStatus,
+    make_dirs_durable,
     new_status,
     update_status,
     write_settings,
@@ -103,7 +104,7 @@ class RunHost:
         return coordinator
 
     def _prepare(self, status: RunStatus) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        make_dirs_durable(self.workdir)
         write_settings(self.workdir, self.settings)
         write_status(self.workdir, status)
 

@@ -440,6 +440,8 @@ class EvaluationTracker(HubTargets):
         except BaseException as exc:
             cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
             with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(30):
+                    await coordinator.close()  # idempotent; the actors must not outlive save()
                 await self._host.set_status(
                     state="cancelled" if cancelled else "failed", error=repr(exc)
                 )
