@@ -10,6 +10,7 @@ closes the inboxes, lets each actor compile, aggregates, and runs the outputs co
 from __future__ import annotations
 
 import time
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -405,9 +406,11 @@ class EvaluationTracker(HubTargets):
 
     async def _replay(self, resume: ResumeState) -> None:
         """Feed a dead run's journal into this run, and remember its samples' keys."""
-        for message in resume.messages:
-            if not isinstance(message, EndOfRun):
-                await self.replay(message)
+        messages = iter(resume.messages)  # read and decoded in worker threads, in chunks
+        while chunk := await anyio.to_thread.run_sync(lambda: list(islice(messages, 256))):
+            for message in chunk:
+                if not isinstance(message, EndOfRun):
+                    await self.replay(message)
         self._resume = resume
         await anyio.to_thread.run_sync(resume.mark_resumed, self.run_id)
 
