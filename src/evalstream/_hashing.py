@@ -17,7 +17,7 @@ import numpy as np
 import xxhash
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from evalstream._types import Doc, ModelResponse
 
@@ -75,14 +75,15 @@ def sample_hashes(doc: Doc, outputs: Sequence[ModelResponse]) -> tuple[int, int,
     )
 
 
-def _hex_join(values: Iterable[int]) -> str:
-    return "".join(f"{v:016x}" for v in values)
+def sorted_hex(column: np.ndarray) -> bytes:
+    """The sorted digests as concatenated 16-digit hex: big-endian bytes, hex-encoded at once."""
+    return np.sort(column).astype(">u8").tobytes().hex().encode()
 
 
 def compile_hashes(columns: Sequence[np.ndarray]) -> dict[str, str]:
     """A task's four hashes: xxh64 of the concatenated, sorted per-sample hex digests."""
     return {
-        key: xxhash.xxh64_hexdigest(_hex_join(int(v) for v in np.sort(col)).encode())
+        key: xxhash.xxh64_hexdigest(sorted_hex(col))
         for key, col in zip(HASH_KEYS, columns, strict=True)
     }
 

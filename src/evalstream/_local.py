@@ -77,7 +77,7 @@ def write_local_sync(
     )
 
 
-PROCESS_BYTES = 32 << 20
+PROCESS_BYTES = 256 << 20
 """Segments at least this big are converted in a worker process rather than a thread."""
 
 
@@ -94,9 +94,10 @@ async def write_local(
 ) -> OutputOutcome:
     """``write_local_sync`` in a worker thread, or a worker process for big runs.
 
-    Parquet conversion holds the GIL for seconds on a big run; in a thread that would stall the
-    event loop (and an inference server on it) for up to 5 ms at every switch. A worker
-    process converts in parallel on another core instead, at the cost of starting it once.
+    Parquet conversion holds the GIL for seconds on a big run; in a thread that stalls the
+    event loop (and an inference server on it) for up to 5 ms at every switch. Past
+    ``PROCESS_BYTES`` of segments a worker process converts on another core instead; below it,
+    starting one (about a second and 200 MB with its imports) costs more than it saves.
     """
     size = await anyio.to_thread.run_sync(_segment_bytes, segments)
     args = (store, model_name, date_id, results_json, segments)

@@ -35,7 +35,9 @@ async def compile_final(
     """lighteval's final dict from the actors' state, and the aggregation warnings."""
     metrics = await coordinator.metrics.aggregate(bootstrap_iters, seed)
     details = coordinator.details.tasks()
-    summary_tasks = {name: details[name].compiled() for name in sorted(details)}
+    summary_tasks = await anyio.to_thread.run_sync(
+        lambda: {name: details[name].compiled() for name in sorted(details)}
+    )
     task_rows = {task: m.row for task, m in metrics.items()}
     sizes = {task: m.samples for task, m in metrics.items()}
     final: dict[str, Any] = {

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import anyio
 
 from evalstream._errors import (
+    EvalStreamError,
     ConfigError,
     RunStateError,
 )
@@ -44,7 +45,8 @@ from evalstream._storage import OutputStore
 from evalstream._tensorboard import LiveScalars, run_info_from
 
 if TYPE_CHECKING:
-    import os
+    import contextlib
+import os
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
 
@@ -84,7 +86,7 @@ class EvaluationTracker(HubTargets):
         bootstrap_iters: int = 1000,
         seed: int = 1234,
         batch_size: int = 256,
-        inbox_capacity: int = 64,
+        inbox_capacity: int = 16,
         registry: AggregationRegistry | None = None,
         keep_workdir: bool = False,
         flush_every: int = 4096,
@@ -165,6 +167,7 @@ class EvaluationTracker(HubTargets):
         self._model: ModelInfo | None = None
         self._pending: list[ScoredSample] = []
         self._pending_raw: list[bytes] = []
+        self._ship_lock = anyio.Lock()
         self._logged = 0
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
@@ -338,18 +341,24 @@ class EvaluationTracker(HubTargets):
         return task_name in self._tasks
 
     async def _ship(self) -> int:
-        """Journal and route the pending batch; returns its journal sequence number."""
-        if not self._pending or self._coordinator is None:
-            return self.journal.stats().appended
-        batch, self._pending = self._pending, []
-        raws, self._pending_raw = self._pending_raw, []
-        seq = await self.journal.append(encode_batch(raws))
-        await self._coordinator.route(SampleBatch(samples=tuple(batch)))
-        if self._live is not None:
-            for sample in batch:
-                if sample.scope != "details":
-                    await self._live.observe(sample.task_name, sample.metrics)
-        return seq
+        """Journal and route the pending batch; returns its journal sequence number.
+
+        One ship at a time: producers that fill the batch while a ship waits on a full inbox
+        queue here holding nothing, instead of each holding a batch of its own, so the samples
+        in flight stay bounded by the inboxes plus one batch.
+        """
+        async with self._ship_lock:
+            if not self._pending or self._coordinator is None:
+                return self.journal.stats().appended
+            batch, self._pending = self._pending, []
+            raws, self._pending_raw = self._pending_raw, []
+            seq = await self.journal.append(encode_batch(raws))
+            await self._coordinator.route(SampleBatch(samples=tuple(batch)))
+            if self._live is not None:
+                for sample in batch:
+                    if sample.scope != "details":
+                        await self._live.observe(sample.task_name, sample.metrics)
+            return seq
 
     async def log_num_docs(
         self, task_name: str, original_num_docs: int, effective_num_docs: int
@@ -444,6 +453,9 @@ class EvaluationTracker(HubTargets):
             cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(30):
+                    with contextlib.suppress(EvalStreamError):  # the original error wins
+                        await self._ship()  # logged samples reach the journal regardless
+                        await self.journal.wait_synced()
                     await coordinator.close()  # idempotent; the actors must not outlive save()
                 await self._host.set_status(
                     state="cancelled" if cancelled else "failed", error=repr(exc)
