@@ -9,6 +9,7 @@ closes the inboxes, lets each actor compile, aggregates, and runs the outputs co
 
 from __future__ import annotations
 
+import contextlib
 import time
 from itertools import islice
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import anyio
 
 from evalstream._errors import (
-    EvalStreamError,
     ConfigError,
+    EvalStreamError,
     RunStateError,
 )
 from evalstream._hub_targets import HubTargets
@@ -45,8 +46,7 @@ from evalstream._storage import OutputStore
 from evalstream._tensorboard import LiveScalars, run_info_from
 
 if TYPE_CHECKING:
-    import contextlib
-import os
+    import os
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
 
