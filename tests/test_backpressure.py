@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 from typing import TYPE_CHECKING
 
 import anyio
@@ -20,34 +22,35 @@ TASK = TASKS[0]
 
 
 async def test_slow_details_writer_makes_producers_wait(tmp_path: Path) -> None:
-    """With the worker threads taken, the details inbox fills and producers block, then drain."""
+    """With the details worker stopped, its pipe and inbox fill and producers block, then drain."""
     rng = random.Random(1)
-    samples = [sample(rng, TASK, i) for i in range(200)]
-    limiter = anyio.to_thread.current_default_thread_limiter()
-    holders = [object() for _ in range(int(limiter.total_tokens))]
+    samples = [sample(rng, TASK, i) for i in range(2000)]
     finished = anyio.Event()
-    with anyio.fail_after(30):
+    with anyio.fail_after(60):
         async with EvaluationTracker(tmp_path, batch_size=4, inbox_capacity=2) as tracker:
             await tracker.log_model_info(ModelInfo(model_name="org/m"))
             await tracker.log_tasks([TASK])
-            for holder in holders:  # the "disk" stalls: no worker thread is available
-                await limiter.acquire_on_behalf_of(holder)
+            assert tracker._coordinator is not None
+            worker = tracker._coordinator.details._process
+            assert worker is not None
+            os.kill(worker.pid, signal.SIGSTOP)  # the "disk" stalls: the worker takes nothing
 
             async def producer() -> None:
                 for doc, outputs, metrics in samples:
                     await tracker.log_sample(TASK.name, doc, outputs, metrics)
                 finished.set()
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(producer)
-                await anyio.wait_all_tasks_blocked()
-                details = next(s for s in tracker.stats() if s.name == "details")
-                assert not finished.is_set(), "the producer must be waiting, not done"
-                assert details.inbox_depth == details.inbox_capacity == 2
-                assert details.waiting_senders == 1
-                assert tracker.samples_logged < len(samples)
-                for holder in holders:
-                    limiter.release_on_behalf_of(holder)
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(producer)
+                    await anyio.wait_all_tasks_blocked()
+                    details = next(s for s in tracker.stats() if s.name == "details")
+                    assert not finished.is_set(), "the producer must be waiting, not done"
+                    assert details.inbox_depth == details.inbox_capacity == 2
+                    assert tracker.samples_logged < len(samples)
+                    os.kill(worker.pid, signal.SIGCONT)
+            finally:
+                os.kill(worker.pid, signal.SIGCONT)
             assert finished.is_set()
             result = await tracker.save()
     table = pq.read_table(result.details_paths[TASK.name])

@@ -212,20 +212,34 @@ async def test_remote_output_dir_through_fsspec(tmp_path: Path) -> None:
     assert fs.exists(result.details_paths[TASK.name])
 
 
-async def test_ill_typed_tokens_fall_back_to_json_text(tmp_path: Path) -> None:
-    """A float among token ids cannot be int64: that column becomes JSON text, with a warning."""
+async def test_ill_typed_tokens_are_rejected_at_log_time(tmp_path: Path) -> None:
+    """A float among token ids fails in log_sample, naming the field; nothing is lost."""
     with anyio.fail_after(30):
         async with _open(tmp_path) as tracker:
             await _log(tracker, 5)
             odd = ModelResponse(result=[-1.0], input_tokens=[1, 2.5], generated_tokens=[3])  # type: ignore[list-item]
-            await tracker.log_sample(TASK.name, Doc(query="odd"), [odd], {"acc": 1.0})
+            with pytest.raises(InputError, match=r"input_tokens"):
+                await tracker.log_sample(TASK.name, Doc(query="odd"), [odd], {"acc": 1.0})
+            result = await tracker.save()
+    assert _rows(result.details_paths[TASK.name]) == 5
+
+
+async def test_mixed_prediction_types_fall_back_to_json_text(tmp_path: Path) -> None:
+    """Predictions Arrow cannot type consistently become JSON text, with a warning."""
+    with anyio.fail_after(30):
+        async with _open(tmp_path) as tracker:
+            await tracker.log_sample(
+                TASK.name, Doc(query="a"), [ModelResponse(result=["x"])], {"acc": 1.0}
+            )
+            await tracker.log_sample(
+                TASK.name, Doc(query="b"), [ModelResponse(result=[{"k": [1]}])], {"acc": 0.0}
+            )
             result = await tracker.save()
     assert result.ok, result.outputs
-    table = pq.read_table(result.details_paths[TASK.name])
-    assert table.num_rows == 6
-    row = next(r for r in table.to_pylist() if r["example"] == "odd")
-    assert json.loads(row["input_tokens"]) == [[1, 2.5]]
-    assert any("input_tokens" in w for w in result.warnings)
+    rows = {r["example"]: r for r in pq.read_table(result.details_paths[TASK.name]).to_pylist()}
+    assert json.loads(rows["b"]["predictions"]) == [{"k": [1]}]
+    assert json.loads(rows["a"]["predictions"]) == ["x"]
+    assert any("predictions" in w for w in result.warnings)
 
 
 async def test_big_runs_convert_in_a_worker_process(

@@ -1,31 +1,68 @@
 """evalstream: record LLM evaluation runs asynchronously, as a stream, crash-safe.
 
 The public API is what this module exports; everything in ``evalstream._*`` is internal.
+Names are imported on first use, so ``import evalstream`` (and the details worker process,
+which imports one internal module) stays cheap.
 """
 
-from evalstream._aggregations import AggregationRegistry, default_registry
-from evalstream._errors import (
-    ConfigError,
-    EvalStreamError,
-    HubPushError,
-    InputError,
-    JournalCorruptError,
-    MetricValueError,
-    RunStateError,
-    SinkError,
-    StorageError,
-    TensorBoardError,
-    UnknownTaskError,
-    UnsafeNameError,
-)
-from evalstream._push import push_saved_run
-from evalstream._recovery import recover
-from evalstream._retry import RetryPolicy
-from evalstream._summary import OutputOutcome, RunResult
-from evalstream._sync import SyncEvaluationTracker
-from evalstream._tensorboard import RunInfo
-from evalstream._tracker import EvaluationTracker
-from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalstream._aggregations import AggregationRegistry, default_registry
+    from evalstream._errors import (
+        ConfigError,
+        EvalStreamError,
+        HubPushError,
+        InputError,
+        JournalCorruptError,
+        MetricValueError,
+        RunStateError,
+        SinkError,
+        StorageError,
+        TensorBoardError,
+        UnknownTaskError,
+        UnsafeNameError,
+    )
+    from evalstream._push import push_saved_run
+    from evalstream._recovery import recover
+    from evalstream._retry import RetryPolicy
+    from evalstream._summary import OutputOutcome, RunResult
+    from evalstream._sync import SyncEvaluationTracker
+    from evalstream._tensorboard import RunInfo
+    from evalstream._tracker import EvaluationTracker
+    from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
+
+_EXPORTS = {
+    "AggregationRegistry": "evalstream._aggregations",
+    "ConfigError": "evalstream._errors",
+    "Doc": "evalstream._types",
+    "EvalStreamError": "evalstream._errors",
+    "EvaluationTracker": "evalstream._tracker",
+    "HubPushError": "evalstream._errors",
+    "InputError": "evalstream._errors",
+    "JournalCorruptError": "evalstream._errors",
+    "MetricValueError": "evalstream._errors",
+    "ModelInfo": "evalstream._types",
+    "ModelResponse": "evalstream._types",
+    "OutputOutcome": "evalstream._summary",
+    "RetryPolicy": "evalstream._retry",
+    "RunInfo": "evalstream._tensorboard",
+    "RunResult": "evalstream._summary",
+    "RunStateError": "evalstream._errors",
+    "SinkError": "evalstream._errors",
+    "StorageError": "evalstream._errors",
+    "SyncEvaluationTracker": "evalstream._sync",
+    "TaskSpec": "evalstream._types",
+    "TensorBoardError": "evalstream._errors",
+    "UnknownTaskError": "evalstream._errors",
+    "UnsafeNameError": "evalstream._errors",
+    "default_registry": "evalstream._aggregations",
+    "push_saved_run": "evalstream._push",
+    "recover": "evalstream._recovery",
+}
 
 __version__ = "0.1.0"
 
@@ -58,3 +95,16 @@ __all__ = [
     "push_saved_run",
     "recover",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evalstream' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

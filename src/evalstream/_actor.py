@@ -14,7 +14,7 @@ import anyio
 import msgspec
 from anyio import TASK_STATUS_IGNORED
 
-from evalstream._messages import Flush, Inbound, RunMessage
+from evalstream._messages import EncodedBatch, Flush, Inbound, RunMessage
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
@@ -58,6 +58,8 @@ class Actor:
                     if isinstance(message, Flush):
                         await self.flush()
                         message.done.set()
+                    elif isinstance(message, EncodedBatch):
+                        await self.handle_encoded(message.payload)
                     else:
                         await self.handle(message)
             await self.finish()
@@ -66,6 +68,10 @@ class Actor:
 
     async def handle(self, message: RunMessage) -> None:
         """Apply one data message to the actor's state."""
+        raise NotImplementedError
+
+    async def handle_encoded(self, payload: bytes) -> None:
+        """Apply an already-encoded sample batch (only the details actor is sent these)."""
         raise NotImplementedError
 
     async def flush(self) -> None:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import anyio
 
 from evalstream._messages import (
+    ENCODER,
     ArgsInfo,
+    EncodedBatch,
     EndOfRun,
     Flush,
     Inbound,
@@ -74,15 +76,22 @@ class Coordinator:
             EndOfRun: (s["general_config"],),
             TasksDeclared: (s["details"], s["metrics"], s["versions"], s["task_config"]),
             TaskVersion: (s["versions"],),
-            SampleBatch: (s["details"], s["metrics"]),
+            SampleBatch: (s["metrics"],),
             NumDocs: (s["task_config"],),
             Flush: every,
         }
 
-    async def route(self, message: RunMessage) -> None:
-        """Send ``message`` to every actor that consumes it, waiting while an inbox is full."""
+    async def route(self, message: RunMessage, encoded: bytes | None = None) -> None:
+        """Send ``message`` to every actor that consumes it, waiting while an inbox is full.
+
+        A sample batch goes to the metrics actor as objects and to the details actor as the
+        bytes the journal holds (``encoded``, or encoded here), for its worker process.
+        """
         for send in self._routes[type(message)]:
             await send.send(message)
+        if isinstance(message, SampleBatch):
+            payload = encoded if encoded is not None else ENCODER.encode(message)
+            await self._sends["details"].send(EncodedBatch(payload))
 
     async def flush(self) -> None:
         """Return once every actor has handled what was routed before and fsynced its files."""

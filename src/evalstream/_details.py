@@ -1,124 +1,61 @@
-"""The details logger: every sample's row, streamed to a per-task segment file as it arrives.
+"""The details logger: every sample's row, hashes and counters, kept by a worker process.
 
-Samples are hashed and encoded on the event loop in chunks of ``CHUNK``, yielding between
-chunks: the work holds the GIL wherever it runs, and doing it here in slices bounds the lag it
-adds to the loop (in a worker thread it would stall the loop for up to the interpreter's 5 ms
-switch interval at a time). The encoded frames are appended to
-``{workdir}/segments/{index}.seg`` from a worker thread, so the disk never blocks the loop. At
-most one batch per task is held in memory; a batch whose write failed (disk full) is kept and
-written first on the next batch or flush, and the failure is reported to the producers. Hashes
-and counters are kept per task, compactly.
+The actor starts ``_details_worker`` as a child process in ``run()`` and forwards it the
+journal-encoded sample batches (bytes: nothing is encoded twice), so hashing and row encoding
+run on another core and never hold this process's GIL or event loop. Writing to the pipe is
+asynchronous and bounded by the pipe buffer: a worker that falls behind makes the actor, and so
+the producers, wait. ``flush()`` and the end of the run ask the worker for its state (segment
+paths, counts, compiled hashes) and any write error, which producers then see.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from typing import TYPE_CHECKING, Any, BinaryIO, assert_never
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, assert_never
 
 import anyio
+import msgspec
+from anyio import TASK_STATUS_IGNORED
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from evalstream._actor import Actor
-from evalstream._errors import EvalStreamError
-from evalstream._frames import frame, read_frames
-from evalstream._hashing import GrowableU64, TaskCounters, compile_hashes, sample_hashes
+from evalstream._details_worker import command, encode_request
+from evalstream._errors import EvalStreamError, StorageError
+from evalstream._frames import read_frames
 from evalstream._messages import (
+    ENCODER,
     ArgsInfo,
     EndOfRun,
     ModelInfoLogged,
     NumDocs,
     RunMessage,
     SampleBatch,
-    ScoredSample,
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._rows import encode_rows, iter_rows
-from evalstream._storage import translate_oserror
+from evalstream._rows import iter_rows
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from anyio.abc import Process, TaskStatus
+    from anyio.streams.memory import MemoryObjectReceiveStream
 
-    from evalstream._types import TaskSpec
+    from evalstream._messages import Inbound
+
+_MAX_LINE = 1 << 30
 
 
-CHUNK = 64
-"""Samples hashed and encoded between two yields to the event loop (about 1 ms of work)."""
+class TaskSummary(msgspec.Struct, frozen=True):
+    """One task's details as the worker reports them."""
 
-
-class TaskDetails:
-    """One task's hashes, counters and segment file; touched only by the details actor."""
-
-    def __init__(self, name: str, segment: Path, categories: frozenset[str]) -> None:
-        self.name = name
-        self.segment = segment
-        self.categories = categories
-        self.hashes = tuple(GrowableU64() for _ in range(4))
-        self.counters = TaskCounters()
-        self.pending: list[bytes] = []
-        self.pending_rows = 0
-        self.handle: BinaryIO | None = None
-
-    def ingest(self, samples: list[ScoredSample], keep_rows: bool) -> None:
-        """Hash, count and encode ``samples`` into a pending frame (CPU only, no I/O)."""
-        for sample in samples:
-            for column, digest in zip(
-                self.hashes, sample_hashes(sample.doc, sample.outputs), strict=True
-            ):
-                column.append(digest)
-            self.counters.add(sample.doc, sample.outputs)
-        if keep_rows and samples:
-            self.pending.append(frame(encode_rows(samples, self.categories)))
-            self.pending_rows += len(samples)
-
-    def write_pending(self) -> None:
-        """Append the pending frames to the segment; on failure keep them for the next try."""
-        if not self.pending:
-            return
-        good: int | None = None
-        try:
-            if self.handle is None:
-                self.segment.parent.mkdir(parents=True, exist_ok=True)
-                self.handle = self.segment.open("ab")
-            good = self.handle.tell()
-            self.handle.write(b"".join(self.pending))
-            self.handle.flush()
-        except OSError as exc:
-            self._cut_back(good)
-            raise translate_oserror(exc, f"the details segment of {self.name!r}") from exc
-        self.pending.clear()
-        self.pending_rows = 0
-
-    def _cut_back(self, good: int | None) -> None:
-        """After a short write, drop the partial frames so the retry does not duplicate them."""
-        handle, self.handle = self.handle, None
-        if handle is None:
-            return
-        with contextlib.suppress(OSError):  # the buffered tail is what we cut off anyway
-            handle.close()
-        if good is not None:
-            # if this fails too, the next write reports the disk; reading stops at the torn frame
-            with contextlib.suppress(OSError), self.segment.open("r+b") as again:
-                again.truncate(good)
-
-    def sync(self) -> None:
-        """Write pending frames and fsync the segment."""
-        self.write_pending()
-        if self.handle is not None:
-            os.fsync(self.handle.fileno())
-
-    def close(self) -> None:
-        """Close the segment file."""
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+    segment: Path
+    samples: int
+    pending_rows: int
+    summary: dict[str, Any]
 
     def compiled(self) -> dict[str, Any]:
         """``summary_tasks[task]``: hashes and counters."""
-        return {
-            "hashes": compile_hashes([c.values for c in self.hashes]),
-            **self.counters.summary(),
-        }
+        return self.summary
 
 
 def read_rows(segment: Path) -> list[dict[str, Any]]:
@@ -129,7 +66,7 @@ def read_rows(segment: Path) -> list[dict[str, Any]]:
 
 
 class DetailsActor(Actor):
-    """Streams rows to disk per task and keeps hashes and counters."""
+    """Forwards samples to the details worker process and keeps its latest report."""
 
     name = "details"
 
@@ -138,76 +75,89 @@ class DetailsActor(Actor):
         self.workdir = workdir
         self.save_details = save_details
         self.failure: EvalStreamError | None = None
-        self._categories: dict[str, frozenset[str]] = {}
-        self._tasks: dict[str, TaskDetails] = {}
+        self._tasks: dict[str, TaskSummary] = {}
+        self._process: Process | None = None
+        self._replies: BufferedByteReceiveStream | None = None
 
-    def _task(self, name: str) -> TaskDetails:
-        task = self._tasks.get(name)
-        if task is None:
-            segment = self.workdir / "segments" / f"{len(self._tasks):05d}.seg"
-            task = TaskDetails(name, segment, self._categories.get(name, frozenset()))
-            self._tasks[name] = task
-        return task
+    async def run(
+        self,
+        inbox: MemoryObjectReceiveStream[Inbound],
+        *,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+    ) -> None:
+        """Start the worker, then consume the inbox; the worker never outlives the actor."""
+        process = await anyio.open_process(command(self.workdir, self.save_details), stderr=None)
+        self._process = process
+        assert process.stdout is not None
+        self._replies = BufferedByteReceiveStream(process.stdout)
+        try:
+            await super().run(inbox, task_status=task_status)
+        finally:
+            with anyio.CancelScope(shield=True):
+                if process.returncode is None:
+                    with anyio.move_on_after(5):
+                        await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                await process.aclose()
 
     async def handle(self, message: RunMessage) -> None:
-        """Declare tasks; hash, count and stream sample batches."""
+        """Forward tasks and samples; ignore the rest."""
         match message:
-            case TasksDeclared(tasks=tasks):
-                self._declare(tasks)
-            case SampleBatch(samples=samples):
-                await self._add(samples)
+            case TasksDeclared() | SampleBatch():
+                await self.forward(ENCODER.encode(message))
             case ArgsInfo() | ModelInfoLogged() | TaskVersion() | NumDocs() | EndOfRun():
                 pass
             case _:
                 assert_never(message)
 
-    def _declare(self, tasks: tuple[TaskSpec, ...]) -> None:
-        for spec in tasks:
-            self._categories[spec.name] = frozenset(spec.categories)
-            if spec.name in self._tasks:
-                self._tasks[spec.name].categories = frozenset(spec.categories)
+    async def handle_encoded(self, payload: bytes) -> None:
+        """Forward a sample batch in the journal's encoding, as it is."""
+        await self.forward(payload)
 
-    async def _add(self, samples: tuple[ScoredSample, ...]) -> None:
-        by_task: dict[str, list[ScoredSample]] = {}
-        for sample in samples:
-            if sample.scope != "metrics":
-                by_task.setdefault(sample.task_name, []).append(sample)
-        for name, group in by_task.items():
-            task = self._task(name)
-            for start in range(0, len(group), CHUNK):
-                try:
-                    task.ingest(group[start : start + CHUNK], self.save_details)
-                except Exception as exc:  # noqa: BLE001 - odd input must not kill the run
-                    self.failure = EvalStreamError(f"the details logger failed: {exc!r}")
-                await anyio.lowlevel.checkpoint()
-            await self._run(task.write_pending)
+    async def forward(self, encoded: bytes) -> None:
+        """Send one journal-encoded message to the worker (waits while the pipe is full)."""
+        await self._send(encode_request(b"M", encoded))
 
-    async def _run(self, fn: Any, *args: Any) -> None:
+    async def _send(self, data: bytes) -> None:
+        assert self._process is not None and self._process.stdin is not None
         try:
-            await anyio.to_thread.run_sync(fn, *args)
-        except EvalStreamError as exc:
-            self.failure = exc
-        except Exception as exc:  # noqa: BLE001 - a bug or odd input must not kill the run
-            self.failure = EvalStreamError(f"the details logger failed: {exc!r}")
-        else:
-            if all(not t.pending for t in self._tasks.values()):
-                self.failure = None
+            await self._process.stdin.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.failure = EvalStreamError(
+                f"the details worker process stopped ({exc!r}); the journal keeps every sample: "
+                "run `evalstream recover` on the run folder"
+            )
+            raise self.failure from exc
+
+    async def _ask(self, kind: bytes) -> None:
+        await self._send(encode_request(kind))
+        assert self._replies is not None
+        line = await self._replies.receive_until(b"\n", _MAX_LINE)
+        state = json.loads(line)
+        self._tasks = {
+            name: TaskSummary(Path(t["segment"]), t["samples"], t["pending_rows"], t["summary"])
+            for name, t in state["tasks"].items()
+        }
+        error = state["error"]
+        self.failure = StorageError(error) if error else None
 
     async def flush(self) -> None:
-        """Write what is pending and fsync every segment."""
-        for task in self._tasks.values():
-            await self._run(task.sync)
+        """Have the worker write and fsync every segment, and report."""
+        await self._ask(b"F")
 
     async def finish(self) -> None:
-        """Flush and close the segments."""
-        await self.flush()
-        for task in self._tasks.values():
-            task.close()
+        """Have the worker flush and close every segment, report, and exit."""
+        await self._ask(b"E")
+        assert self._process is not None
+        if self._process.stdin is not None:
+            await self._process.stdin.aclose()
+        await self._process.wait()
 
     def buffered_rows(self) -> int:
-        """Rows waiting in memory for a write (one batch per task at most, unless writes fail)."""
+        """Rows the worker held in memory at its last report (unwritten after a failure)."""
         return sum(t.pending_rows for t in self._tasks.values())
 
-    def tasks(self) -> dict[str, TaskDetails]:
-        """The tasks seen, by name."""
+    def tasks(self) -> dict[str, TaskSummary]:
+        """The tasks at the worker's last report (complete after ``flush`` or the end)."""
         return dict(self._tasks)

@@ -97,7 +97,16 @@ class Flush:
         self.done = anyio.Event()
 
 
-Inbound = RunMessage | Flush
+class EncodedBatch:
+    """Control: a SampleBatch as the journal encoded it, for the details worker process."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+
+Inbound = RunMessage | Flush | EncodedBatch
 """What an actor inbox carries."""
 
 ENCODER = msgspec.msgpack.Encoder()

@@ -237,7 +237,7 @@ async def write_run(plan: SavePlan, coordinator: Coordinator, workdir: str) -> R
         results_path=plan.store.url(local.detail["results"]) if local.ok else "",
         details_paths={t: plan.store.url(p) for t, p in local.detail.get("details", {}).items()},
         outputs=outcomes,
-        samples={name: t.counters.samples for name, t in details.items()},
+        samples={name: t.samples for name, t in details.items()},
         nonfinite_values=count_nonfinite(final),
         warnings=warnings,
         workdir=workdir,

@@ -154,11 +154,12 @@ class RunHost:
             return self.journal.failure
         return self.coordinator.details.failure if self.coordinator else None
 
-    async def send(self, message: RunMessage) -> None:
-        """Journal ``message``, then route it to the actors."""
+    async def send(self, message: RunMessage, encoded: bytes | None = None) -> None:
+        """Journal ``message`` (``encoded`` if the caller has its bytes), then route it."""
         assert self.coordinator is not None
-        await self.journal.append(ENCODER.encode(message))
-        await self.coordinator.route(message)
+        payload = encoded if encoded is not None else ENCODER.encode(message)
+        await self.journal.append(payload)
+        await self.coordinator.route(message, payload)
 
     def clean(self) -> None:
         """Drop the journal and segments of a saved run; keep its status marker (blocking)."""

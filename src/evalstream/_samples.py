@@ -2,7 +2,9 @@
 
 A sample is checked where it is logged, so a bad value fails in the call that made it, and is
 msgpack-encoded there once: the encoding both proves the sample can be stored and becomes its
-bytes in the journal, which splices them into a batch frame without encoding them again.
+bytes in the journal, which splices them into a batch frame without encoding them again. The
+bytes are decoded once against the schema too, so what the journal holds is always readable
+by recovery and the details worker (a float among token ids fails here, with its path).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ Prepared = tuple[ScoredSample, bytes]
 """A validated sample and its encoded bytes."""
 
 _NUMBER_TYPES = (int, float, bool)
+_CHECK = msgspec.msgpack.Decoder(ScoredSample)
 
 
 class _RawBatch(msgspec.Struct, frozen=True, tag="SampleBatch", kw_only=True):
@@ -80,5 +83,12 @@ def prepare_sample(
         raise InputError(
             f"a sample of task {task_name!r} holds a value that cannot be stored ({exc}); "
             "convert it to str, number, list or dict"
+        ) from exc
+    try:
+        _CHECK.decode(encoded)  # what the journal and the details worker will read back
+    except msgspec.ValidationError as exc:
+        raise InputError(
+            f"a sample of task {task_name!r} has a field of the wrong type: {exc} "
+            "(token ids must be ints, choices strings)"
         ) from exc
     return sample, encoded

@@ -352,8 +352,8 @@ class EvaluationTracker(HubTargets):
                 return self.journal.stats().appended
             batch, self._pending = self._pending, []
             raws, self._pending_raw = self._pending_raw, []
-            seq = await self.journal.append(encode_batch(raws))
-            await self._coordinator.route(SampleBatch(samples=tuple(batch)))
+            await self._host.send(SampleBatch(samples=tuple(batch)), encode_batch(raws))
+            seq = self.journal.stats().appended
             if self._live is not None:
                 for sample in batch:
                     if sample.scope != "details":

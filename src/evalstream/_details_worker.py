@@ -1,0 +1,211 @@
+"""The details worker: a child process that hashes, counts and stores every sample's row.
+
+Hashing and row encoding are pure-Python work of some 20 us per sample that holds the GIL
+wherever it runs; in the tracker's process it would compete with the event loop (and an
+inference server on it). The details actor starts this process and streams it the encoded
+sample batches the journal already holds, so the work runs on another core.
+
+Protocol, over the pipes: the parent sends frames (``_frames``) whose first byte says what
+follows: ``M`` a journal-encoded message (tasks, sample batch), ``F`` flush, ``E`` end. For
+``F`` and ``E`` the worker answers one JSON line: ``{"error": str | null, "tasks": {name:
+{"segment", "samples", "pending_rows", "summary"}}}``. ``E`` closes the segments and exits. A
+write that fails (disk full) keeps its rows pending, reports the error on the next answer, and
+is retried with the next batch or flush. If the parent dies, stdin closes and the worker exits:
+the journal, not the segments, is what recovery reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from evalstream._errors import EvalStreamError
+from evalstream._frames import frame, iter_frames
+from evalstream._hashing import GrowableU64, TaskCounters, compile_hashes, sample_hashes
+from evalstream._messages import DECODER, SampleBatch, ScoredSample, TasksDeclared
+from evalstream._rows import encode_rows
+from evalstream._storage import translate_oserror
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+class TaskDetails:
+    """One task's hashes, counters and segment file; touched only by the details actor."""
+
+    def __init__(self, name: str, segment: Path, categories: frozenset[str]) -> None:
+        self.name = name
+        self.segment = segment
+        self.categories = categories
+        self.hashes = tuple(GrowableU64() for _ in range(4))
+        self.counters = TaskCounters()
+        self.pending: list[bytes] = []
+        self.pending_rows = 0
+        self.handle: BinaryIO | None = None
+
+    def ingest(self, samples: Sequence[ScoredSample], keep_rows: bool) -> None:
+        """Hash, count and encode ``samples`` into a pending frame (CPU only, no I/O)."""
+        for sample in samples:
+            for column, digest in zip(
+                self.hashes, sample_hashes(sample.doc, sample.outputs), strict=True
+            ):
+                column.append(digest)
+            self.counters.add(sample.doc, sample.outputs)
+        if keep_rows and samples:
+            self.pending.append(frame(encode_rows(samples, self.categories)))
+            self.pending_rows += len(samples)
+
+    def write_pending(self) -> None:
+        """Append the pending frames to the segment; on failure keep them for the next try."""
+        if not self.pending:
+            return
+        good: int | None = None
+        try:
+            if self.handle is None:
+                self.segment.parent.mkdir(parents=True, exist_ok=True)
+                self.handle = self.segment.open("ab")
+            good = self.handle.tell()
+            self.handle.write(b"".join(self.pending))
+            self.handle.flush()
+        except OSError as exc:
+            self._cut_back(good)
+            raise translate_oserror(exc, f"the details segment of {self.name!r}") from exc
+        self.pending.clear()
+        self.pending_rows = 0
+
+    def _cut_back(self, good: int | None) -> None:
+        """After a short write, drop the partial frames so the retry does not duplicate them."""
+        handle, self.handle = self.handle, None
+        if handle is None:
+            return
+        with contextlib.suppress(OSError):  # the buffered tail is what we cut off anyway
+            handle.close()
+        if good is not None:
+            # if this fails too, the next write reports the disk; reading stops at the torn frame
+            with contextlib.suppress(OSError), self.segment.open("r+b") as again:
+                again.truncate(good)
+
+    def sync(self) -> None:
+        """Write pending frames and fsync the segment."""
+        self.write_pending()
+        if self.handle is not None:
+            os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        """Close the segment file."""
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+    def compiled(self) -> dict[str, Any]:
+        """``summary_tasks[task]``: hashes and counters."""
+        return {
+            "hashes": compile_hashes([c.values for c in self.hashes]),
+            **self.counters.summary(),
+        }
+
+
+class Worker:
+    """The worker's state: one TaskDetails per task, and the last write error."""
+
+    def __init__(self, workdir: Path, keep_rows: bool) -> None:
+        self.workdir = workdir
+        self.keep_rows = keep_rows
+        self.categories: dict[str, frozenset[str]] = {}
+        self.tasks: dict[str, TaskDetails] = {}
+        self.error: str | None = None
+
+    def task(self, name: str) -> TaskDetails:
+        """The task's state, created on its first sample."""
+        task = self.tasks.get(name)
+        if task is None:
+            segment = self.workdir / "segments" / f"{len(self.tasks):05d}.seg"
+            task = TaskDetails(name, segment, self.categories.get(name, frozenset()))
+            self.tasks[name] = task
+        return task
+
+    def message(self, body: bytes) -> None:
+        """Apply one journal-encoded message."""
+        message = DECODER.decode(body)
+        if isinstance(message, TasksDeclared):
+            for spec in message.tasks:
+                self.categories[spec.name] = frozenset(spec.categories)
+                if spec.name in self.tasks:
+                    self.tasks[spec.name].categories = frozenset(spec.categories)
+        elif isinstance(message, SampleBatch):
+            by_task: dict[str, list[ScoredSample]] = {}
+            for sample in message.samples:
+                if sample.scope != "metrics":
+                    by_task.setdefault(sample.task_name, []).append(sample)
+            for name, group in by_task.items():
+                task = self.task(name)
+                task.ingest(group, self.keep_rows)
+                self.attempt(task.write_pending)
+
+    def attempt(self, write: Any) -> None:
+        """Run a write; remember a failure instead of dying (the rows stay pending)."""
+        try:
+            write()
+        except EvalStreamError as exc:
+            self.error = str(exc)
+        except OSError as exc:
+            self.error = str(translate_oserror(exc, "a details segment"))
+        else:
+            if not any(t.pending for t in self.tasks.values()):
+                self.error = None
+
+    def answer(self, out: BinaryIO) -> None:
+        """Write the state line the parent waits for."""
+        state = {
+            "error": self.error,
+            "tasks": {
+                name: {
+                    "segment": str(t.segment),
+                    "samples": t.counters.samples,
+                    "pending_rows": t.pending_rows,
+                    "summary": t.compiled(),
+                }
+                for name, t in self.tasks.items()
+            },
+        }
+        out.write(json.dumps(state).encode() + b"\n")
+        out.flush()
+
+
+def serve(workdir: Path, keep_rows: bool, stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Handle frames from ``stdin`` until ``E`` or end of input."""
+    worker = Worker(workdir, keep_rows)
+    for payload in iter_frames(stdin):
+        kind, body = payload[:1], payload[1:]
+        if kind == b"M":
+            worker.message(body)
+        elif kind == b"F":
+            for task in worker.tasks.values():
+                worker.attempt(task.sync)
+            worker.answer(stdout)
+        elif kind == b"E":
+            for task in worker.tasks.values():
+                worker.attempt(task.sync)
+                with contextlib.suppress(OSError):
+                    task.close()
+            worker.answer(stdout)
+            return 0
+    return 0
+
+
+def command(workdir: Path, keep_rows: bool) -> list[str]:
+    """The command line that starts a worker."""
+    return [sys.executable, "-m", "evalstream._details_worker", str(workdir), str(int(keep_rows))]
+
+
+def encode_request(kind: bytes, body: bytes = b"") -> bytes:
+    """One request frame for the worker."""
+    return frame(kind + body)
+
+
+if __name__ == "__main__":
+    sys.exit(serve(Path(sys.argv[1]), sys.argv[2] == "1", sys.stdin.buffer, sys.stdout.buffer))
