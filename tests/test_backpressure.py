@@ -31,9 +31,10 @@ async def test_slow_details_writer_makes_producers_wait(tmp_path: Path) -> None:
             await tracker.log_model_info(ModelInfo(model_name="org/m"))
             await tracker.log_tasks([TASK])
             assert tracker._coordinator is not None
-            worker = tracker._coordinator.details._process
-            assert worker is not None
-            os.kill(worker.pid, signal.SIGSTOP)  # the "disk" stalls: the worker takes nothing
+            pids = tracker._coordinator.details.pids
+            assert pids
+            for pid in pids:  # the "disk" stalls: the workers take nothing
+                os.kill(pid, signal.SIGSTOP)
 
             async def producer() -> None:
                 for doc, outputs, metrics in samples:
@@ -48,9 +49,11 @@ async def test_slow_details_writer_makes_producers_wait(tmp_path: Path) -> None:
                     assert not finished.is_set(), "the producer must be waiting, not done"
                     assert details.inbox_depth == details.inbox_capacity == 2
                     assert tracker.samples_logged < len(samples)
-                    os.kill(worker.pid, signal.SIGCONT)
+                    for pid in pids:
+                        os.kill(pid, signal.SIGCONT)
             finally:
-                os.kill(worker.pid, signal.SIGCONT)
+                for pid in pids:
+                    os.kill(pid, signal.SIGCONT)
             assert finished.is_set()
             result = await tracker.save()
     table = pq.read_table(result.details_paths[TASK.name])

@@ -188,3 +188,24 @@ def test_saved_run_keeps_only_its_status_marker(run: tuple[Any, dict[str, Sent],
     assert sorted(p.name for p in workdir.iterdir()) == ["run.json", "status.json"]
     status = json.loads((workdir / "status.json").read_text())
     assert status["state"] == "saved" and status["results_path"] == result.results_path
+
+
+async def test_sharded_details_workers_write_the_same_rows(tmp_path: Path) -> None:
+    """With three details workers, every task's rows, hashes and counts are as with one."""
+    rng = random.Random(11)
+    samples = [(t, *sample(rng, t, i)) for i in range(120) for t in TASKS]
+    results = []
+    for workers in (1, 3):
+        with anyio.fail_after(60):
+            async with EvaluationTracker(tmp_path / str(workers), details_workers=workers) as tr:
+                await tr.log_model_info(ModelInfo(model_name="org/model"))
+                await tr.log_tasks(TASKS)
+                for task, doc, outputs, metrics in samples:
+                    await tr.log_sample(task.name, doc, outputs, metrics)
+                results.append(await tr.save())
+    one, three = results
+    assert one.results["summary_tasks"] == three.results["summary_tasks"]
+    for task in TASKS:
+        a = pq.read_table(one.details_paths[task.name]).sort_by("example")
+        b = pq.read_table(three.details_paths[task.name]).sort_by("example")
+        assert a.equals(b)

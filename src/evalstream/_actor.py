@@ -59,7 +59,7 @@ class Actor:
                         await self.flush()
                         message.done.set()
                     elif isinstance(message, EncodedBatch):
-                        await self.handle_encoded(message.payload)
+                        await self.handle_encoded(message.payloads)
                     else:
                         await self.handle(message)
             await self.finish()
@@ -70,7 +70,7 @@ class Actor:
         """Apply one data message to the actor's state."""
         raise NotImplementedError
 
-    async def handle_encoded(self, payload: bytes) -> None:
+    async def handle_encoded(self, payloads: tuple[bytes, ...]) -> None:
         """Apply an already-encoded sample batch (only the details actor is sent these)."""
         raise NotImplementedError
 

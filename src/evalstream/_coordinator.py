@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import anyio
 
 from evalstream._messages import (
-    ENCODER,
     ArgsInfo,
     EncodedBatch,
     EndOfRun,
@@ -81,17 +80,26 @@ class Coordinator:
             Flush: every,
         }
 
-    async def route(self, message: RunMessage, encoded: bytes | None = None) -> None:
+    async def route(
+        self,
+        message: RunMessage,
+        encoded: bytes | None = None,
+        shards: tuple[bytes, ...] | None = None,
+    ) -> None:
         """Send ``message`` to every actor that consumes it, waiting while an inbox is full.
 
         A sample batch goes to the metrics actor as objects and to the details actor as the
-        bytes the journal holds (``encoded``, or encoded here), for its worker process.
+        bytes the journal holds, split per details worker (``shards``), or as objects when the
+        caller has no bytes (replay), for the details actor to split.
         """
         for send in self._routes[type(message)]:
             await send.send(message)
         if isinstance(message, SampleBatch):
-            payload = encoded if encoded is not None else ENCODER.encode(message)
-            await self._sends["details"].send(EncodedBatch(payload))
+            if shards is None and encoded is not None and self.details.shards == 1:
+                shards = (encoded,)
+            await self._sends["details"].send(
+                EncodedBatch(shards) if shards is not None else message
+            )
 
     async def flush(self) -> None:
         """Return once every actor has handled what was routed before and fsynced its files."""

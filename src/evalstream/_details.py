@@ -1,6 +1,6 @@
 """The details logger: every sample's row, hashes and counters, kept by a worker process.
 
-The actor starts ``_details_worker`` as a child process in ``run()`` and forwards it the
+The actor starts ``_details_worker`` child processes in ``run()`` and forwards them the
 journal-encoded sample batches (bytes: nothing is encoded twice), so hashing and row encoding
 run on another core and never hold this process's GIL or event loop. Writing to the pipe is
 asynchronous and bounded by the pipe buffer: a worker that falls behind makes the actor, and so
@@ -20,7 +20,7 @@ from anyio import TASK_STATUS_IGNORED
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from evalstream._actor import Actor
-from evalstream._details_worker import command, encode_request
+from evalstream._details_worker import command, encode_request, shard_of
 from evalstream._errors import EvalStreamError, StorageError
 from evalstream._frames import read_frames
 from evalstream._messages import (
@@ -31,6 +31,7 @@ from evalstream._messages import (
     NumDocs,
     RunMessage,
     SampleBatch,
+    ScoredSample,
     TasksDeclared,
     TaskVersion,
 )
@@ -65,19 +66,62 @@ def read_rows(segment: Path) -> list[dict[str, Any]]:
     return list(iter_rows(read_frames(segment)))
 
 
+class _Worker:
+    """One worker process and its pipes."""
+
+    def __init__(self, process: Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process = process
+        self.stdin = process.stdin
+        self.replies = BufferedByteReceiveStream(process.stdout)
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self.stdin.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            raise EvalStreamError(
+                f"the details worker process stopped ({exc!r}); the journal keeps every sample: "
+                "run `evalstream recover` on the run folder"
+            ) from exc
+
+    async def reply(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(await self.replies.receive_until(b"\n", _MAX_LINE))
+        return state
+
+    async def close(self) -> None:
+        """Wait briefly for a clean exit, else kill; always release the pipes."""
+        process = self.process
+        with anyio.CancelScope(shield=True):
+            if process.returncode is None:
+                with anyio.move_on_after(5):
+                    await process.wait()
+            if process.returncode is None:
+                process.kill()
+            await process.aclose()
+
+
 class DetailsActor(Actor):
-    """Forwards samples to the details worker process and keeps its latest report."""
+    """Forwards samples to the details worker processes and keeps their latest reports.
+
+    Tasks are sharded over ``workers`` processes by a stable hash of their name, so a run of
+    several tasks uses several cores; each task's segment is written by exactly one worker.
+    """
 
     name = "details"
 
-    def __init__(self, workdir: Path, *, save_details: bool = True) -> None:
+    def __init__(self, workdir: Path, *, save_details: bool = True, workers: int = 1) -> None:
         super().__init__()
         self.workdir = workdir
         self.save_details = save_details
+        self.shards = max(1, workers)
         self.failure: EvalStreamError | None = None
         self._tasks: dict[str, TaskSummary] = {}
-        self._process: Process | None = None
-        self._replies: BufferedByteReceiveStream | None = None
+        self._workers: list[_Worker] = []
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids."""
+        return [w.process.pid for w in self._workers]
 
     async def run(
         self,
@@ -85,79 +129,85 @@ class DetailsActor(Actor):
         *,
         task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> None:
-        """Start the worker, then consume the inbox; the worker never outlives the actor."""
-        process = await anyio.open_process(command(self.workdir, self.save_details), stderr=None)
-        self._process = process
-        assert process.stdout is not None
-        self._replies = BufferedByteReceiveStream(process.stdout)
+        """Start the workers, then consume the inbox; no worker outlives the actor."""
         try:
+            for shard in range(self.shards):
+                cmd = command(self.workdir, self.save_details, shard)
+                self._workers.append(_Worker(await anyio.open_process(cmd, stderr=None)))
             await super().run(inbox, task_status=task_status)
         finally:
-            with anyio.CancelScope(shield=True):
-                if process.returncode is None:
-                    with anyio.move_on_after(5):
-                        await process.wait()
-                if process.returncode is None:
-                    process.kill()
-                await process.aclose()
+            for worker in self._workers:
+                await worker.close()
 
     async def handle(self, message: RunMessage) -> None:
-        """Forward tasks and samples; ignore the rest."""
+        """Forward tasks to every worker and samples to their owners; ignore the rest."""
         match message:
-            case TasksDeclared() | SampleBatch():
-                await self.forward(ENCODER.encode(message))
+            case TasksDeclared():
+                encoded = encode_request(b"M", ENCODER.encode(message))
+                for worker in self._workers:
+                    await self._send(worker, encoded)
+            case SampleBatch(samples=samples):
+                groups: list[list[ScoredSample]] = [[] for _ in self._workers]
+                for sample in samples:
+                    groups[shard_of(sample.task_name, self.shards)].append(sample)
+                await self.handle_encoded(
+                    tuple(
+                        ENCODER.encode(SampleBatch(samples=tuple(g))) if g else b"" for g in groups
+                    )
+                )
             case ArgsInfo() | ModelInfoLogged() | TaskVersion() | NumDocs() | EndOfRun():
                 pass
             case _:
                 assert_never(message)
 
-    async def handle_encoded(self, payload: bytes) -> None:
-        """Forward a sample batch in the journal's encoding, as it is."""
-        await self.forward(payload)
+    async def handle_encoded(self, payloads: tuple[bytes, ...]) -> None:
+        """Forward each worker its share of a batch, in the journal's encoding."""
+        for worker, payload in zip(self._workers, payloads, strict=True):
+            if payload:
+                await self._send(worker, encode_request(b"M", payload))
 
-    async def forward(self, encoded: bytes) -> None:
-        """Send one journal-encoded message to the worker (waits while the pipe is full)."""
-        await self._send(encode_request(b"M", encoded))
-
-    async def _send(self, data: bytes) -> None:
-        assert self._process is not None and self._process.stdin is not None
+    async def _send(self, worker: _Worker, data: bytes) -> None:
         try:
-            await self._process.stdin.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self.failure = EvalStreamError(
-                f"the details worker process stopped ({exc!r}); the journal keeps every sample: "
-                "run `evalstream recover` on the run folder"
-            )
-            raise self.failure from exc
+            await worker.send(data)
+        except EvalStreamError as exc:
+            self.failure = exc
+            raise
 
     async def _ask(self, kind: bytes) -> None:
-        await self._send(encode_request(kind))
-        assert self._replies is not None
-        line = await self._replies.receive_until(b"\n", _MAX_LINE)
-        state = json.loads(line)
-        self._tasks = {
-            name: TaskSummary(Path(t["segment"]), t["samples"], t["pending_rows"], t["summary"])
-            for name, t in state["tasks"].items()
-        }
-        error = state["error"]
-        self.failure = StorageError(error) if error else None
+        request = encode_request(kind)
+        for worker in self._workers:  # all at once, so the workers flush in parallel
+            await self._send(worker, request)
+        tasks: dict[str, TaskSummary] = {}
+        errors = []
+        for worker in self._workers:
+            state = await worker.reply()
+            tasks.update(
+                (
+                    name,
+                    TaskSummary(Path(t["segment"]), t["samples"], t["pending_rows"], t["summary"]),
+                )
+                for name, t in state["tasks"].items()
+            )
+            if state["error"]:
+                errors.append(state["error"])
+        self._tasks = tasks
+        self.failure = StorageError("; ".join(errors)) if errors else None
 
     async def flush(self) -> None:
-        """Have the worker write and fsync every segment, and report."""
+        """Have the workers write and fsync every segment, and report."""
         await self._ask(b"F")
 
     async def finish(self) -> None:
-        """Have the worker flush and close every segment, report, and exit."""
+        """Have the workers flush and close every segment, report, and exit."""
         await self._ask(b"E")
-        assert self._process is not None
-        if self._process.stdin is not None:
-            await self._process.stdin.aclose()
-        await self._process.wait()
+        for worker in self._workers:
+            await worker.stdin.aclose()
+            await worker.process.wait()
 
     def buffered_rows(self) -> int:
-        """Rows the worker held in memory at its last report (unwritten after a failure)."""
+        """Rows the workers held in memory at their last report (unwritten after a failure)."""
         return sum(t.pending_rows for t in self._tasks.values())
 
     def tasks(self) -> dict[str, TaskSummary]:
-        """The tasks at the worker's last report (complete after ``flush`` or the end)."""
+        """The tasks at the workers' last report (complete after ``flush`` or the end)."""
         return dict(self._tasks)

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import sys
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -112,8 +113,9 @@ class TaskDetails:
 class Worker:
     """The worker's state: one TaskDetails per task, and the last write error."""
 
-    def __init__(self, workdir: Path, keep_rows: bool) -> None:
+    def __init__(self, workdir: Path, keep_rows: bool, shard: int = 0) -> None:
         self.workdir = workdir
+        self.shard = shard
         self.keep_rows = keep_rows
         self.categories: dict[str, frozenset[str]] = {}
         self.tasks: dict[str, TaskDetails] = {}
@@ -123,7 +125,7 @@ class Worker:
         """The task's state, created on its first sample."""
         task = self.tasks.get(name)
         if task is None:
-            segment = self.workdir / "segments" / f"{len(self.tasks):05d}.seg"
+            segment = self.workdir / "segments" / f"{self.shard}-{len(self.tasks):05d}.seg"
             task = TaskDetails(name, segment, self.categories.get(name, frozenset()))
             self.tasks[name] = task
         return task
@@ -176,9 +178,9 @@ class Worker:
         out.flush()
 
 
-def serve(workdir: Path, keep_rows: bool, stdin: BinaryIO, stdout: BinaryIO) -> int:
+def serve(workdir: Path, keep_rows: bool, stdin: BinaryIO, stdout: BinaryIO, shard: int = 0) -> int:
     """Handle frames from ``stdin`` until ``E`` or end of input."""
-    worker = Worker(workdir, keep_rows)
+    worker = Worker(workdir, keep_rows, shard)
     for payload in iter_frames(stdin):
         kind, body = payload[:1], payload[1:]
         if kind == b"M":
@@ -197,9 +199,17 @@ def serve(workdir: Path, keep_rows: bool, stdin: BinaryIO, stdout: BinaryIO) -> 
     return 0
 
 
-def command(workdir: Path, keep_rows: bool) -> list[str]:
-    """The command line that starts a worker."""
-    return [sys.executable, "-m", "evalstream._details_worker", str(workdir), str(int(keep_rows))]
+def command(workdir: Path, keep_rows: bool, shard: int = 0) -> list[str]:
+    """The command line that starts worker ``shard``."""
+    return [
+        sys.executable, "-m", "evalstream._details_worker",
+        str(workdir), str(int(keep_rows)), str(shard),
+    ]  # fmt: skip
+
+
+def shard_of(task_name: str, shards: int) -> int:
+    """The worker that owns ``task_name`` (stable across processes, unlike ``hash``)."""
+    return zlib.crc32(task_name.encode()) % shards
 
 
 def encode_request(kind: bytes, body: bytes = b"") -> bytes:
@@ -208,4 +218,12 @@ def encode_request(kind: bytes, body: bytes = b"") -> bytes:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(Path(sys.argv[1]), sys.argv[2] == "1", sys.stdin.buffer, sys.stdout.buffer))
+    sys.exit(
+        serve(
+            Path(sys.argv[1]),
+            sys.argv[2] == "1",
+            sys.stdin.buffer,
+            sys.stdout.buffer,
+            int(sys.argv[3]) if len(sys.argv) > 3 else 0,
+        )
+    )

@@ -98,12 +98,12 @@ class Flush:
 
 
 class EncodedBatch:
-    """Control: a SampleBatch as the journal encoded it, for the details worker process."""
+    """Control: a SampleBatch as msgpack bytes, one per details worker (``b""`` for none)."""
 
-    __slots__ = ("payload",)
+    __slots__ = ("payloads",)
 
-    def __init__(self, payload: bytes) -> None:
-        self.payload = payload
+    def __init__(self, payloads: tuple[bytes, ...]) -> None:
+        self.payloads = payloads
 
 
 Inbound = RunMessage | Flush | EncodedBatch

@@ -59,7 +59,9 @@ class RunHost:
         inbox_capacity: int,
         flush_every_frames: int,
         flush_interval: float,
+        workers: int = 1,
     ) -> None:
+        self.workers = workers
         self.store = store
         self.settings = settings
         self.registry = registry
@@ -86,7 +88,9 @@ class RunHost:
             general=GeneralConfigActor(
                 tool_sha=f"evalstream-{VERSION}", start_time=self.start_time
             ),
-            details=DetailsActor(self.workdir, save_details=self.settings.save_details),
+            details=DetailsActor(
+                self.workdir, save_details=self.settings.save_details, workers=self.workers
+            ),
             metrics=MetricsActor(self.registry),
             versions=VersionsActor(),
             task_config=TaskConfigActor(),
@@ -154,12 +158,17 @@ class RunHost:
             return self.journal.failure
         return self.coordinator.details.failure if self.coordinator else None
 
-    async def send(self, message: RunMessage, encoded: bytes | None = None) -> None:
+    async def send(
+        self,
+        message: RunMessage,
+        encoded: bytes | None = None,
+        shards: tuple[bytes, ...] | None = None,
+    ) -> None:
         """Journal ``message`` (``encoded`` if the caller has its bytes), then route it."""
         assert self.coordinator is not None
         payload = encoded if encoded is not None else ENCODER.encode(message)
         await self.journal.append(payload)
-        await self.coordinator.route(message, payload)
+        await self.coordinator.route(message, payload, shards)
 
     def clean(self) -> None:
         """Drop the journal and segments of a saved run; keep its status marker (blocking)."""
