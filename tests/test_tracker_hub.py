@@ -203,3 +203,35 @@ def test_custom_targets_push_the_saved_files(tmp_path: Path) -> None:
         assert hub.file_bytes(custom, "runs/results.json") == Path(result.results_path).read_bytes()
         for task, local in result.details_paths.items():
             assert hub.file_bytes(custom, f"runs/{task}.parquet") == Path(local).read_bytes()
+
+
+def test_dead_hub_is_an_outcome_not_a_crash(tmp_path: Path) -> None:
+    """With nothing listening at the endpoint, save() records the failure and keeps local files."""
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def run() -> Any:
+        async with EvaluationTracker(
+            tmp_path,
+            push_to_hub=True,
+            hub_results_org=ORG,
+            hub_token="hf_test_token",
+            hub_endpoint=f"http://127.0.0.1:{port}",
+            hub_retry=FAST,
+        ) as tracker:
+            await tracker.log_model_info(ModelInfo(model_name="org/m"))
+            await tracker.log_tasks(TASKS[:1])
+            rng = random.Random(3)
+            for i in range(10):
+                await tracker.log_sample(TASKS[0].name, *sample(rng, TASKS[0], i))
+            return await tracker.save()
+
+    result = anyio.run(run)
+    hub = result.output("hub")
+    assert hub is not None and not hub.ok and hub.error
+    assert "evalstream push" in hub.detail["retry"]
+    assert result.output("local").ok and Path(result.results_path).exists()  # type: ignore[union-attr]
+    assert "hf_test_token" not in str(result.outputs)
