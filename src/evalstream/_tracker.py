@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
 
-from evalstream._details_worker import shard_of
+from evalstream._batcher import Batcher
 from evalstream._errors import (
     ConfigError,
     EvalStreamError,
@@ -42,7 +42,7 @@ from evalstream._outputs import SavePlan, compile_final, write_run
 from evalstream._resume import ResumeState, load_resume
 from evalstream._runhost import RunHost
 from evalstream._runstate import RunSettings
-from evalstream._samples import Prepared, encode_batch, prepare_sample
+from evalstream._samples import Prepared, prepare_sample
 from evalstream._stats import AggregationRegistry, default_registry
 from evalstream._storage import OutputStore
 from evalstream._tensorboard import LiveScalars, run_info_from
@@ -126,7 +126,6 @@ class EvaluationTracker(HubTargets):
         # one core stays with the event loop: on 2 cores a second worker doubled loop lag
         # (p99 3.5 -> 7 ms) for no throughput; more cores shard tasks over more workers
         self.details_workers = details_workers or max(1, min(4, (os.cpu_count() or 1) - 1))
-        self._shards: dict[str, int] = {}
         self.start_time = time.time()
         self._host = RunHost(
             self.store,
@@ -172,9 +171,7 @@ class EvaluationTracker(HubTargets):
         self._state: State = "new"
         self._tasks: dict[str, TaskSpec] = {}
         self._model: ModelInfo | None = None
-        self._pending: list[ScoredSample] = []
-        self._pending_raw: list[bytes] = []
-        self._ship_lock = anyio.Lock()
+        self._batch = Batcher(self._host, workers=self.details_workers, on_shipped=self._observe)
         self._logged = 0
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
@@ -202,6 +199,12 @@ class EvaluationTracker(HubTargets):
             await self._host.abort(exc)
             raise
         return self
+
+    async def _observe(self, batch: list[ScoredSample]) -> None:
+        if self._live is not None:
+            for sample in batch:
+                if sample.scope != "details":
+                    await self._live.observe(sample.task_name, sample.metrics)
 
     async def _close_live(self) -> None:
         live, self._live = self._live, None
@@ -331,8 +334,7 @@ class EvaluationTracker(HubTargets):
         for sample, encoded in prepared:
             if resume is not None and resume.seen(sample):
                 continue
-            self._pending.append(sample)
-            self._pending_raw.append(encoded)
+            self._batch.add(sample, encoded)
             self._logged += 1
         if self._logged % YIELD_EVERY == 0:
             # a producer that never waits would hold the loop for a whole batch
@@ -340,7 +342,7 @@ class EvaluationTracker(HubTargets):
         if self.durable:
             seq = await self._ship()
             await self.journal.wait_synced(seq)
-        elif len(self._pending) >= self.batch_size:
+        elif len(self._batch) >= self.batch_size:
             await self._ship()
 
     def is_declared(self, task_name: str) -> bool:
@@ -348,40 +350,7 @@ class EvaluationTracker(HubTargets):
         return task_name in self._tasks
 
     async def _ship(self) -> int:
-        """Journal and route the pending batch; returns its journal sequence number.
-
-        One ship at a time: producers that fill the batch while a ship waits on a full inbox
-        queue here holding nothing, instead of each holding a batch of its own, so the samples
-        in flight stay bounded by the inboxes plus one batch.
-        """
-        async with self._ship_lock:
-            if not self._pending or self._coordinator is None:
-                return self.journal.stats().appended
-            batch, self._pending = self._pending, []
-            raws, self._pending_raw = self._pending_raw, []
-            await self._host.send(
-                SampleBatch(samples=tuple(batch)), encode_batch(raws), self._split(batch, raws)
-            )
-            seq = self.journal.stats().appended
-            if self._live is not None:
-                for sample in batch:
-                    if sample.scope != "details":
-                        await self._live.observe(sample.task_name, sample.metrics)
-            return seq
-
-    def _split(self, batch: list[ScoredSample], raws: list[bytes]) -> tuple[bytes, ...] | None:
-        """The batch's bytes per details worker: each task belongs to one worker."""
-        workers = self.details_workers
-        if workers == 1:
-            return None
-        groups: list[list[bytes]] = [[] for _ in range(workers)]
-        shards = self._shards
-        for sample, raw in zip(batch, raws, strict=True):
-            shard = shards.get(sample.task_name)
-            if shard is None:
-                shard = shards[sample.task_name] = shard_of(sample.task_name, workers)
-            groups[shard].append(raw)
-        return tuple(encode_batch(g) if g else b"" for g in groups)
+        return await self._batch.ship()
 
     async def log_num_docs(
         self, task_name: str, original_num_docs: int, effective_num_docs: int
