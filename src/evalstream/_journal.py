@@ -28,7 +28,7 @@ import msgspec
 from evalstream._errors import JournalCorruptError, RunStateError, StorageError
 from evalstream._frames import HEADER_SIZE, FrameScan, frame, iter_frames
 from evalstream._messages import DECODER, RunMessage
-from evalstream._storage import translate_oserror
+from evalstream._storage import fsync_dir, translate_oserror
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,15 +52,6 @@ class JournalStats(msgspec.Struct, frozen=True):
 def segment_paths(folder: Path) -> list[Path]:
     """The journal segments of ``folder``, oldest first."""
     return sorted(folder.glob("*.wal"))
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make ``folder``'s entries (new or renamed files) durable (blocking)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Journal:

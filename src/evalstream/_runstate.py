@@ -19,7 +19,7 @@ from typing import Literal
 
 import msgspec
 
-from evalstream._storage import atomic_write, translate_oserror
+from evalstream._storage import atomic_write, fsync_dir, translate_oserror
 
 RunState = Literal["running", "saved", "failed", "cancelled", "recovered", "resumed"]
 
@@ -113,11 +113,7 @@ def make_dirs_durable(folder: Path) -> None:
     try:
         for path in reversed(missing):
             path.mkdir(exist_ok=True)
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(path.parent)
     except OSError as exc:
         raise translate_oserror(exc, f"the folder {folder}") from exc
 
