@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 
 State = Literal["new", "running", "saving", "saved", "closed"]
-YIELD_EVERY = 32
+YIELD_EVERY = 16
 _VERSION = "0.1.0"
 
 
