@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,16 +244,25 @@ async def test_mixed_prediction_types_fall_back_to_json_text(tmp_path: Path) -> 
     assert any("predictions" in w for w in result.warnings)
 
 
-async def test_big_runs_convert_in_a_worker_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Above the size threshold the details are written by a worker process, identically."""
-    import evalstream._local
-
-    monkeypatch.setattr(evalstream._local, "PROCESS_BYTES", 0)
-    with anyio.fail_after(60):
-        async with _open(tmp_path) as tracker:
-            await _log(tracker, 40)
-            result = await tracker.save()
-    assert result.ok, result.outputs
-    assert _rows(result.details_paths[TASK.name]) == 40
+def test_parquet_is_written_by_the_details_workers(tmp_path: Path) -> None:
+    """The tracker's own process never imports pyarrow.parquet: the workers convert."""
+    code = f"""
+import sys, anyio
+from evalstream import Doc, EvaluationTracker, ModelInfo, TaskSpec
+async def main():
+    task = TaskSpec(name="t|0")
+    async with EvaluationTracker({str(tmp_path)!r}) as tracker:
+        await tracker.log_model_info(ModelInfo(model_name="org/m"))
+        await tracker.log_tasks([task])
+        for i in range(20):
+            await tracker.log_sample("t|0", Doc(query=str(i)), [], {{"acc": 1.0}})
+        result = await tracker.save()
+    assert result.ok and result.details_paths
+anyio.run(main)
+print("pyarrow.parquet" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "False"
+    assert _rows(next(iter(tmp_path.rglob("details_t|0_*.parquet"))).as_posix()) == 20

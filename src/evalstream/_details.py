@@ -23,6 +23,7 @@ from evalstream._actor import Actor
 from evalstream._details_worker import command, encode_request, shard_of
 from evalstream._errors import EvalStreamError, StorageError
 from evalstream._frames import read_frames
+from evalstream._local import DetailsWritten
 from evalstream._messages import (
     ENCODER,
     ArgsInfo,
@@ -115,6 +116,8 @@ class DetailsActor(Actor):
         self.save_details = save_details
         self.shards = max(1, workers)
         self.failure: EvalStreamError | None = None
+        self.written = DetailsWritten({}, [])
+        self._output: dict[str, str] | None = None
         self._tasks: dict[str, TaskSummary] = {}
         self._workers: list[_Worker] = []
 
@@ -173,14 +176,27 @@ class DetailsActor(Actor):
             self.failure = exc
             raise
 
-    async def _ask(self, kind: bytes) -> None:
-        request = encode_request(kind)
+    def set_output(self, root: Path, model_name: str, date_id: str) -> None:
+        """Where the workers write the details parquet when the run ends (before closing)."""
+        self._output = {"root": str(root), "model_name": model_name, "date_id": date_id}
+
+    async def _ask(self, kind: bytes, body: bytes = b"") -> None:
+        request = encode_request(kind, body)
         for worker in self._workers:  # all at once, so the workers flush in parallel
             await self._send(worker, request)
         tasks: dict[str, TaskSummary] = {}
         errors = []
+        paths: dict[str, str] = {}
+        warnings: list[str] = []
+        write_errors = []
         for worker in self._workers:
             state = await worker.reply()
+            written = state.get("written")
+            if written is not None:
+                paths.update(written["paths"])
+                warnings.extend(written["warnings"])
+                if written["error"]:
+                    write_errors.append(written["error"])
             tasks.update(
                 (
                     name,
@@ -192,14 +208,19 @@ class DetailsActor(Actor):
                 errors.append(state["error"])
         self._tasks = tasks
         self.failure = StorageError("; ".join(errors)) if errors else None
+        if kind == b"E":
+            self.written = DetailsWritten(
+                dict(sorted(paths.items())), warnings, "; ".join(write_errors) or None
+            )
 
     async def flush(self) -> None:
         """Have the workers write and fsync every segment, and report."""
         await self._ask(b"F")
 
     async def finish(self) -> None:
-        """Have the workers flush and close every segment, report, and exit."""
-        await self._ask(b"E")
+        """Have the workers flush and close every segment, write parquet if asked, and exit."""
+        body = json.dumps(self._output).encode() if self._output and self.save_details else b""
+        await self._ask(b"E", body)
         for worker in self._workers:
             await worker.stdin.aclose()
             await worker.process.wait()

@@ -8,7 +8,9 @@ sample batches the journal already holds, so the work runs on another core.
 Protocol, over the pipes: the parent sends frames (``_frames``) whose first byte says what
 follows: ``M`` a journal-encoded message (tasks, sample batch), ``F`` flush, ``E`` end. For
 ``F`` and ``E`` the worker answers one JSON line: ``{"error": str | null, "tasks": {name:
-{"segment", "samples", "pending_rows", "summary"}}}``. ``E`` closes the segments and exits. A
+{"segment", "samples", "pending_rows", "summary"}}, "written": ...}``. ``E`` closes the
+segments and, when its body names the output (``root``, ``model_name``, ``date_id``), writes
+each of its tasks as a parquet file there (``written``: paths, warnings, error), then exits. A
 write that fails (disk full) keeps its rows pending, reports the error on the next answer, and
 is retried with the next batch or flush. If the parent dies, stdin closes and the worker exits:
 the journal, not the segments, is what recovery reads.
@@ -160,9 +162,28 @@ class Worker:
             if not any(t.pending for t in self.tasks.values()):
                 self.error = None
 
-    def answer(self, out: BinaryIO) -> None:
+    def convert(self, output: dict[str, Any]) -> dict[str, Any]:
+        """Write this worker's tasks as parquet under the run's output folder."""
+        if self.error is not None or not self.keep_rows:
+            return {"paths": {}, "warnings": [], "error": self.error}
+        from evalstream._parquet import write_details_sync  # pyarrow only when converting
+        from evalstream._storage import OutputStore
+
+        try:
+            paths, warnings = write_details_sync(
+                OutputStore(output["root"]),
+                output["model_name"],
+                output["date_id"],
+                {name: t.segment for name, t in self.tasks.items()},
+            )
+        except Exception as exc:  # noqa: BLE001 - reported to the parent as the local outcome
+            return {"paths": {}, "warnings": [], "error": f"{type(exc).__name__}: {exc}"}
+        return {"paths": paths, "warnings": warnings, "error": None}
+
+    def answer(self, out: BinaryIO, written: dict[str, Any] | None = None) -> None:
         """Write the state line the parent waits for."""
         state = {
+            "written": written,
             "error": self.error,
             "tasks": {
                 name: {
@@ -194,7 +215,8 @@ def serve(workdir: Path, keep_rows: bool, stdin: BinaryIO, stdout: BinaryIO, sha
                 worker.attempt(task.sync)
                 with contextlib.suppress(OSError):
                     task.close()
-            worker.answer(stdout)
+            written = worker.convert(json.loads(body)) if body else None
+            worker.answer(stdout, written)
             return 0
     return 0
 

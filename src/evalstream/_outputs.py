@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from evalstream._local import write_local
-from evalstream._naming import make_date_id
+from evalstream._local import DetailsWritten, write_local
 from evalstream._results import count_nonfinite, encode_results, summary_general
 from evalstream._stats import derive_rows
 from evalstream._summary import OutputOutcome, RunResult
@@ -56,12 +55,12 @@ def local_output(
     model_name: str,
     date_id: str,
     results_json: bytes,
-    segments: Mapping[str, Path] | None,
+    details: DetailsWritten,
 ) -> OutputFn:
-    """The local files: details parquet, then the results JSON."""
+    """The local files: the results JSON, after the details the workers wrote."""
 
     async def run() -> OutputOutcome:
-        return await write_local(store, model_name, date_id, results_json, segments)
+        return await write_local(store, model_name, date_id, results_json, details)
 
     return run
 
@@ -188,16 +187,17 @@ class SavePlan:
     partial: dict[str, Any] | None
 
 
-async def write_run(plan: SavePlan, coordinator: Coordinator, workdir: str) -> RunResult:
+async def write_run(
+    plan: SavePlan, coordinator: Coordinator, workdir: str, date_id: str
+) -> RunResult:
     """Compile, then run the outputs: local and TensorBoard at once, the Hub after local."""
     final, warnings = await compile_final(coordinator, plan.bootstrap_iters, plan.seed)
     if plan.partial is not None:
         final["evalstream"] = plan.partial
-    date_id = make_date_id()
     results_json = encode_results(final)
     details = coordinator.details.tasks()
-    segments = {n: t.segment for n, t in details.items()} if plan.save_details else None
-    local_fn = local_output(plan.store, plan.model_name, date_id, results_json, segments)
+    written = coordinator.details.written
+    local_fn = local_output(plan.store, plan.model_name, date_id, results_json, written)
     local_done = anyio.Event()
     local_box: dict[str, OutputOutcome] = {}
 

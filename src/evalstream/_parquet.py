@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalstream._frames import read_frames
+from evalstream._naming import details_path
 from evalstream._rows import (
     COLUMNS,
     TOKEN_COLUMNS,
@@ -26,10 +27,13 @@ from evalstream._rows import (
     tokens_array,
     unpack_tokens,
 )
+from evalstream._storage import atomic_path, translate_oserror
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from pathlib import Path
+
+    from evalstream._storage import OutputStore
 
 _TOKENS = pa.list_(pa.list_(pa.int64()))
 FIXED: dict[str, pa.DataType] = {
@@ -161,3 +165,23 @@ def segment_to_parquet(segment: Path, sink: Path | io.BytesIO) -> tuple[int, lis
             if isinstance(sink, io.BytesIO):
                 sink.seek(0)
                 sink.truncate()
+
+
+def write_details_sync(
+    store: OutputStore, model_name: str, date_id: str, segments: Mapping[str, Path]
+) -> tuple[dict[str, str], list[str]]:
+    """Write one parquet file per task; return their relative paths and any warnings."""
+    paths: dict[str, str] = {}
+    warnings: list[str] = []
+    for task in sorted(segments):
+        rel = details_path(model_name, date_id, task)
+        target = store.local(rel)
+        try:
+            with atomic_path(target) as tmp:
+                _, json_columns = segment_to_parquet(segments[task], tmp)
+        except OSError as exc:
+            raise translate_oserror(exc, str(target)) from exc
+        if json_columns:
+            warnings.append(f"{task}: columns {json_columns} stored as JSON text (mixed types)")
+        paths[task] = rel
+    return paths, warnings

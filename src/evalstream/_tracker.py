@@ -37,7 +37,7 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._naming import check_model_name, check_task_name
+from evalstream._naming import check_model_name, check_task_name, make_date_id
 from evalstream._outputs import SavePlan, compile_final, write_run
 from evalstream._resume import ResumeState, load_resume
 from evalstream._runhost import RunHost
@@ -439,8 +439,10 @@ class EvaluationTracker(HubTargets):
             await self._host.send(EndOfRun(end_time=time.time()))
             await self._close_live()
             await self.journal.wait_synced()
-            await coordinator.close()
-            result = await self._write(coordinator, self._model.model_name)
+            date_id = make_date_id()
+            coordinator.details.set_output(self.store.root, self._model.model_name, date_id)
+            await coordinator.close()  # the details workers write the parquet files now
+            result = await self._write(coordinator, self._model.model_name, date_id)
         except BaseException as exc:
             cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
             with anyio.CancelScope(shield=True):
@@ -458,7 +460,7 @@ class EvaluationTracker(HubTargets):
         self._result = result
         return result
 
-    async def _write(self, coordinator: Coordinator, model_name: str) -> RunResult:
+    async def _write(self, coordinator: Coordinator, model_name: str, date_id: str) -> RunResult:
         publisher = self.publisher
         plan = SavePlan(
             store=self.store,
@@ -479,7 +481,7 @@ class EvaluationTracker(HubTargets):
             ),
             partial=self.partial,
         )
-        result = await write_run(plan, coordinator, str(self.workdir))
+        result = await write_run(plan, coordinator, str(self.workdir), date_id)
         local = result.outputs[0]
         await self._host.set_status(
             state="saved" if local.ok else "failed",
