@@ -38,6 +38,16 @@ def test_lighteval_style_calls_produce_the_same_files(tmp_path: Path) -> None:
     assert tracker.versions_logger.versions == {t.name: 9 for t in TASKS[:2]}
     details = tracker.details_logger.details
     assert len(details[TASKS[1].name]) == 300
+    compiled = tracker.details_logger.compiled_details
+    assert compiled[TASKS[0].name]["non_truncated"] + compiled[TASKS[0].name]["truncated"] == 300
+    overall = tracker.details_logger.compiled_details_over_all_tasks
+    assert set(overall["hashes"]) == {
+        "hash_examples",
+        "hash_full_prompts",
+        "hash_input_tokens",
+        "hash_cont_tokens",
+    }
+    assert set(tracker.task_config_logger.tasks_configs) == {t.name for t in TASKS[:2]}
     tracker.general_config_logger.log_end_time()
     result = tracker.save()
     data = json.loads(Path(result.results_path).read_text())

@@ -361,8 +361,3 @@ def read_journal(folder: Path, *, strict: bool = False) -> JournalRead:
     scan = JournalScan()
     messages = list(scan_journal(folder, strict=strict, scan=scan))
     return JournalRead(messages=messages, torn_tail=scan.torn_tail, corrupt=scan.corrupt)
-
-
-def iter_messages(folder: Path) -> Iterator[RunMessage]:
-    """Every intact message of a journal (non-strict), streamed."""
-    yield from scan_journal(folder)

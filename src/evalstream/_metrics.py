@@ -86,10 +86,6 @@ class MetricsActor(Actor):
             }
         return out
 
-    def sample_counts(self) -> dict[str, int]:
-        """Samples seen per task."""
-        return dict(self._samples)
-
     def memory_bytes(self) -> int:
         """Bytes held by the metric stores."""
         return sum(s.nbytes for stores in self._stores.values() for s in stores.values())

@@ -75,19 +75,3 @@ def results_path(model_name: str, date_id: str) -> str:
 def details_path(model_name: str, date_id: str, task_name: str) -> str:
     """Path of one task's details parquet, relative to output_dir."""
     return f"details/{model_name}/{date_id}/details_{task_name}_{date_id}.parquet"
-
-
-def split_task_name(task_name: str) -> tuple[str | None, str, str]:
-    """``(suite, task, fewshot)`` from a 3-part name, or ``(None, task, fewshot)`` from 2 parts."""
-    parts = task_name.split("|")
-    if len(parts) >= 3:
-        return parts[0], "|".join(parts[1:-1]), parts[-1]
-    if len(parts) == 2:
-        return None, parts[0], parts[1]
-    return None, task_name, ""
-
-
-def benchmark_suite(task_name: str) -> str | None:
-    """The benchmark suite of a task (the part of its task before ``:``), or None."""
-    _, task, _ = split_task_name(task_name)
-    return task.split(":", 1)[0] if ":" in task else None
