@@ -48,6 +48,16 @@ async def _run(
             return await tracker.save()
 
 
+async def _log_ten_and_save(tracker: EvaluationTracker, *, seed: int) -> Any:
+    """Ten samples of one task, then save()."""
+    await tracker.log_model_info(ModelInfo(model_name="org/m"))
+    await tracker.log_tasks(TASKS[:1])
+    rng = random.Random(seed)
+    for i in range(10):
+        await tracker.log_sample(TASKS[0].name, *sample(rng, TASKS[0], i))
+    return await tracker.save()
+
+
 def _ours(hub: LoopbackHub, repo: str) -> list[Any]:
     return [c for c in hub.commits(repo) if c.summary != "initial commit"]
 
@@ -141,12 +151,7 @@ def test_tensorboard_events_pushed_in_one_commit(tmp_path: Path) -> None:
             hub_endpoint=hub.endpoint,
             nanotron_run_info=RunInfo(run="exp", step=7),
         ) as tracker:
-            await tracker.log_model_info(ModelInfo(model_name="org/m"))
-            await tracker.log_tasks(TASKS[:1])
-            rng = random.Random(1)
-            for i in range(10):
-                await tracker.log_sample(TASKS[0].name, *sample(rng, TASKS[0], i))
-            return await tracker.save()
+            return await _log_ten_and_save(tracker, seed=1)
 
     with LoopbackHub() as hub:
         result = anyio.run(run, hub)
@@ -222,12 +227,7 @@ def test_dead_hub_is_an_outcome_not_a_crash(tmp_path: Path) -> None:
             hub_endpoint=f"http://127.0.0.1:{port}",
             hub_retry=FAST,
         ) as tracker:
-            await tracker.log_model_info(ModelInfo(model_name="org/m"))
-            await tracker.log_tasks(TASKS[:1])
-            rng = random.Random(3)
-            for i in range(10):
-                await tracker.log_sample(TASKS[0].name, *sample(rng, TASKS[0], i))
-            return await tracker.save()
+            return await _log_ten_and_save(tracker, seed=3)
 
     result = anyio.run(run)
     hub = result.output("hub")

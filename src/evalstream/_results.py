@@ -15,14 +15,6 @@ import msgspec
 from evalstream._hashing import compile_overall
 
 _ENCODER = msgspec.json.Encoder()
-SECTIONS = (
-    "config_general",
-    "results",
-    "versions",
-    "config_tasks",
-    "summary_tasks",
-    "summary_general",
-)
 
 
 def summary_general(summary_tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

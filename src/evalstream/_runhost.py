@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from evalstream import __version__
 from evalstream._coordinator import Coordinator
 from evalstream._details import DetailsActor
 from evalstream._general_config import GeneralConfigActor
@@ -42,8 +43,6 @@ if TYPE_CHECKING:
     from evalstream._messages import RunMessage
     from evalstream._stats import AggregationRegistry
     from evalstream._storage import OutputStore
-
-VERSION = "0.1.0"
 
 
 class RunHost:
@@ -86,7 +85,7 @@ class RunHost:
         self._status = status
         coordinator = Coordinator(
             general=GeneralConfigActor(
-                tool_sha=f"evalstream-{VERSION}", start_time=self.start_time
+                tool_sha=f"evalstream-{__version__}", start_time=self.start_time
             ),
             details=DetailsActor(
                 self.workdir, save_details=self.settings.save_details, workers=self.workers

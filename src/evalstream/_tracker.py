@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 
 State = Literal["new", "running", "saving", "saved", "closed"]
 YIELD_EVERY = 16
-_VERSION = "0.1.0"
 
 
 class EvaluationTracker(HubTargets):
