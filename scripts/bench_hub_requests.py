@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from evalstream._hub import HubPublisher, details_repo_id
-from evalstream._retry import RetryPolicy
+from evalstream.sinks.hub import HubPublisher, details_repo_id
+from evalstream.sinks.retry import RetryPolicy
 from evalstream.testing import HubRequest, LoopbackHub
 
 ORG = "bench-org"

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evalstream._aggregations import default_registry
-from evalstream._bootstrap import bootstrap_stderr
+from evalstream.stats.aggregations import default_registry
+from evalstream.stats.bootstrap import bootstrap_stderr
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from evalstream._aggregations import default_registry, mean_stderr
-from evalstream._bootstrap import (
+from evalstream._errors import ConfigError
+from evalstream.stats.aggregations import default_registry, mean_stderr
+from evalstream.stats.bootstrap import (
     bootstrap_replicates,
     bootstrap_stderr,
     index_chunks,
 )
-from evalstream._errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

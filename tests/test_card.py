@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalstream._card import build_dataset_card, config_name, index_repo_files, split_name
+from evalstream.sinks.card import build_dataset_card, config_name, index_repo_files, split_name
 from evalstream.testing._hub_routes import validate_card
 
 RUN1 = "2025-01-01T10-00-00.000001"

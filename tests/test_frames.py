@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from evalstream import JournalCorruptError
-from evalstream._frames import frame, read_frames
+from evalstream.durability.frames import frame, read_frames
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from evalstream._card import config_name, split_name
 from evalstream._errors import ConfigError, HubPushError
-from evalstream._hub import HubPublisher, PushOutcome, details_repo_id, results_parquet_bytes
-from evalstream._retry import RetryPolicy
+from evalstream.sinks.card import config_name, split_name
+from evalstream.sinks.hub import HubPublisher, PushOutcome, details_repo_id, results_parquet_bytes
+from evalstream.sinks.retry import RetryPolicy
 from evalstream.testing import LoopbackHub
 
 if TYPE_CHECKING:

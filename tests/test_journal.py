@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from evalstream import EvaluationTracker, JournalCorruptError, ModelInfo, StorageError
-from evalstream._journal import Journal, read_journal, segment_paths
 from evalstream._messages import ENCODER, NumDocs, SampleBatch
+from evalstream.durability.journal import Journal, read_journal, segment_paths
 
 from _workload import TASKS, sample
 

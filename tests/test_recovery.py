@@ -26,9 +26,15 @@ from evalstream import (
     StorageError,
     TaskSpec,
 )
-from evalstream._journal import segment_paths
-from evalstream._recovery import recover
-from evalstream._runstate import RunStatus, is_alive, make_dirs_durable, read_status, write_status
+from evalstream.durability.journal import segment_paths
+from evalstream.durability.recovery import recover
+from evalstream.durability.runstate import (
+    RunStatus,
+    is_alive,
+    make_dirs_durable,
+    read_status,
+    write_status,
+)
 
 from _workload import TASKS, sample
 

@@ -10,7 +10,7 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
 from evalstream._errors import ConfigError, HubPushError
-from evalstream._retry import RetryPolicy, call_with_retry
+from evalstream.sinks.retry import RetryPolicy, call_with_retry
 
 FAST = RetryPolicy(max_attempts=4, initial_delay=0.001, max_delay=0.01, jitter=0.0)
 SECRET = "hf_SuperSecretToken123"

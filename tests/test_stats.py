@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evalstream._errors import ConfigError, MetricValueError
-from evalstream._stats import (
+from evalstream.stats.compute import (
     AggregationRegistry,
     DerivedRows,
     MetricStore,

@@ -21,7 +21,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from evalstream._errors import ConfigError, RunStateError, UnsafeNameError
-from evalstream._tensorboard import (
+from evalstream.sinks.tensorboard import (
     LiveScalars,
     RunInfo,
     event_files_for_hub,

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from evalstream import ConfigError, EvaluationTracker, ModelInfo, RunInfo
 from evalstream._cli import main
-from evalstream._retry import RetryPolicy
+from evalstream.sinks.retry import RetryPolicy
 from evalstream.testing import LoopbackHub
 
 from _workload import TASKS, sample

@@ -1,6 +1,8 @@
 """evalstream: record LLM evaluation runs asynchronously, as a stream, crash-safe.
 
-The public API is what this module exports; everything in ``evalstream._*`` is internal.
+The public API is what this module exports (and ``evalstream.testing``); everything else — the
+``_*`` modules and the ``actors``, ``sinks``, ``durability`` and ``stats`` packages — is internal
+(docs/design/architecture.md shows where each part lives).
 Names are imported on first use, so ``import evalstream`` (and the details worker process,
 which imports one internal module) stays cheap.
 """
@@ -11,7 +13,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evalstream._aggregations import AggregationRegistry, default_registry
     from evalstream._errors import (
         ConfigError,
         EvalStreamError,
@@ -26,17 +27,18 @@ if TYPE_CHECKING:
         UnknownTaskError,
         UnsafeNameError,
     )
-    from evalstream._push import push_saved_run
-    from evalstream._recovery import recover
-    from evalstream._retry import RetryPolicy
     from evalstream._summary import OutputOutcome, RunResult
     from evalstream._sync import SyncEvaluationTracker
-    from evalstream._tensorboard import RunInfo
     from evalstream._tracker import EvaluationTracker
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
+    from evalstream.durability.recovery import recover
+    from evalstream.sinks.push import push_saved_run
+    from evalstream.sinks.retry import RetryPolicy
+    from evalstream.sinks.tensorboard import RunInfo
+    from evalstream.stats.aggregations import AggregationRegistry, default_registry
 
 _EXPORTS = {
-    "AggregationRegistry": "evalstream._aggregations",
+    "AggregationRegistry": "evalstream.stats.aggregations",
     "ConfigError": "evalstream._errors",
     "Doc": "evalstream._types",
     "EvalStreamError": "evalstream._errors",
@@ -48,8 +50,8 @@ _EXPORTS = {
     "ModelInfo": "evalstream._types",
     "ModelResponse": "evalstream._types",
     "OutputOutcome": "evalstream._summary",
-    "RetryPolicy": "evalstream._retry",
-    "RunInfo": "evalstream._tensorboard",
+    "RetryPolicy": "evalstream.sinks.retry",
+    "RunInfo": "evalstream.sinks.tensorboard",
     "RunResult": "evalstream._summary",
     "RunStateError": "evalstream._errors",
     "SinkError": "evalstream._errors",
@@ -59,9 +61,9 @@ _EXPORTS = {
     "TensorBoardError": "evalstream._errors",
     "UnknownTaskError": "evalstream._errors",
     "UnsafeNameError": "evalstream._errors",
-    "default_registry": "evalstream._aggregations",
-    "push_saved_run": "evalstream._push",
-    "recover": "evalstream._recovery",
+    "default_registry": "evalstream.stats.aggregations",
+    "push_saved_run": "evalstream.sinks.push",
+    "recover": "evalstream.durability.recovery",
 }
 
 __version__ = "0.1.0"

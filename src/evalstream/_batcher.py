@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from evalstream._details_worker import shard_of
 from evalstream._messages import SampleBatch
 from evalstream._samples import encode_batch
+from evalstream.actors.details_worker import shard_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -37,7 +37,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from evalstream._push import push_saved_run
+    from evalstream.sinks.push import push_saved_run
 
     outcome = anyio.run(
         lambda: push_saved_run(
@@ -54,7 +54,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from evalstream._recovery import recover
+    from evalstream.durability.recovery import recover
 
     result = anyio.run(
         lambda: recover(args.run_dir, output_dir=args.output_dir, model_name=args.model_name)

@@ -30,12 +30,12 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectSendStream
 
-    from evalstream._actor import Actor, ActorStats
-    from evalstream._details import DetailsActor
-    from evalstream._general_config import GeneralConfigActor
-    from evalstream._metrics import MetricsActor
-    from evalstream._task_config import TaskConfigActor
-    from evalstream._versions import VersionsActor
+    from evalstream.actors.base import Actor, ActorStats
+    from evalstream.actors.details import DetailsActor
+    from evalstream.actors.general_config import GeneralConfigActor
+    from evalstream.actors.metrics import MetricsActor
+    from evalstream.actors.task_config import TaskConfigActor
+    from evalstream.actors.versions import VersionsActor
 
 
 class Coordinator:

@@ -17,12 +17,14 @@ import anyio
 
 from evalstream import __version__
 from evalstream._coordinator import Coordinator
-from evalstream._details import DetailsActor
-from evalstream._general_config import GeneralConfigActor
-from evalstream._journal import Journal
 from evalstream._messages import ENCODER
-from evalstream._metrics import MetricsActor
-from evalstream._runstate import (
+from evalstream.actors.details import DetailsActor
+from evalstream.actors.general_config import GeneralConfigActor
+from evalstream.actors.metrics import MetricsActor
+from evalstream.actors.task_config import TaskConfigActor
+from evalstream.actors.versions import VersionsActor
+from evalstream.durability.journal import Journal
+from evalstream.durability.runstate import (
     RunSettings,
     RunStatus,
     make_dirs_durable,
@@ -31,8 +33,6 @@ from evalstream._runstate import (
     write_settings,
     write_status,
 )
-from evalstream._task_config import TaskConfigActor
-from evalstream._versions import VersionsActor
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
     from evalstream._errors import EvalStreamError
     from evalstream._messages import RunMessage
-    from evalstream._stats import AggregationRegistry
-    from evalstream._storage import OutputStore
+    from evalstream.durability.storage import OutputStore
+    from evalstream.stats.compute import AggregationRegistry
 
 
 class RunHost:

@@ -18,10 +18,10 @@ import anyio
 import msgspec
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from evalstream._details import read_rows
 from evalstream._errors import RunStateError
 from evalstream._tracker import EvaluationTracker
 from evalstream._types import METRIC_CATEGORIES, Doc, ModelInfo, ModelResponse, TaskSpec
+from evalstream.actors.details import read_rows
 
 if TYPE_CHECKING:
     import os

@@ -9,10 +9,8 @@ closes the inboxes, lets each actor compile, aggregates, and runs the outputs co
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -21,49 +19,43 @@ import anyio
 from evalstream._batcher import Batcher
 from evalstream._errors import (
     ConfigError,
-    EvalStreamError,
     RunStateError,
 )
-from evalstream._hub_targets import HubTargets
 from evalstream._messages import (
-    ArgsInfo,
-    EndOfRun,
     ModelInfoLogged,
-    NumDocs,
     RunMessage,
     SampleBatch,
     Scope,
     ScoredSample,
     TasksDeclared,
-    TaskVersion,
 )
-from evalstream._naming import check_model_name, check_task_name, make_date_id
-from evalstream._outputs import SavePlan, compile_final, write_run
-from evalstream._resume import ResumeState, load_resume
+from evalstream._run_config import RunConfigCalls
 from evalstream._runhost import RunHost
-from evalstream._runstate import RunSettings
 from evalstream._samples import Prepared, prepare_sample
-from evalstream._stats import AggregationRegistry, default_registry
-from evalstream._storage import OutputStore
-from evalstream._tensorboard import LiveScalars, run_info_from
+from evalstream._save import SaveSteps, compile_final, plan_for, save_run
+from evalstream.durability.resume import ResumeState, load_resume, replay_journal
+from evalstream.durability.runstate import RunSettings
+from evalstream.durability.storage import OutputStore
+from evalstream.sinks.hub_targets import HubTargets, make_publisher
+from evalstream.sinks.tensorboard import LiveScalars, run_info_from
+from evalstream.stats.compute import AggregationRegistry, default_registry
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
     from types import TracebackType
 
-    from evalstream._actor import ActorStats
     from evalstream._coordinator import Coordinator
-    from evalstream._hub import HubPublisher
-    from evalstream._journal import JournalStats
-    from evalstream._retry import RetryPolicy
     from evalstream._summary import RunResult
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
+    from evalstream.actors.base import ActorStats
+    from evalstream.durability.journal import JournalStats
+    from evalstream.sinks.retry import RetryPolicy
 
 State = Literal["new", "running", "saving", "saved", "closed"]
 YIELD_EVERY = 16
 
 
-class EvaluationTracker(HubTargets):
+class EvaluationTracker(RunConfigCalls, HubTargets):
     """Records one evaluation run; use as ``async with EvaluationTracker(...) as tracker``.
 
     Durability: ``flush()`` returns once every sample logged before it is fsynced. In the
@@ -156,17 +148,14 @@ class EvaluationTracker(HubTargets):
             if live_scalars_every
             else None
         )
-        self.publisher: HubPublisher | None = None
-        if push_to_hub or (push_to_tensorboard and self.hub_results_org):
-            from evalstream._hub import HubPublisher  # huggingface_hub only when pushing
-
-            self.publisher = HubPublisher(
-                self.hub_results_org,
-                hub_token,
-                endpoint=hub_endpoint,
-                public=public,
-                retry=hub_retry,
-            )
+        self.publisher = make_publisher(
+            push_to_hub or (push_to_tensorboard and bool(self.hub_results_org)),
+            self.hub_results_org,
+            hub_token,
+            endpoint=hub_endpoint,
+            public=public,
+            retry=hub_retry,
+        )
         self._state: State = "new"
         self._tasks: dict[str, TaskSpec] = {}
         self._model: ModelInfo | None = None
@@ -250,49 +239,6 @@ class EvaluationTracker(HubTargets):
         self._running()
         await self._host.send(message)
 
-    async def log_args_info(
-        self,
-        num_fewshot_seeds: int = 1,
-        override_batch_size: int | None = None,
-        max_samples: int | None = None,
-        job_id: str = "0",
-        config: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Record the harness's arguments."""
-        await self._send(
-            ArgsInfo(
-                num_fewshot_seeds=num_fewshot_seeds,
-                override_batch_size=override_batch_size,
-                max_samples=max_samples,
-                job_id=str(job_id),
-                config=dict(config) if config is not None else None,
-            )
-        )
-
-    async def log_model_info(self, model_info: ModelInfo) -> None:
-        """Record the evaluated model; its name must be a safe relative path."""
-        check_model_name(model_info.model_name)
-        self._model = model_info
-        await self._send(ModelInfoLogged(info=model_info))
-
-    async def log_tasks(self, tasks: Iterable[TaskSpec]) -> None:
-        """Declare tasks before logging their samples; names are validated here."""
-        specs = tuple(tasks)
-        for spec in specs:
-            check_task_name(spec.name)
-            for metric, agg in spec.aggregations.items():
-                if agg not in self.registry:
-                    raise ConfigError(
-                        f"task {spec.name!r}: metric {metric!r} names the unknown aggregation "
-                        f"{agg!r}; register it on the tracker's registry"
-                    )
-        self._tasks.update((spec.name, spec) for spec in specs)
-        await self._send(TasksDeclared(tasks=specs))
-
-    async def log_version(self, task_name: str, version: int) -> None:
-        """Record a task's version (overrides the declared one)."""
-        await self._send(TaskVersion(task_name=task_name, version=int(version)))
-
     async def log_sample(
         self,
         task_name: str,
@@ -351,18 +297,6 @@ class EvaluationTracker(HubTargets):
     async def _ship(self) -> int:
         return await self._batch.ship()
 
-    async def log_num_docs(
-        self, task_name: str, original_num_docs: int, effective_num_docs: int
-    ) -> None:
-        """Record how many docs a task had and how many were evaluated."""
-        await self._send(
-            NumDocs(
-                task_name=task_name,
-                original_num_docs=original_num_docs,
-                effective_num_docs=effective_num_docs,
-            )
-        )
-
     async def flush(self) -> None:
         """Return once every sample logged before is fsynced in the journal.
 
@@ -406,13 +340,8 @@ class EvaluationTracker(HubTargets):
 
     async def _replay(self, resume: ResumeState) -> None:
         """Feed a dead run's journal into this run, and remember its samples' keys."""
-        messages = iter(resume.messages)  # read and decoded in worker threads, in chunks
-        while chunk := await anyio.to_thread.run_sync(lambda: list(islice(messages, 256))):
-            for message in chunk:
-                if not isinstance(message, EndOfRun):
-                    await self.replay(message)
+        await replay_journal(resume, self.replay, self.run_id)
         self._resume = resume
-        await anyio.to_thread.run_sync(resume.mark_resumed, self.run_id)
 
     def logged_keys(self) -> frozenset[tuple[str, str]]:
         """(task, doc key) pairs a resumed run already holds: skip them in the harness."""
@@ -433,63 +362,22 @@ class EvaluationTracker(HubTargets):
                 " before save() — the logged samples are kept"
             )
         self._state = "saving"
+        steps = SaveSteps(
+            host=self._host,
+            coordinator=coordinator,
+            ship=self._ship,
+            close_live=self._close_live,
+            keep_workdir=self.keep_workdir,
+        )
         try:
-            await self._ship()
-            await self._host.send(EndOfRun(end_time=time.time()))
-            await self._close_live()
-            await self.journal.wait_synced()
-            date_id = make_date_id()
-            coordinator.details.set_output(self.store.root, self._model.model_name, date_id)
-            await coordinator.close()  # the details workers write the parquet files now
-            result = await self._write(coordinator, self._model.model_name, date_id)
-        except BaseException as exc:
-            cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
-            with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(30):
-                    with contextlib.suppress(EvalStreamError):  # the original error wins
-                        await self._ship()  # logged samples reach the journal regardless
-                        await self.journal.wait_synced()
-                    await coordinator.close()  # idempotent; the actors must not outlive save()
-                await self._host.set_status(
-                    state="cancelled" if cancelled else "failed", error=repr(exc)
-                )
+            result = await save_run(
+                steps, plan_for(self, self._model.model_name), str(self.workdir)
+            )
+        except BaseException:
             self._state = "closed"
             raise
         self._state = "saved"
         self._result = result
-        return result
-
-    async def _write(self, coordinator: Coordinator, model_name: str, date_id: str) -> RunResult:
-        publisher = self.publisher
-        plan = SavePlan(
-            store=self.store,
-            model_name=model_name,
-            save_details=self.save_details,
-            bootstrap_iters=self.bootstrap_iters,
-            seed=self.seed,
-            tensorboard_prefix=self.tensorboard_metric_prefix if self.push_to_tensorboard else None,
-            run_info=self.run_info,
-            publisher=publisher,
-            push_to_hub=self.push_to_hub,
-            public=self.public,
-            retry_hint=(
-                f"evalstream push {self.workdir} --org {publisher.org}"
-                + (" --public" if self.public else "")
-                if publisher is not None
-                else ""
-            ),
-            partial=self.partial,
-        )
-        result = await write_run(plan, coordinator, str(self.workdir), date_id)
-        local = result.outputs[0]
-        await self._host.set_status(
-            state="saved" if local.ok else "failed",
-            results_path=result.results_path or None,
-            error=None if local.ok else local.error,
-        )
-        await self.journal.close()
-        if local.ok and not self.keep_workdir:
-            await anyio.to_thread.run_sync(self._host.clean)
         return result
 
     async def preview(self) -> dict[str, Any]:

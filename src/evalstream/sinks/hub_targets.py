@@ -10,12 +10,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from evalstream._errors import ConfigError, RunStateError
-from evalstream._results import encode_results
+from evalstream.sinks.results import encode_results
 
 if TYPE_CHECKING:
-    from evalstream._hub import HubPublisher, PushOutcome
-    from evalstream._storage import OutputStore
     from evalstream._summary import RunResult
+    from evalstream.durability.storage import OutputStore
+    from evalstream.sinks.hub import HubPublisher, PushOutcome
+    from evalstream.sinks.retry import RetryPolicy
+
+
+def make_publisher(
+    needed: bool,
+    org: str,
+    token: str | None,
+    *,
+    endpoint: str | None,
+    public: bool,
+    retry: RetryPolicy | None,
+) -> HubPublisher | None:
+    """The tracker's Hub publisher, or None when nothing is pushed (no huggingface_hub import)."""
+    if not needed:
+        return None
+    from evalstream.sinks.hub import HubPublisher
+
+    return HubPublisher(org, token, endpoint=endpoint, public=public, retry=retry)
 
 
 class HubTargets:

@@ -26,9 +26,9 @@ import anyio
 import msgspec
 
 from evalstream._errors import JournalCorruptError, RunStateError, StorageError
-from evalstream._frames import HEADER_SIZE, FrameScan, frame, iter_frames
 from evalstream._messages import DECODER, RunMessage
-from evalstream._storage import fsync_dir, translate_oserror
+from evalstream.durability.frames import HEADER_SIZE, FrameScan, frame, iter_frames
+from evalstream.durability.storage import fsync_dir, translate_oserror
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

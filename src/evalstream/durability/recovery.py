@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from evalstream._errors import ConfigError
-from evalstream._journal import JournalScan, scan_journal
 from evalstream._messages import EndOfRun, NumDocs, SampleBatch, ScoredSample, TasksDeclared
-from evalstream._resume import check_dead
-from evalstream._runstate import read_settings, update_status
-from evalstream._tracker import EvaluationTracker
 from evalstream._types import ModelInfo
+from evalstream.durability.journal import JournalScan, scan_journal
+from evalstream.durability.resume import check_dead
+from evalstream.durability.runstate import read_settings, update_status
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -109,6 +108,8 @@ async def recover(
     status = await anyio.to_thread.run_sync(check_dead, run_dir)
     settings = await anyio.to_thread.run_sync(read_settings, run_dir)
     target = output_dir or (settings.output_dir if settings else str(run_dir.parent.parent))
+    from evalstream._tracker import EvaluationTracker  # recovery drives a tracker
+
     tracker = EvaluationTracker(
         target,
         save_details=settings.save_details if settings else True,

@@ -17,9 +17,10 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evalstream._frames import read_frames
 from evalstream._naming import details_path
-from evalstream._rows import (
+from evalstream.durability.frames import read_frames
+from evalstream.durability.storage import atomic_path, translate_oserror
+from evalstream.sinks.rows import (
     COLUMNS,
     TOKEN_COLUMNS,
     decode_columns,
@@ -27,13 +28,12 @@ from evalstream._rows import (
     tokens_array,
     unpack_tokens,
 )
-from evalstream._storage import atomic_path, translate_oserror
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from pathlib import Path
 
-    from evalstream._storage import OutputStore
+    from evalstream.durability.storage import OutputStore
 
 _TOKENS = pa.list_(pa.list_(pa.int64()))
 FIXED: dict[str, pa.DataType] = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from evalstream._actor import Actor
 from evalstream._messages import (
     ArgsInfo,
     EndOfRun,
@@ -15,6 +14,7 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
+from evalstream.actors.base import Actor
 
 
 class VersionsActor(Actor):

@@ -1,6 +1,6 @@
 """The details logger: every sample's row, hashes and counters, kept by a worker process.
 
-The actor starts ``_details_worker`` child processes in ``run()`` and forwards them the
+The actor starts ``details_worker`` child processes in ``run()`` and forwards them the
 journal-encoded sample batches (bytes: nothing is encoded twice), so hashing and row encoding
 run on another core and never hold this process's GIL or event loop. Writing to the pipe is
 asynchronous and bounded by the pipe buffer: a worker that falls behind makes the actor, and so
@@ -19,11 +19,7 @@ import msgspec
 from anyio import TASK_STATUS_IGNORED
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from evalstream._actor import Actor
-from evalstream._details_worker import command, encode_request, shard_of
 from evalstream._errors import EvalStreamError, StorageError
-from evalstream._frames import read_frames
-from evalstream._local import DetailsWritten
 from evalstream._messages import (
     ENCODER,
     ArgsInfo,
@@ -36,7 +32,11 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._rows import iter_rows
+from evalstream.actors.base import Actor
+from evalstream.actors.details_worker import command, encode_request, shard_of
+from evalstream.durability.frames import read_frames
+from evalstream.sinks.local import DetailsWritten
+from evalstream.sinks.rows import iter_rows
 
 if TYPE_CHECKING:
     from anyio.abc import Process, TaskStatus

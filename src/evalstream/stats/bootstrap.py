@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evalstream._aggregations import numeric_errstate
 from evalstream._errors import ConfigError
+from evalstream.stats.aggregations import numeric_errstate
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from numpy.typing import NDArray
 
-    from evalstream._aggregations import Aggregation, Batch, FloatArray
+    from evalstream.stats.aggregations import Aggregation, Batch, FloatArray
 
 DEFAULT_CHUNK_ELEMS = 8_000_000
 # Blocks above ~1M elements were measured slower (fresh large allocations fault in their pages),

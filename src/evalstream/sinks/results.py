@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from evalstream._hashing import compile_overall
+from evalstream.stats.hashing import compile_overall
 
 _ENCODER = msgspec.json.Encoder()
 

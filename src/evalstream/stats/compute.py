@@ -20,7 +20,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from evalstream._aggregations import (
+from evalstream._errors import ConfigError, MetricValueError
+from evalstream.stats.aggregations import (
     Aggregation,
     AggregationFn,
     AggregationRegistry,
@@ -28,8 +29,7 @@ from evalstream._aggregations import (
     default_registry,
     numeric_errstate,
 )
-from evalstream._bootstrap import bootstrap_stderr
-from evalstream._errors import ConfigError, MetricValueError
+from evalstream.stats.bootstrap import bootstrap_stderr
 
 __all__ = [
     "Aggregation",

@@ -19,7 +19,7 @@ from typing import Literal
 
 import msgspec
 
-from evalstream._storage import atomic_write, fsync_dir, translate_oserror
+from evalstream.durability.storage import atomic_write, fsync_dir, translate_oserror
 
 RunState = Literal["running", "saved", "failed", "cancelled", "recovered", "resumed"]
 

@@ -8,17 +8,19 @@ keys, once by the replay, so a million-sample run never sits decoded in memory.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import TYPE_CHECKING
 
+import anyio
 import xxhash
 
 from evalstream._errors import RunStateError
-from evalstream._journal import JournalScan, scan_journal
-from evalstream._messages import RunMessage, SampleBatch, ScoredSample
-from evalstream._runstate import RunStatus, is_alive, read_status, update_status
+from evalstream._messages import EndOfRun, RunMessage, SampleBatch, ScoredSample
+from evalstream.durability.journal import JournalScan, scan_journal
+from evalstream.durability.runstate import RunStatus, is_alive, read_status, update_status
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
     from pathlib import Path
 
 
@@ -126,3 +128,19 @@ def load_resume(run_dir: Path) -> ResumeState:
                 if sample.scope != "details":
                     metrics.add(key)
     return ResumeState(run_dir, status, JournalMessages(folder), details, metrics, scan.corrupt)
+
+
+async def replay_journal(
+    resume: ResumeState, feed: Callable[[RunMessage], Awaitable[None]], successor: str
+) -> None:
+    """Feed a dead run's journal to ``feed`` (all but its end of run), then mark it resumed.
+
+    The journal is read and decoded in worker threads, in chunks, so a long journal never
+    holds the event loop.
+    """
+    messages = iter(resume.messages)
+    while chunk := await anyio.to_thread.run_sync(lambda: list(islice(messages, 256))):
+        for message in chunk:
+            if not isinstance(message, EndOfRun):
+                await feed(message)
+    await anyio.to_thread.run_sync(resume.mark_resumed, successor)

@@ -25,9 +25,9 @@ import msgspec
 from huggingface_hub import CommitOperationAdd, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from evalstream._card import build_dataset_card, index_repo_files
 from evalstream._errors import ConfigError, HubPushError
-from evalstream._retry import RetryPolicy, call_with_retry, scrub
+from evalstream.sinks.card import build_dataset_card, index_repo_files
+from evalstream.sinks.retry import RetryPolicy, call_with_retry, scrub
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping

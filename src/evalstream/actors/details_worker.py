@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from evalstream._errors import EvalStreamError
-from evalstream._frames import frame, iter_frames
-from evalstream._hashing import GrowableU64, TaskCounters, compile_hashes, sample_hashes
 from evalstream._messages import DECODER, SampleBatch, ScoredSample, TasksDeclared
-from evalstream._rows import encode_rows
-from evalstream._storage import translate_oserror
+from evalstream.durability.frames import frame, iter_frames
+from evalstream.durability.storage import translate_oserror
+from evalstream.sinks.rows import encode_rows
+from evalstream.stats.hashing import GrowableU64, TaskCounters, compile_hashes, sample_hashes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -166,8 +166,8 @@ class Worker:
         """Write this worker's tasks as parquet under the run's output folder."""
         if self.error is not None or not self.keep_rows:
             return {"paths": {}, "warnings": [], "error": self.error}
-        from evalstream._parquet import write_details_sync  # pyarrow only when converting
-        from evalstream._storage import OutputStore
+        from evalstream.durability.storage import OutputStore
+        from evalstream.sinks.parquet import write_details_sync  # pyarrow only when converting
 
         try:
             paths, warnings = write_details_sync(
@@ -224,7 +224,7 @@ def serve(workdir: Path, keep_rows: bool, stdin: BinaryIO, stdout: BinaryIO, sha
 def command(workdir: Path, keep_rows: bool, shard: int = 0) -> list[str]:
     """The command line that starts worker ``shard``."""
     return [
-        sys.executable, "-m", "evalstream._details_worker",
+        sys.executable, "-m", "evalstream.actors.details_worker",
         str(workdir), str(int(keep_rows)), str(shard),
     ]  # fmt: skip
 

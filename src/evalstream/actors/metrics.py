@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, assert_never
 import anyio
 import msgspec
 
-from evalstream._actor import Actor
 from evalstream._messages import (
     ArgsInfo,
     EndOfRun,
@@ -23,7 +22,13 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._stats import AggregationRegistry, MetricAggregate, MetricStore, aggregate_metric
+from evalstream.actors.base import Actor
+from evalstream.stats.compute import (
+    AggregationRegistry,
+    MetricAggregate,
+    MetricStore,
+    aggregate_metric,
+)
 
 if TYPE_CHECKING:
     from evalstream._types import TaskSpec

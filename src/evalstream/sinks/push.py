@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import anyio
 
 from evalstream._errors import ConfigError
-from evalstream._runstate import read_status
+from evalstream.durability.runstate import read_status
 
 if TYPE_CHECKING:
-    from evalstream._hub import PushOutcome
-    from evalstream._retry import RetryPolicy
+    from evalstream.sinks.hub import PushOutcome
+    from evalstream.sinks.retry import RetryPolicy
 
 
 def _locate(run: Path) -> tuple[Path, str, str, dict[str, Path]]:
@@ -57,7 +57,7 @@ async def push_saved_run(
     retry: RetryPolicy | None = None,
 ) -> PushOutcome:
     """Publish a saved run to ``{org}/details_{model}`` in one commit (the card included)."""
-    from evalstream._hub import HubPublisher, details_repo_id
+    from evalstream.sinks.hub import HubPublisher, details_repo_id
 
     publisher = HubPublisher(org, token, endpoint=endpoint, public=public, retry=retry)
     results, model_name, date_id, details = await anyio.to_thread.run_sync(_locate, Path(run))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, assert_never
 
-from evalstream._actor import Actor
 from evalstream._messages import (
     ArgsInfo,
     EndOfRun,
@@ -16,6 +15,7 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
+from evalstream.actors.base import Actor
 
 if TYPE_CHECKING:
     from evalstream._types import ModelInfo

@@ -15,11 +15,11 @@ import msgspec
 
 from evalstream._errors import EvalStreamError
 from evalstream._naming import results_path
-from evalstream._storage import translate_oserror
 from evalstream._summary import OutputOutcome
+from evalstream.durability.storage import translate_oserror
 
 if TYPE_CHECKING:
-    from evalstream._storage import OutputStore
+    from evalstream.durability.storage import OutputStore
 
 
 class DetailsWritten(msgspec.Struct, frozen=True):

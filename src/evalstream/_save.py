@@ -1,0 +1,217 @@
+"""Save orchestration: end the run, compile the actors' state, then run the sinks.
+
+``save_run`` is the sequence ``EvaluationTracker.save()`` follows: ship the pending batch, journal
+the end of run, let the actors (and the details workers) finish, compile lighteval's final dict,
+then run the outputs concurrently — local and TensorBoard at once, the Hub after local. Each
+output returns a typed ``OutputOutcome``: a failed TensorBoard write or Hub push is recorded in
+the run summary and never loses the local files. A save that fails or is cancelled leaves the
+run journaled and marked, so ``evalstream recover`` can finish it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from evalstream._errors import EvalStreamError
+from evalstream._messages import EndOfRun
+from evalstream._naming import make_date_id
+from evalstream._summary import OutputOutcome, RunResult
+from evalstream.sinks.outputs import OutputFn, hub_output, local_output, tensorboard_output
+from evalstream.sinks.results import count_nonfinite, encode_results, summary_general
+from evalstream.stats.compute import derive_rows
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from evalstream._coordinator import Coordinator
+    from evalstream._runhost import RunHost
+    from evalstream._tracker import EvaluationTracker
+    from evalstream.durability.storage import OutputStore
+    from evalstream.sinks.hub import HubPublisher
+    from evalstream.sinks.tensorboard import RunInfo
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaveSteps:
+    """The run's collaborators that save needs: the host, and the tracker's two hooks."""
+
+    host: RunHost
+    coordinator: Coordinator
+    ship: Callable[[], Awaitable[int]]
+    close_live: Callable[[], Awaitable[None]]
+    keep_workdir: bool
+
+
+async def save_run(steps: SaveSteps, plan: SavePlan, workdir: str) -> RunResult:
+    """End the run and write every output; on failure or cancellation, mark the run and re-raise."""
+    host, coordinator, journal = steps.host, steps.coordinator, steps.host.journal
+    try:
+        await steps.ship()
+        await host.send(EndOfRun(end_time=time.time()))
+        await steps.close_live()
+        await journal.wait_synced()
+        date_id = make_date_id()
+        coordinator.details.set_output(plan.store.root, plan.model_name, date_id)
+        await coordinator.close()  # the details workers write the parquet files now
+        result = await write_run(plan, coordinator, workdir, date_id)
+    except BaseException as exc:
+        cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(30):
+                with contextlib.suppress(EvalStreamError):  # the original error wins
+                    await steps.ship()  # logged samples reach the journal regardless
+                    await journal.wait_synced()
+                await coordinator.close()  # idempotent; the actors must not outlive save()
+            await host.set_status(state="cancelled" if cancelled else "failed", error=repr(exc))
+        raise
+    local = result.outputs[0]
+    await host.set_status(
+        state="saved" if local.ok else "failed",
+        results_path=result.results_path or None,
+        error=None if local.ok else local.error,
+    )
+    await journal.close()
+    if local.ok and not steps.keep_workdir:
+        await anyio.to_thread.run_sync(host.clean)
+    return result
+
+
+async def compile_final(
+    coordinator: Coordinator, bootstrap_iters: int, seed: int
+) -> tuple[dict[str, Any], list[str]]:
+    """lighteval's final dict from the actors' state, and the aggregation warnings."""
+    metrics = await coordinator.metrics.aggregate(bootstrap_iters, seed)
+    details = coordinator.details.tasks()
+    summary_tasks = await anyio.to_thread.run_sync(
+        lambda: {name: details[name].compiled() for name in sorted(details)}
+    )
+    task_rows = {task: m.row for task, m in metrics.items()}
+    sizes = {task: m.samples for task, m in metrics.items()}
+    final: dict[str, Any] = {
+        "config_general": coordinator.general.config_general(),
+        "results": {**task_rows, **derive_rows(task_rows, sizes)},
+        "versions": coordinator.versions.versions(),
+        "config_tasks": coordinator.task_config.configs(),
+        "summary_tasks": summary_tasks,
+        "summary_general": summary_general(summary_tasks),
+    }
+    return final, [w for m in metrics.values() for w in m.warnings]
+
+
+async def run_outputs(outputs: Mapping[str, OutputFn]) -> list[OutputOutcome]:
+    """Run every output concurrently; outcomes come back in the order given."""
+    outcomes: dict[str, OutputOutcome] = {}
+
+    async def one(name: str, fn: OutputFn) -> None:
+        outcomes[name] = await fn()
+
+    async with anyio.create_task_group() as tg:
+        for name, fn in outputs.items():
+            tg.start_soon(one, name, fn)
+    return [outcomes[name] for name in outputs]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavePlan:
+    """Everything save() needs besides the actors' state."""
+
+    store: OutputStore
+    model_name: str
+    save_details: bool
+    bootstrap_iters: int
+    seed: int
+    tensorboard_prefix: str | None
+    run_info: RunInfo | None
+    publisher: HubPublisher | None
+    push_to_hub: bool
+    public: bool
+    retry_hint: str
+    partial: dict[str, Any] | None
+
+
+async def write_run(
+    plan: SavePlan, coordinator: Coordinator, workdir: str, date_id: str
+) -> RunResult:
+    """Compile, then run the outputs: local and TensorBoard at once, the Hub after local."""
+    final, warnings = await compile_final(coordinator, plan.bootstrap_iters, plan.seed)
+    if plan.partial is not None:
+        final["evalstream"] = plan.partial
+    results_json = encode_results(final)
+    details = coordinator.details.tasks()
+    written = coordinator.details.written
+    local_fn = local_output(plan.store, plan.model_name, date_id, results_json, written)
+    local_done = anyio.Event()
+    local_box: dict[str, OutputOutcome] = {}
+
+    async def local_then_signal() -> OutputOutcome:
+        try:
+            local_box["local"] = await local_fn()
+        finally:
+            local_done.set()
+        return local_box["local"]
+
+    outputs: dict[str, OutputFn] = {"local": local_then_signal}
+    if plan.tensorboard_prefix is not None:
+        outputs["tensorboard"] = tensorboard_output(
+            plan.store, final, plan.tensorboard_prefix, plan.run_info, plan.publisher
+        )
+    if plan.push_to_hub and plan.publisher is not None:
+        from evalstream.sinks.hub import details_repo_id  # huggingface_hub only when pushing
+
+        outputs["hub"] = hub_output(
+            plan.publisher,
+            details_repo_id(plan.publisher.org, plan.model_name, plan.public),
+            plan.store,
+            plan.model_name,
+            date_id,
+            results_json,
+            local_done,
+            local_box,
+            plan.retry_hint,
+        )
+    outcomes = await run_outputs(outputs)
+    local = outcomes[0]
+    warnings.extend(local.detail.get("warnings", []))
+    return RunResult(
+        date_id=date_id,
+        model_name=plan.model_name,
+        results=final,
+        results_path=plan.store.url(local.detail["results"]) if local.ok else "",
+        details_paths={t: plan.store.url(p) for t, p in local.detail.get("details", {}).items()},
+        outputs=outcomes,
+        samples={name: t.samples for name, t in details.items()},
+        nonfinite_values=count_nonfinite(final),
+        warnings=warnings,
+        workdir=workdir,
+    )
+
+
+def plan_for(tracker: EvaluationTracker, model_name: str) -> SavePlan:
+    """The save plan of ``tracker``'s settings."""
+    publisher = tracker.publisher
+    return SavePlan(
+        store=tracker.store,
+        model_name=model_name,
+        save_details=tracker.save_details,
+        bootstrap_iters=tracker.bootstrap_iters,
+        seed=tracker.seed,
+        tensorboard_prefix=tracker.tensorboard_metric_prefix
+        if tracker.push_to_tensorboard
+        else None,
+        run_info=tracker.run_info,
+        publisher=publisher,
+        push_to_hub=tracker.push_to_hub,
+        public=tracker.public,
+        retry_hint=(
+            f"evalstream push {tracker.workdir} --org {publisher.org}"
+            + (" --public" if tracker.public else "")
+            if publisher is not None
+            else ""
+        ),
+        partial=tracker.partial,
+    )
