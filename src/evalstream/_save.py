@@ -100,7 +100,30 @@ async def compile_final(
         "summary_tasks": summary_tasks,
         "summary_general": summary_general(summary_tasks),
     }
-    return final, [w for m in metrics.values() for w in m.warnings]
+    warnings = [w for m in metrics.values() for w in m.warnings]
+    warnings += [
+        f"task {task!r} is incomplete: {logged} of its {effective} effective docs were logged"
+        for task, (logged, effective) in incomplete_tasks(
+            final["config_tasks"], sizes, details
+        ).items()
+    ]
+    return final, warnings
+
+
+def incomplete_tasks(
+    config_tasks: Mapping[str, Mapping[str, Any]],
+    metric_samples: Mapping[str, int],
+    details: Mapping[str, Any],
+) -> dict[str, tuple[int, int]]:
+    """Tasks that logged fewer samples than ``log_num_docs`` declared: (logged, effective)."""
+    out: dict[str, tuple[int, int]] = {}
+    for task, config in config_tasks.items():
+        effective = int(config.get("effective_num_docs", -1))
+        detail = details.get(task)
+        logged = max(metric_samples.get(task, 0), detail.samples if detail is not None else 0)
+        if effective > 0 and logged < effective:
+            out[task] = (logged, effective)
+    return out
 
 
 async def run_outputs(outputs: Mapping[str, OutputFn]) -> list[OutputOutcome]:
@@ -187,6 +210,14 @@ async def write_run(
         samples={name: t.samples for name, t in details.items()},
         nonfinite_values=count_nonfinite(final),
         warnings=warnings,
+        incomplete_tasks={
+            task: {"logged": logged, "effective_num_docs": effective}
+            for task, (logged, effective) in incomplete_tasks(
+                final["config_tasks"],
+                {name: t.samples for name, t in details.items()},
+                details,
+            ).items()
+        },
         workdir=workdir,
     )
 

@@ -29,6 +29,8 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     samples: dict[str, int]
     nonfinite_values: int = 0
     warnings: list[str] = []
+    #: tasks that logged fewer samples than their declared effective_num_docs
+    incomplete_tasks: dict[str, dict[str, int]] = {}
     workdir: str = ""
 
     @property

@@ -114,8 +114,9 @@ class MetricsActor(Actor):
                 )
                 if agg.value is not None or not agg.extra:
                     row[metric] = agg.value
-                    if agg.stderr is not None:  # as lighteval: no key when not computed
-                        row[f"{metric}_stderr"] = agg.stderr
+                    # always present (null when not computed): lighteval drops the key, and
+                    # readers that index it break on a one-sample task
+                    row[f"{metric}_stderr"] = agg.stderr
                 row.update(agg.extra)
                 if agg.warning:
                     warnings.append(f"{task}: {agg.warning}")

@@ -3,8 +3,10 @@
 Atomic write: the bytes go to a temporary file in the destination folder, which is flushed and
 fsynced, then renamed over the destination (``os.replace`` is atomic on POSIX), and the folder is
 fsynced so the rename itself survives a power cut. A reader sees the old file or the new one,
-never half of one. Accepted trade-off: a crash may leave a ``.tmp-*`` file behind, which is
-ignored by every reader and removed by the next write of the same file.
+never half of one. The file gets the permissions a plain ``open()`` would give it (0666 less
+the umask), not ``mkstemp``'s private 0600, so a shared results folder stays readable.
+Accepted trade-off: a crash may leave a ``.tmp-*`` file behind, which is ignored by every reader
+and removed by the next write of the same file.
 
 A remote ``output_dir`` (any fsspec URL other than ``file://``) is staged: every file is first
 written atomically to a local staging folder, then copied to the target with fsspec.
@@ -36,6 +38,20 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would race other threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no procfs: read it the only portable way, and put it back
+    os.umask(mask)
+    return mask
+
+
 def translate_oserror(exc: OSError, what: str) -> StorageError:
     """Turn an OSError into a StorageError that says what to do about it."""
     if exc.errno == errno.ENOSPC:
@@ -52,7 +68,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() honours the umask
+    finally:
+        os.close(fd)
     tmp = Path(name)
     try:
         yield tmp

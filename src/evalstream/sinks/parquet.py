@@ -54,6 +54,27 @@ FIXED: dict[str, pa.DataType] = {
 }
 """Columns whose type never depends on the data: the same schema in every run and file."""
 _JSON = msgspec.json.Encoder()
+WHEN_EMPTY: dict[str, pa.DataType] = {
+    "metrics": pa.map_(pa.string(), pa.float64()),
+    "pred_logits": pa.list_(pa.float64()),
+    "predictions": pa.list_(pa.string()),
+    "specifics": pa.map_(pa.string(), pa.string()),
+}
+"""Types of variable columns that hold no values in a file (pyarrow would infer ``null``)."""
+
+
+def _empty(kind: pa.DataType) -> bool:
+    """``null`` or ``list<null>``: the column held only nulls or empty lists."""
+    return bool(
+        pa.types.is_null(kind) or (pa.types.is_list(kind) and pa.types.is_null(kind.value_type))
+    )
+
+
+def _variable_type(name: str, inferred: pa.DataType | None) -> pa.DataType:
+    """The inferred type, or the column's real type where nothing was there to infer from."""
+    if inferred is None or _empty(inferred):
+        return WHEN_EMPTY.get(name, pa.string())
+    return inferred
 
 
 def _frames(segment: Path) -> Iterator[bytes]:
@@ -89,7 +110,7 @@ def _infer_schema(segment: Path) -> tuple[pa.Schema, set[str]]:
     fields = [
         pa.field(n, FIXED[n])
         if n in FIXED
-        else pa.field(n, pa.string() if n in json_columns else types.get(n, pa.null()))
+        else pa.field(n, pa.string() if n in json_columns else _variable_type(n, types.get(n)))
         for n in COLUMNS
     ]
     return pa.schema(fields), json_columns

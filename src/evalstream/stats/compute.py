@@ -205,6 +205,8 @@ def aggregate_metric(
         notes.append(f"{label} returned {result} from finite inputs")
 
     stderr: float | None = None
+    if len(values) == 1 and bootstrap_iters > 0:
+        notes.append(f"{label}: one sample, so no standard error; its stderr is null")
     if len(values) > 1 and bootstrap_iters > 0:
         try:
             stderr = _stderr(values, agg, bootstrap_iters, seed)
