@@ -19,8 +19,10 @@ if TYPE_CHECKING:
         HubPushError,
         InputError,
         JournalCorruptError,
+        MergeError,
         MetricValueError,
         RunStateError,
+        ShardMismatchError,
         SinkError,
         StorageError,
         TensorBoardError,
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from evalstream._tracker import EvaluationTracker
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.durability.recovery import recover
+    from evalstream.shards.info import ShardInfo
+    from evalstream.shards.merge import MergeResult, merge
     from evalstream.sinks.push import push_saved_run
     from evalstream.sinks.retry import RetryPolicy
     from evalstream.sinks.tensorboard import RunInfo
@@ -46,6 +50,8 @@ _EXPORTS = {
     "HubPushError": "evalstream._errors",
     "InputError": "evalstream._errors",
     "JournalCorruptError": "evalstream._errors",
+    "MergeError": "evalstream._errors",
+    "MergeResult": "evalstream.shards.merge",
     "MetricValueError": "evalstream._errors",
     "ModelInfo": "evalstream._types",
     "ModelResponse": "evalstream._types",
@@ -54,6 +60,8 @@ _EXPORTS = {
     "RunInfo": "evalstream.sinks.tensorboard",
     "RunResult": "evalstream._summary",
     "RunStateError": "evalstream._errors",
+    "ShardInfo": "evalstream.shards.info",
+    "ShardMismatchError": "evalstream._errors",
     "SinkError": "evalstream._errors",
     "StorageError": "evalstream._errors",
     "SyncEvaluationTracker": "evalstream._sync",
@@ -62,6 +70,7 @@ _EXPORTS = {
     "UnknownTaskError": "evalstream._errors",
     "UnsafeNameError": "evalstream._errors",
     "default_registry": "evalstream.stats.aggregations",
+    "merge": "evalstream.shards.merge",
     "push_saved_run": "evalstream.sinks.push",
     "recover": "evalstream.durability.recovery",
 }
@@ -77,6 +86,8 @@ __all__ = [
     "HubPushError",
     "InputError",
     "JournalCorruptError",
+    "MergeError",
+    "MergeResult",
     "MetricValueError",
     "ModelInfo",
     "ModelResponse",
@@ -85,6 +96,8 @@ __all__ = [
     "RunInfo",
     "RunResult",
     "RunStateError",
+    "ShardInfo",
+    "ShardMismatchError",
     "SinkError",
     "StorageError",
     "SyncEvaluationTracker",
@@ -94,6 +107,7 @@ __all__ = [
     "UnsafeNameError",
     "__version__",
     "default_registry",
+    "merge",
     "push_saved_run",
     "recover",
 ]

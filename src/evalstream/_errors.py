@@ -53,3 +53,11 @@ class TensorBoardError(SinkError):
 
 class JournalCorruptError(StorageError):
     """Raised when a journal segment holds a corrupt frame before its tail."""
+
+
+class MergeError(EvalStreamError):
+    """Raised when the shards of a run cannot be merged (missing, unfinished, or mismatched)."""
+
+
+class ShardMismatchError(MergeError):
+    """Raised when shards of one run disagree on the model, tasks, versions or settings."""

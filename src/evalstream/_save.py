@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from evalstream.sinks.hub import HubPublisher
     from evalstream.sinks.tensorboard import RunInfo
 
+    # what save() runs once the actors finished: write_run (the outputs), or a shard's upload
+    WriteFn = Callable[["SavePlan", "Coordinator", str, str], Awaitable[RunResult]]
+
 
 @dataclass(frozen=True, kw_only=True)
 class SaveSteps:
@@ -45,6 +48,7 @@ class SaveSteps:
     ship: Callable[[], Awaitable[int]]
     close_live: Callable[[], Awaitable[None]]
     keep_workdir: bool
+    write: WriteFn | None = None  # None: the outputs; a shard's save() uploads instead
 
 
 async def save_run(steps: SaveSteps, plan: SavePlan, workdir: str) -> RunResult:
@@ -56,9 +60,10 @@ async def save_run(steps: SaveSteps, plan: SavePlan, workdir: str) -> RunResult:
         await steps.close_live()
         await journal.wait_synced()
         date_id = make_date_id()
-        coordinator.details.set_output(plan.store.root, plan.model_name, date_id)
+        if steps.write is None:
+            coordinator.details.set_output(plan.store.root, plan.model_name, date_id)
         await coordinator.close()  # the details workers write the parquet files now
-        result = await write_run(plan, coordinator, workdir, date_id)
+        result = await (steps.write or write_run)(plan, coordinator, workdir, date_id)
     except BaseException as exc:
         cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
         with anyio.CancelScope(shield=True):

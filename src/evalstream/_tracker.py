@@ -17,10 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import anyio
 
 from evalstream._batcher import Batcher
-from evalstream._errors import (
-    ConfigError,
-    RunStateError,
-)
+from evalstream._errors import ConfigError, RunStateError
 from evalstream._messages import (
     ModelInfoLogged,
     RunMessage,
@@ -36,6 +33,7 @@ from evalstream._save import SaveSteps, compile_final, plan_for, save_run
 from evalstream.durability.resume import ResumeState, load_resume, replay_journal
 from evalstream.durability.runstate import RunSettings
 from evalstream.durability.storage import OutputStore
+from evalstream.shards.writer import ShardInfo, shard_writer
 from evalstream.sinks.hub_targets import HubTargets, make_publisher
 from evalstream.sinks.tensorboard import LiveScalars, run_info_from
 from evalstream.stats.compute import AggregationRegistry, default_registry
@@ -90,6 +88,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         hub_retry: RetryPolicy | None = None,
         live_scalars_every: int | None = None,
         details_workers: int | None = None,
+        shard: ShardInfo | None = None,
     ) -> None:
         if batch_size < 1 or inbox_capacity < 1 or flush_every < 1:
             raise ConfigError("batch_size, inbox_capacity and flush_every must be at least 1")
@@ -137,6 +136,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         self.run_id = self._host.run_id
         self.workdir = self._host.workdir
         self.journal = self._host.journal
+        self._shard = shard_writer(shard, self)  # a shard of a run: streams to the object store
         self.partial: dict[str, Any] | None = None
         self._live = (
             LiveScalars(
@@ -170,6 +170,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
     async def __aenter__(self) -> Self:
         if self._state != "new":
             raise RunStateError("a tracker runs once; create a new EvaluationTracker per run")
+        self.resume_from = await self._shard.start(self.resume_from)
         resume = (
             await anyio.to_thread.run_sync(load_resume, self.resume_from)
             if self.resume_from is not None
@@ -182,6 +183,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
                 await self._live.__aenter__()
             if resume is not None:
                 await self._replay(resume)
+            await self._shard.resumed()
         except BaseException as exc:
             self._state = "closed"
             await self._host.abort(exc)
@@ -215,6 +217,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
             try:
                 with anyio.CancelScope(shield=True):
                     await self._close_live()
+                await self._shard.close(exc)
             finally:
                 suppressed = await self._host.stop(exc_type, exc, tb)
         return suppressed
@@ -287,6 +290,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         if self.durable:
             seq = await self._ship()
             await self.journal.wait_synced(seq)
+            await self._shard.sync(seq)
         elif len(self._batch) >= self.batch_size:
             await self._ship()
 
@@ -306,6 +310,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         coordinator = self._running(healthy=False)
         await self._ship()
         await self.journal.wait_synced()
+        await self._shard.sync()
         await coordinator.flush()
         if coordinator.details.failure is not None:
             raise coordinator.details.failure
@@ -368,6 +373,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
             ship=self._ship,
             close_live=self._close_live,
             keep_workdir=self.keep_workdir,
+            write=self._shard.write,
         )
         try:
             result = await save_run(

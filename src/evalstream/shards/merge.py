@@ -1,0 +1,249 @@
+"""``evalstream merge``: the shards of a run, merged into one run as one process would record it.
+
+The chosen attempt of every shard (``plan.py``) is read chunk by chunk, in shard order, and
+replayed into one fresh tracker writing to the output folder: its actors compute everything a
+single-process run computes, from the union of the samples. Statistics are over every sample
+(means, stderr, the bootstrap), never an average of shard results; the hashes are those of the
+union; the details parquet holds every row; the outputs (local files, TensorBoard, the Hub) are
+the tracker's own. Within a task the samples keep shard order, so shards that split each task
+into contiguous blocks (accelerate's ``split_between_processes``) give exactly the run a single
+process logging the tasks in order would have written, stderr included.
+
+Idempotent: ``merged.json`` beside the shards records the fingerprint of the input (attempts,
+chunks and sizes) and where the results went; merging the same input again returns that run
+without writing anything. A mismatch (``union.py``) is found while reading, before ``save()``:
+nothing is written to the outputs, and the merge's own working folder is removed.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+
+from evalstream._errors import JournalCorruptError, MergeError
+from evalstream._messages import DECODER, EndOfRun, SampleBatch, ScoredSample
+from evalstream._summary import RunResult
+from evalstream._types import ModelInfo
+from evalstream.durability.frames import FrameScan, iter_frames
+from evalstream.shards.objects import MERGED, ObjectFolder, run_prefix
+from evalstream.shards.plan import MergePlan, plan_merge
+from evalstream.shards.union import Duplicates, ShardIdentity
+
+if TYPE_CHECKING:
+    from evalstream._messages import RunMessage
+    from evalstream._tracker import EvaluationTracker
+
+_MERGE = 1024  # samples per replayed batch
+_POLL = 2.0  # seconds between looks at unfinished shards when waiting
+
+
+class MergeResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The merged run, and what the merge found on the way."""
+
+    run: str
+    shards: int
+    result: RunResult
+    duplicates: dict[str, int]
+    incomplete_shards: list[int] = []
+    missing_shards: list[int] = []
+    already_merged: bool = False
+
+    @property
+    def partial(self) -> bool:
+        """True when some shard was missing or unfinished (a ``partial=True`` merge)."""
+        return bool(self.incomplete_shards or self.missing_shards)
+
+
+class _Marker(msgspec.Struct, frozen=True, kw_only=True):
+    fingerprint: str
+    result: RunResult
+    duplicates: dict[str, int]
+    results_rel: str
+
+
+def read_chunk(folder: ObjectFolder, rel: str) -> list[RunMessage]:
+    """The messages of one uploaded chunk (blocking); chunks hold whole frames only."""
+    data = folder.get(rel)
+    scan = FrameScan()
+    payloads = list(iter_frames(io.BytesIO(data), scan))
+    if scan.corrupt_at is not None or scan.torn_tail:
+        at = scan.corrupt_at if scan.corrupt_at is not None else scan.good_bytes
+        raise JournalCorruptError(
+            f"{folder.where(rel)}: damaged frame at byte offset {at} of an uploaded journal "
+            "chunk (chunks are uploaded whole: the object store changed it)"
+        )
+    try:
+        return [DECODER.decode(p) for p in payloads]
+    except msgspec.DecodeError as exc:
+        raise JournalCorruptError(f"{folder.where(rel)}: undecodable frame ({exc})") from exc
+
+
+class _Replay:
+    """Feeds the shards' messages to the merging tracker, deduplicated and checked."""
+
+    def __init__(self, tracker: EvaluationTracker, plan: MergePlan) -> None:
+        self.tracker = tracker
+        self.plan = plan
+        self.identity = ShardIdentity()
+        self.duplicates = Duplicates()
+        self.samples: dict[str, int] = {}
+        self._pending: list[ScoredSample] = []
+
+    async def run(self, folder: ObjectFolder) -> None:
+        for shard in self.plan.shards:
+            index = shard.manifest.index
+            for rel in shard.chunks:
+                for message in await anyio.to_thread.run_sync(read_chunk, folder, rel):
+                    await self._feed(index, message)
+            self.duplicates.end_shard()
+        await self._ship()
+        self.identity.check_declared(
+            [s.manifest.index for s in self.plan.shards if s.manifest.state == "complete"]
+        )
+        for counts in self.identity.merged_num_docs():
+            await self.tracker.replay(counts)
+
+    async def _feed(self, index: int, message: RunMessage) -> None:
+        if isinstance(message, SampleBatch):
+            kept = self.duplicates.keep(message.samples)
+            for sample in kept:
+                if sample.scope != "details":
+                    self.samples[sample.task_name] = self.samples.get(sample.task_name, 0) + 1
+            self._pending.extend(kept)
+            if len(self._pending) >= _MERGE:
+                await self._ship()
+            return
+        if isinstance(message, EndOfRun):
+            return
+        first = self.identity.first(index, message)
+        if first is not None:
+            await self._ship()  # keep every message's place among the samples
+            await self.tracker.replay(first)
+
+    async def _ship(self) -> None:
+        if self._pending:
+            batch = SampleBatch(samples=tuple(self._pending))
+            self._pending = []
+            await self.tracker.replay(batch)
+
+    def section(self) -> dict[str, Any]:
+        """The results' ``evalstream`` section: the shards merged and what the merge found."""
+        # a task's expected count is known once every shard logged its part of it
+        expected = {
+            n.task_name: n.effective_num_docs
+            for n in self.identity.merged_num_docs()
+            if self.identity.counted_by(n.task_name) == self.plan.count
+        }
+        tasks = {
+            name: {
+                "samples": self.samples.get(name, 0),
+                "expected": expected.get(name),
+                "complete": name in expected and self.samples.get(name, 0) >= expected[name],
+            }
+            for name in sorted(set(self.identity.tasks) | set(self.samples))
+        }
+        plan = self.plan
+        return {
+            "partial": plan.partial,
+            "merged": {
+                "run": plan.run,
+                "shards": plan.count,
+                "attempts": {str(s.manifest.index): s.manifest.attempt for s in plan.shards},
+                "incomplete_shards": plan.incomplete,
+                "missing_shards": plan.missing,
+                "duplicates": dict(sorted(self.duplicates.dropped.items())),
+            },
+            "incomplete_tasks": [t for t, v in tasks.items() if not v["complete"]],
+            "tasks": tasks,
+        }
+
+
+async def _plan(folder: ObjectFolder, run: str, partial: bool, wait: float) -> MergePlan:
+    with anyio.move_on_after(wait) if wait > 0 else anyio.CancelScope():
+        while wait > 0:
+            try:
+                return await anyio.to_thread.run_sync(
+                    lambda: plan_merge(folder, run, partial=False)
+                )
+            except MergeError:
+                await anyio.sleep(_POLL)
+    return await anyio.to_thread.run_sync(lambda: plan_merge(folder, run, partial=partial))
+
+
+async def merge(
+    output_dir: str,
+    run: str,
+    *,
+    partial: bool = False,
+    wait: float = 0,
+    model_name: str | None = None,
+    **tracker_options: Any,
+) -> MergeResult:
+    """Merge the shards of run ``run`` under ``output_dir`` into one run, and save it there.
+
+    ``wait`` (seconds) waits for unfinished shards first; ``partial=True`` merges what the
+    unfinished and dead shards uploaded (the results say so). ``tracker_options`` go to the
+    merging EvaluationTracker (``push_to_hub``, ``hub_results_org``, ``push_to_tensorboard``,
+    ...). Raises MergeError (ShardMismatchError for shards of different evaluations).
+    """
+    from evalstream._tracker import EvaluationTracker  # the merge drives a tracker
+
+    folder = await anyio.to_thread.run_sync(ObjectFolder, output_dir)
+    plan = await _plan(folder, run, partial, wait)
+    marker_rel = f"{run_prefix(run)}/{MERGED}"
+    previous = await anyio.to_thread.run_sync(folder.get_or_none, marker_rel)
+    if previous is not None:
+        marker = msgspec.json.decode(previous, type=_Marker)
+        if marker.fingerprint == plan.fingerprint:
+            return _result(plan, marker.result, marker.duplicates, already=True)
+    settings = plan.shards[0].manifest.settings
+    tracker = EvaluationTracker(
+        output_dir,
+        save_details=settings.save_details,
+        bootstrap_iters=settings.bootstrap_iters,
+        seed=settings.seed,
+        tensorboard_metric_prefix=settings.tensorboard_metric_prefix,
+        **tracker_options,
+    )
+    replay = _Replay(tracker, plan)
+    refused: MergeError | None = None
+    async with tracker:
+        try:
+            await replay.run(folder)
+        except MergeError as exc:
+            refused = exc
+        else:
+            tracker.partial = replay.section()
+            if model_name is not None:
+                await tracker.log_model_info(ModelInfo(model_name=model_name))
+            result = await tracker.save()
+    if refused is not None:
+        # refused before save(): no output was written; drop the merge's own working folder
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(tracker.workdir, ignore_errors=True))
+        raise refused
+    duplicates = dict(sorted(replay.duplicates.dropped.items()))
+    if result.ok:
+        rel = result.results_path.removeprefix(folder.url).lstrip("/")
+        marker = _Marker(
+            fingerprint=plan.fingerprint, result=result, duplicates=duplicates, results_rel=rel
+        )
+        await anyio.to_thread.run_sync(folder.put, marker_rel, msgspec.json.encode(marker))
+    return _result(plan, result, duplicates, already=False)
+
+
+def _result(
+    plan: MergePlan, result: RunResult, duplicates: dict[str, int], *, already: bool
+) -> MergeResult:
+    return MergeResult(
+        run=plan.run,
+        shards=plan.count,
+        result=result,
+        duplicates=duplicates,
+        incomplete_shards=plan.incomplete,
+        missing_shards=plan.missing,
+        already_merged=already,
+    )

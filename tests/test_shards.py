@@ -1,0 +1,168 @@
+"""Sharded runs on a local (or network) folder: shards merged into one run, exactly as one
+process would have recorded it; duplicates, mismatches, unfinished shards and resumes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+import pytest
+
+from evalstream import (
+    ConfigError,
+    EvaluationTracker,
+    MergeError,
+    ModelInfo,
+    RunStateError,
+    ShardInfo,
+    ShardMismatchError,
+    merge,
+)
+
+from _shards import (
+    MODEL,
+    assert_same_run,
+    block,
+    log_counts,
+    log_items,
+    open_run,
+    run_shard,
+    run_single,
+    shard_items,
+    workload,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+WORK = workload(per_task=41)
+
+
+async def test_four_shards_merge_into_the_single_process_run(tmp_path: Path) -> None:
+    out = str(tmp_path / "shared")
+    for k in range(4):
+        result = await run_shard(out, ShardInfo(run="job-42", index=k, count=4), WORK)
+        assert result.results == {} and result.results_path == ""
+        assert result.output("shard") is not None
+    assert not (tmp_path / "shared" / "results").exists()  # shards write no results
+    merged = await merge(out, "job-42")
+    single = await run_single(str(tmp_path / "single"), WORK)
+    assert_same_run(merged.result, single)
+    section = merged.result.results["evalstream"]
+    assert section["partial"] is False and section["incomplete_tasks"] == []
+    assert section["merged"]["duplicates"] == {} and merged.duplicates == {}
+    assert all(t["samples"] == t["expected"] == 41 for t in section["tasks"].values())
+
+
+async def test_merging_again_is_a_no_op(tmp_path: Path) -> None:
+    out = str(tmp_path)
+    for k in range(2):
+        await run_shard(out, ShardInfo(run="r", index=k, count=2), WORK)
+    first = await merge(out, "r")
+    again = await merge(out, "r")
+    assert again.already_merged and not first.already_merged
+    assert again.result.results_path == first.result.results_path
+    assert again.result.results == first.result.results
+    assert len(list((tmp_path / "results").rglob("*.json"))) == 1
+
+
+async def test_a_sample_on_two_shards_counts_once_and_is_reported(tmp_path: Path) -> None:
+    out = str(tmp_path / "shared")
+    task = "lb|gsm8k|5"
+    extra = block(WORK[task], 0, 2)[-3:]  # shard 1 evaluates shard 0's last three docs again
+    for k in range(2):
+        async with EvaluationTracker(out, shard=ShardInfo(run="d", index=k, count=2)) as t:
+            await open_run(t, WORK, 2)
+            await log_items(t, (extra if k else []) + shard_items(WORK, k, 2))
+            await log_counts(t, WORK, k, 2)
+            await t.save()
+    merged = await merge(out, "d")
+    assert merged.duplicates == {task: 3}
+    assert merged.result.results["evalstream"]["merged"]["duplicates"] == {task: 3}
+    assert_same_run(merged.result, await run_single(str(tmp_path / "single"), WORK))
+
+
+async def test_shards_of_different_models_are_refused_before_any_output(tmp_path: Path) -> None:
+    out = str(tmp_path)
+    await run_shard(out, ShardInfo(run="m", index=0, count=2), WORK)
+    async with EvaluationTracker(out, shard=ShardInfo(run="m", index=1, count=2)) as t:
+        await open_run(t, WORK, 2)
+        await t.log_model_info(ModelInfo(model_name=MODEL, model_sha="other"))
+        await log_items(t, shard_items(WORK, 1, 2))
+        await t.save()
+    before = set((tmp_path / ".evalstream").iterdir())
+    with pytest.raises(ShardMismatchError, match=r"shard 1 logged a different model \(model_sha\)"):
+        await merge(out, "m")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "details").exists()
+    assert set((tmp_path / ".evalstream").iterdir()) == before  # the merge left nothing
+
+
+async def test_shards_of_different_task_configs_are_refused(tmp_path: Path) -> None:
+    out = str(tmp_path)
+    await run_shard(out, ShardInfo(run="c", index=0, count=2), WORK)
+    async with EvaluationTracker(out, shard=ShardInfo(run="c", index=1, count=2)) as t:
+        await open_run(t, WORK, 2)
+        changed = msgspec.structs.replace(next(iter(t._tasks.values())), config={"k": 2})
+        await t.log_tasks([changed])
+        await t.save()
+    with pytest.raises(ShardMismatchError, match=r"declares task 'lb\|mmlu:anatomy\|5'.*config"):
+        await merge(out, "c")
+
+
+async def test_an_unfinished_shard_is_refused_unless_partial(tmp_path: Path) -> None:
+    out = str(tmp_path)
+    await run_shard(out, ShardInfo(run="p", index=0, count=3), WORK)
+    async with EvaluationTracker(out, shard=ShardInfo(run="p", index=1, count=3)) as t:
+        await open_run(t, WORK, 3)
+        await log_items(t, shard_items(WORK, 1, 3)[:10])
+        await t.flush()  # exits without save(): the attempt is cancelled, its samples kept
+    with pytest.raises(MergeError, match=r"shard 1 is cancelled.*shard 2 has no attempt"):
+        await merge(out, "p")
+    merged = await merge(out, "p", partial=True)
+    assert merged.partial and merged.incomplete_shards == [1] and merged.missing_shards == [2]
+    section = merged.result.results["evalstream"]
+    assert section["partial"] is True
+    assert sum(merged.result.samples.values()) == len(shard_items(WORK, 0, 3)) + 10
+    assert set(section["incomplete_tasks"]) == set(WORK)
+
+
+async def test_a_dead_shard_is_resumed_by_its_next_attempt(tmp_path: Path) -> None:
+    out = str(tmp_path / "shared")
+    info = ShardInfo(run="res", index=1, count=2)
+    await run_shard(out, ShardInfo(run="res", index=0, count=2), WORK)
+    items = shard_items(WORK, 1, 2)
+    async with EvaluationTracker(out, shard=info) as t:
+        await open_run(t, WORK, 2)
+        await log_items(t, items[:30])
+        await t.flush()
+    async with EvaluationTracker(out, shard=info) as t:  # the shard re-run: it resumes
+        done = t.logged_keys()
+        assert len(done) == 30
+        await log_items(t, [i for i in items if (i[0], i[1].id) not in done])
+        await log_counts(t, WORK, 1, 2)
+        await t.save()
+    with pytest.raises(RunStateError, match="already complete"):
+        async with EvaluationTracker(out, shard=info):
+            pass
+    merged = await merge(out, "res")
+    assert merged.duplicates == {}
+    assert_same_run(merged.result, await run_single(str(tmp_path / "single"), WORK))
+
+
+def test_shard_info_is_checked_at_the_call() -> None:
+    with pytest.raises(ConfigError, match="index"):
+        ShardInfo(run="a", index=4, count=4)
+    with pytest.raises(ConfigError, match="run id"):
+        ShardInfo(run="../x", index=0, count=1)
+    assert ShardInfo.from_env("a", {"RANK": "3", "WORLD_SIZE": "8"}) == ShardInfo(
+        run="a", index=3, count=8
+    )
+    with pytest.raises(ConfigError, match="RANK and WORLD_SIZE"):
+        ShardInfo.from_env("a", {})
+
+
+async def test_a_shard_count_that_differs_from_the_run_is_refused(tmp_path: Path) -> None:
+    await run_shard(str(tmp_path), ShardInfo(run="n", index=0, count=2), WORK)
+    with pytest.raises(ConfigError, match="same count"):
+        async with EvaluationTracker(str(tmp_path), shard=ShardInfo(run="n", index=1, count=3)):
+            pass
