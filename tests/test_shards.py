@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio
 import msgspec
 import pytest
 
@@ -166,3 +167,18 @@ async def test_a_shard_count_that_differs_from_the_run_is_refused(tmp_path: Path
     with pytest.raises(ConfigError, match="same count"):
         async with EvaluationTracker(str(tmp_path), shard=ShardInfo(run="n", index=1, count=3)):
             pass
+
+
+async def test_the_merge_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from evalstream._cli import main
+
+    out = str(tmp_path)
+    await run_shard(out, ShardInfo(run="cli", index=0, count=2), WORK)
+    assert await anyio.to_thread.run_sync(main, ["merge", out, "--run", "cli"]) == 2
+    assert "shard 1 has no attempt yet" in capsys.readouterr().err
+    await run_shard(out, ShardInfo(run="cli", index=1, count=2), WORK)
+    assert await anyio.to_thread.run_sync(main, ["merge", out, "--run", "cli"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("merged 2 shards of run cli: 205 samples into ")
+    assert await anyio.to_thread.run_sync(main, ["merge", out, "--run", "cli"]) == 0
+    assert capsys.readouterr().out.startswith("already merged 2 shards")

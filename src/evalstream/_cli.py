@@ -12,6 +12,7 @@ import anyio
 
 from evalstream._demo import format_results, run_demo
 from evalstream._errors import EvalStreamError
+from evalstream.shards.cli import add_merge_parser
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--output-dir", default=None, help="write elsewhere than the run's own")
     rec.add_argument("--model-name", default=None, help="if the run died before logging it")
     rec.set_defaults(func=_recover)
+    add_merge_parser(sub)
     return parser
 
 
