@@ -14,7 +14,12 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 @pytest.mark.parametrize(
     ("script", "expect"),
-    [("bench.py", "## W1"), ("bench_stats.py", "|"), ("bench_hub_requests.py", "1 commit")],
+    [
+        ("bench.py", "## W1"),
+        ("bench_stats.py", "|"),
+        ("bench_hub_requests.py", "1 commit"),
+        ("bench_merge.py", "| 8,000 | 4 |"),
+    ],
 )
 def test_benchmark_runs_in_smoke_mode(script: str, expect: str, tmp_path: Path) -> None:
     """`SCRIPT --smoke` exits 0 and prints its result table."""

@@ -182,3 +182,22 @@ async def test_the_merge_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert said.startswith("merged 2 shards of run cli: 205 samples into ")
     assert await anyio.to_thread.run_sync(main, ["merge", out, "--run", "cli"]) == 0
     assert capsys.readouterr().out.startswith("already merged 2 shards")
+
+
+def test_the_attempt_holding_a_shard_skips_one_that_died_while_resuming() -> None:
+    from evalstream.durability.runstate import RunSettings
+    from evalstream.shards.manifest import ShardManifest, holder
+
+    def attempt(name: str, state: str, resumed_from: str | None = None) -> ShardManifest:
+        return ShardManifest(
+            run="r", index=0, count=1, attempt=name, state=state, host="h", pid=1,  # type: ignore[arg-type]
+            start_time=0, updated=0, settings=RunSettings(output_dir=""), resumed_from=resumed_from,
+        )  # fmt: skip
+
+    a, b = attempt("a", "running"), attempt("b", "running", resumed_from="a")
+    assert holder([a, b]) == a  # b died before its replay of a was uploaded: a holds the samples
+    a_done = msgspec.structs.replace(a, state="resumed")
+    assert holder([a_done, b]) == b
+    c = attempt("c", "complete", resumed_from="b")
+    assert holder([a_done, b, c]) == c
+    assert holder([]) is None

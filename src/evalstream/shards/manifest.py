@@ -91,6 +91,25 @@ def run_attempts(folder: ObjectFolder, run: str) -> tuple[list[ShardManifest], d
     return attempts, files
 
 
+def holder(attempts: list[ShardManifest]) -> ShardManifest | None:
+    """The attempt of one shard that holds its samples: the newest complete one, else the newest
+    unfinished one that is not superseded (``resumed``) and whose own resume finished.
+
+    An attempt that died while replaying its predecessor holds only part of the predecessor (it
+    marks the predecessor ``resumed`` only once the replay is uploaded): the predecessor counts.
+    """
+    done = [m for m in attempts if m.state == "complete"]
+    if done:
+        return done[-1]
+    states = {m.attempt: m.state for m in attempts}
+    for m in reversed(attempts):
+        if m.state != "resumed" and (
+            m.resumed_from is None or states.get(m.resumed_from) in ("resumed", None)
+        ):
+            return m
+    return None
+
+
 def chunks_of(files: dict[str, int], manifest: ShardManifest) -> list[str]:
     """The journal chunks of ``manifest``'s attempt, in order, relative to the output folder."""
     head = f"{manifest.index:05d}-of-{manifest.count:05d}/{manifest.attempt}/journal/"

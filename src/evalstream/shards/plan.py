@@ -13,7 +13,7 @@ import hashlib
 import msgspec
 
 from evalstream._errors import MergeError, ShardMismatchError
-from evalstream.shards.manifest import ShardManifest, chunks_of, run_attempts
+from evalstream.shards.manifest import ShardManifest, chunks_of, holder, run_attempts
 from evalstream.shards.objects import ObjectFolder, run_prefix
 
 
@@ -63,9 +63,8 @@ def plan_merge(folder: ObjectFolder, run: str, *, partial: bool) -> MergePlan:
     missing: list[int] = []
     waiting: list[str] = []
     for index in range(count):
-        live = [m for m in attempts if m.index == index and m.state != "resumed"]
-        done = [m for m in live if m.state == "complete"]
-        chosen = done[-1] if done else (live[-1] if live else None)
+        chosen = holder([m for m in attempts if m.index == index])
+        done = chosen is not None and chosen.state == "complete"
         if not done:
             (incomplete if chosen else missing).append(index)
             waiting.append(_describe(chosen, index))

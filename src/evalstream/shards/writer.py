@@ -32,7 +32,13 @@ from evalstream._summary import OutputOutcome, RunResult
 from evalstream.durability.frames import FrameScan, iter_frames
 from evalstream.durability.journal import segment_paths
 from evalstream.shards.info import ShardInfo
-from evalstream.shards.manifest import ShardManifest, chunks_of, run_attempts, write_manifest
+from evalstream.shards.manifest import (
+    ShardManifest,
+    chunks_of,
+    holder,
+    run_attempts,
+    write_manifest,
+)
 from evalstream.shards.objects import ObjectFolder, chunk_name
 
 if TYPE_CHECKING:
@@ -183,9 +189,8 @@ class ShardWriter:
                 f"shard {self.info.index} of run {self.info.run!r} is still being recorded by "
                 f"pid {live[-1].pid} on this host; stop it first"
             )
-        dead = [m for m in mine if m.state != "resumed"]
-        if dead:
-            self.predecessor = dead[-1]
+        self.predecessor = holder(mine)
+        if self.predecessor is not None:
             target = resume_dir / "journal"
             target.mkdir(parents=True, exist_ok=True)
             for n, rel in enumerate(chunks_of(files, self.predecessor)):
@@ -194,7 +199,7 @@ class ShardWriter:
                 self.manifest, resumed_from=self.predecessor.attempt
             )
         write_manifest(folder, self.manifest)
-        return resume_dir if dead else None
+        return resume_dir if self.predecessor is not None else None
 
     async def resumed(self) -> None:
         """The run is set up: upload what the resume replayed, mark the predecessor ``resumed``
