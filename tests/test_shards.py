@@ -201,3 +201,60 @@ def test_the_attempt_holding_a_shard_skips_one_that_died_while_resuming() -> Non
     c = attempt("c", "complete", resumed_from="b")
     assert holder([a_done, b, c]) == c
     assert holder([]) is None
+
+
+async def test_flush_returns_once_the_samples_are_in_the_shared_folder(tmp_path: Path) -> None:
+    from evalstream._messages import SampleBatch
+    from evalstream.shards.manifest import chunks_of, run_attempts
+    from evalstream.shards.merge import read_chunk
+    from evalstream.shards.objects import ObjectFolder
+
+    def uploaded() -> list[str]:
+        folder = ObjectFolder(str(tmp_path))
+        attempts, files = run_attempts(folder, "f")
+        return [
+            s.doc.id
+            for rel in chunks_of(files, attempts[-1])
+            for m in read_chunk(folder, rel)
+            if isinstance(m, SampleBatch)
+            for s in m.samples
+        ]
+
+    items = shard_items(WORK, 0, 1)
+    info = ShardInfo(run="f", index=0, count=1, upload_interval=3600)  # no background upload
+    async with EvaluationTracker(str(tmp_path), shard=info) as t:
+        await open_run(t, WORK, 1)
+        await log_items(t, items[:10])
+        await t.flush()
+        assert uploaded() == [i[1].id for i in items[:10]]
+        await log_items(t, items[10:13])
+        assert len(uploaded()) == 10  # not acknowledged yet: nothing promised
+        await t.flush()
+        assert uploaded() == [i[1].id for i in items[:13]]
+    async with EvaluationTracker(str(tmp_path / "d"), shard=info, durable=True) as t:
+        await open_run(t, WORK, 1)
+        await log_items(t, items[:3])  # durable: each returned log_sample is uploaded
+        folder = ObjectFolder(str(tmp_path / "d"))
+        attempts, files = run_attempts(folder, "f")
+        ids = [s.doc.id for rel in chunks_of(files, attempts[-1])
+               for m in read_chunk(folder, rel) if isinstance(m, SampleBatch) for s in m.samples]  # fmt: skip
+        assert ids == [i[1].id for i in items[:3]]
+
+
+async def test_merge_waits_for_a_shard_still_recording(tmp_path: Path) -> None:
+    out = str(tmp_path)
+    await run_shard(out, ShardInfo(run="w", index=0, count=2), WORK)
+    merged = []
+
+    async def merger() -> None:
+        merged.append(await merge(out, "w", wait=60, push_to_tensorboard=True))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(merger)
+        await anyio.sleep(0.5)
+        assert not merged
+        await run_shard(out, ShardInfo(run="w", index=1, count=2), WORK)
+    result = merged[0].result
+    assert not merged[0].partial and sum(result.samples.values()) == 5 * 41
+    tensorboard = result.output("tensorboard")
+    assert tensorboard is not None and tensorboard.ok  # the usual outputs
