@@ -148,3 +148,14 @@ def _examples(details_paths: dict[str, str]) -> set[tuple[str, str]]:
         for task, path in details_paths.items()
         for example in read_parquet(path).column("example").to_pylist()
     }
+
+
+async def test_a_missing_bucket_is_a_storage_error_at_the_call(s3_endpoint: str) -> None:
+    from evalstream import EvaluationTracker, ShardInfo, StorageError
+
+    info = ShardInfo(run="nb", index=0, count=1)
+    with pytest.raises(StorageError, match=r"could not .* s3://no-such-bucket-here/evals"):
+        async with EvaluationTracker("s3://no-such-bucket-here/evals", shard=info):
+            pass
+    with pytest.raises(MergeError, match="no shards of run 'nb'"):
+        await merge("s3://no-such-bucket-here/evals", "nb")

@@ -258,3 +258,20 @@ async def test_merge_waits_for_a_shard_still_recording(tmp_path: Path) -> None:
     assert not merged[0].partial and sum(result.samples.values()) == 5 * 41
     tensorboard = result.output("tensorboard")
     assert tensorboard is not None and tensorboard.ok  # the usual outputs
+
+
+async def test_a_lost_or_damaged_chunk_is_reported_not_merged(tmp_path: Path) -> None:
+    from evalstream import JournalCorruptError
+
+    out = str(tmp_path)
+    for k in range(2):
+        await run_shard(out, ShardInfo(run="l", index=k, count=2, upload_interval=3600), WORK)
+    chunks = sorted((tmp_path / ".evalstream/shards/l").glob("00001-of-00002/*/journal/*.wal"))
+    data = chunks[0].read_bytes()
+    chunks[0].write_bytes(data[:20] + bytes([data[20] ^ 0xFF]) + data[21:])
+    with pytest.raises(JournalCorruptError, match=r"00000000\.wal: damaged frame at byte offset"):
+        await merge(out, "l")
+    chunks[0].unlink()
+    with pytest.raises(MergeError, match="the folder lost objects"):
+        await merge(out, "l")
+    assert not (tmp_path / "results").exists()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from evalstream._errors import JournalCorruptError, MergeError
+from evalstream._errors import EvalStreamError, JournalCorruptError, MergeError
 from evalstream._messages import DECODER, EndOfRun, SampleBatch, ScoredSample
 from evalstream._summary import RunResult
 from evalstream._types import ModelInfo
@@ -210,11 +210,11 @@ async def merge(
         **tracker_options,
     )
     replay = _Replay(tracker, plan)
-    refused: MergeError | None = None
+    refused: EvalStreamError | None = None
     async with tracker:
         try:
             await replay.run(folder)
-        except MergeError as exc:
+        except EvalStreamError as exc:  # a mismatch, a damaged chunk, an unreadable folder
             refused = exc
         else:
             tracker.partial = replay.section()

@@ -78,8 +78,12 @@ class ObjectFolder:
             return fn()
         except EvalStreamError:
             raise
-        except FileNotFoundError:
-            raise
+        except FileNotFoundError as exc:
+            if what != "write":
+                raise  # reading or listing what is not there: the caller decides
+            raise StorageError(
+                f"could not write {self.where(rel)}: {exc} (does the bucket or folder exist?)"
+            ) from exc
         except Exception as exc:  # the client's errors: botocore, aiohttp, OSError
             raise StorageError(
                 f"could not {what} {self.where(rel)}: {type(exc).__name__}: {exc}"
