@@ -3,7 +3,7 @@ process would have recorded it; duplicates, mismatches, unfinished shards and re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import anyio
 import msgspec
@@ -32,9 +32,6 @@ from _shards import (
     shard_items,
     workload,
 )
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 WORK = workload(per_task=41)
 
@@ -275,3 +272,23 @@ async def test_a_lost_or_damaged_chunk_is_reported_not_merged(tmp_path: Path) ->
     with pytest.raises(MergeError, match="the folder lost objects"):
         await merge(out, "l")
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_the_merged_run_is_pushed_to_the_hub(tmp_path: Path) -> None:
+    from evalstream.testing import LoopbackHub
+
+    out = str(tmp_path)
+    for k in range(2):
+        anyio.run(run_shard, out, ShardInfo(run="hub", index=k, count=2), WORK)
+    with LoopbackHub() as hub:
+        options = {"hub_token": hub.token, "hub_endpoint": hub.endpoint}
+        push = {"push_to_hub": True, "hub_results_org": "evals-org", **options}
+        merged = anyio.run(lambda: merge(out, "hub", **push))
+        pushed = merged.result.output("hub")
+        assert pushed is not None and pushed.ok, pushed
+        repo = "evals-org/details_org__sharded-model_private"
+        date = merged.result.date_id
+        results = Path(merged.result.results_path).read_bytes()
+        assert hub.file_bytes(repo, f"results_{date}.json") == results
+    assert hub.token not in results.decode()

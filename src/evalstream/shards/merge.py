@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from evalstream._errors import EvalStreamError, JournalCorruptError, MergeError
+from evalstream._errors import (
+    EvalStreamError,
+    JournalCorruptError,
+    MergeError,
+    ShardMismatchError,
+)
 from evalstream._messages import DECODER, EndOfRun, SampleBatch, ScoredSample
 from evalstream._summary import RunResult
 from evalstream._types import ModelInfo
@@ -169,6 +174,8 @@ async def _plan(folder: ObjectFolder, run: str, partial: bool, wait: float) -> M
                 return await anyio.to_thread.run_sync(
                     lambda: plan_merge(folder, run, partial=False)
                 )
+            except ShardMismatchError:
+                raise  # waiting does not mend a mismatch
             except MergeError:
                 await anyio.sleep(_POLL)
     return await anyio.to_thread.run_sync(lambda: plan_merge(folder, run, partial=partial))
