@@ -7,8 +7,8 @@ two different evaluations. Document counts are per shard: the merged count of ev
 their sum (the original count, the task's size, is the same on every shard: the largest wins).
 
 ``Duplicates`` drops a sample whose (task, doc key, scope) an earlier shard already held, so a
-doc evaluated twice counts once, and counts the drops per task. Keys are 64-bit hashes in one
-sorted numpy array (8 bytes per sample), not Python objects: memory stays flat per sample.
+doc evaluated twice counts once, and counts the drops per task. Keys are 64-bit hashes in a
+sorted numpy array per shard (8 bytes per sample), not Python objects.
 """
 
 from __future__ import annotations
@@ -37,10 +37,14 @@ def sample_key(sample: ScoredSample) -> int:
 
 
 class Duplicates:
-    """Samples of earlier shards, by key; a later shard's sample with a known key is dropped."""
+    """Samples of earlier shards, by key; a later shard's sample with a known key is dropped.
+
+    Each finished shard's keys are one sorted array: a lookup is a binary search per earlier
+    shard, and memory is exactly 8 bytes per sample (no merged copy, no temporaries).
+    """
 
     def __init__(self) -> None:
-        self._prior = np.empty(0, dtype=np.uint64)
+        self._earlier: list[np.ndarray] = []
         self._current: list[np.ndarray] = []
         self.dropped: dict[str, int] = {}
 
@@ -48,11 +52,10 @@ class Duplicates:
         """The samples no earlier shard held, in order."""
         keys = np.fromiter((sample_key(s) for s in samples), dtype=np.uint64, count=len(samples))
         self._current.append(keys)
-        prior = self._prior
-        if not prior.size:
-            return list(samples)
-        at = np.minimum(np.searchsorted(prior, keys), prior.size - 1)
-        seen = prior[at] == keys
+        seen = np.zeros(len(samples), dtype=bool)
+        for earlier in self._earlier:
+            at = np.minimum(np.searchsorted(earlier, keys), earlier.size - 1)
+            seen |= earlier[at] == keys
         if not seen.any():
             return list(samples)
         kept = []
@@ -66,8 +69,10 @@ class Duplicates:
     def end_shard(self) -> None:
         """The current shard is done: its keys count as earlier for the next shards."""
         if self._current:
-            self._prior = np.union1d(self._prior, np.concatenate(self._current))
+            keys = np.concatenate(self._current)
             self._current = []
+            keys.sort()
+            self._earlier.append(keys)
 
 
 def _differences(a: msgspec.Struct, b: msgspec.Struct) -> list[str]:
