@@ -3,6 +3,7 @@ process would have recorded it; duplicates, mismatches, unfinished shards and re
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import anyio
@@ -292,3 +293,17 @@ def test_the_merged_run_is_pushed_to_the_hub(tmp_path: Path) -> None:
         results = Path(merged.result.results_path).read_bytes()
         assert hub.file_bytes(repo, f"results_{date}.json") == results
     assert hub.token not in results.decode()
+
+
+def test_the_example_runs_its_shards_and_merges_them(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    example = Path(__file__).parent.parent / "examples" / "sharded_eval.py"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    done = subprocess.run(
+        [sys.executable, str(example), str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "merged 4 shards into" in done.stdout
