@@ -28,7 +28,7 @@ import anyio
 from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, ShardInfo, TaskSpec, merge
 
 TASKS = [TaskSpec(name=f"demo|task{t}|0", categories=["multichoice"]) for t in range(3)]
-DOCS_PER_TASK = 500
+DOCS_PER_TASK = int(os.environ.get("DOCS_PER_TASK", "500"))
 
 
 def dataset(task: TaskSpec) -> list[Doc]:

@@ -15,6 +15,7 @@ from evalstream import (
     EvaluationTracker,
     MergeError,
     ModelInfo,
+    RunResult,
     RunStateError,
     ShardInfo,
     ShardMismatchError,
@@ -37,7 +38,15 @@ from _shards import (
 WORK = workload(per_task=41)
 
 
-async def test_four_shards_merge_into_the_single_process_run(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """WORK logged by one process: what every merge of WORK must equal."""
+    return anyio.run(run_single, str(tmp_path_factory.mktemp("single")), WORK)
+
+
+async def test_four_shards_merge_into_the_single_process_run(
+    tmp_path: Path, single: RunResult
+) -> None:
     out = str(tmp_path / "shared")
     for k in range(4):
         result = await run_shard(out, ShardInfo(run="job-42", index=k, count=4), WORK)
@@ -45,7 +54,6 @@ async def test_four_shards_merge_into_the_single_process_run(tmp_path: Path) -> 
         assert result.output("shard") is not None
     assert not (tmp_path / "shared" / "results").exists()  # shards write no results
     merged = await merge(out, "job-42")
-    single = await run_single(str(tmp_path / "single"), WORK)
     assert_same_run(merged.result, single)
     section = merged.result.results["evalstream"]
     assert section["partial"] is False and section["incomplete_tasks"] == []
@@ -65,7 +73,9 @@ async def test_merging_again_is_a_no_op(tmp_path: Path) -> None:
     assert len(list((tmp_path / "results").rglob("*.json"))) == 1
 
 
-async def test_a_sample_on_two_shards_counts_once_and_is_reported(tmp_path: Path) -> None:
+async def test_a_sample_on_two_shards_counts_once_and_is_reported(
+    tmp_path: Path, single: RunResult
+) -> None:
     out = str(tmp_path / "shared")
     task = "lb|gsm8k|5"
     extra = block(WORK[task], 0, 2)[-3:]  # shard 1 evaluates shard 0's last three docs again
@@ -78,7 +88,7 @@ async def test_a_sample_on_two_shards_counts_once_and_is_reported(tmp_path: Path
     merged = await merge(out, "d")
     assert merged.duplicates == {task: 3}
     assert merged.result.results["evalstream"]["merged"]["duplicates"] == {task: 3}
-    assert_same_run(merged.result, await run_single(str(tmp_path / "single"), WORK))
+    assert_same_run(merged.result, single)
 
 
 async def test_shards_of_different_models_are_refused_before_any_output(tmp_path: Path) -> None:
@@ -125,7 +135,9 @@ async def test_an_unfinished_shard_is_refused_unless_partial(tmp_path: Path) -> 
     assert set(section["incomplete_tasks"]) == set(WORK)
 
 
-async def test_a_dead_shard_is_resumed_by_its_next_attempt(tmp_path: Path) -> None:
+async def test_a_dead_shard_is_resumed_by_its_next_attempt(
+    tmp_path: Path, single: RunResult
+) -> None:
     out = str(tmp_path / "shared")
     info = ShardInfo(run="res", index=1, count=2)
     await run_shard(out, ShardInfo(run="res", index=0, count=2), WORK)
@@ -145,7 +157,7 @@ async def test_a_dead_shard_is_resumed_by_its_next_attempt(tmp_path: Path) -> No
             pass
     merged = await merge(out, "res")
     assert merged.duplicates == {}
-    assert_same_run(merged.result, await run_single(str(tmp_path / "single"), WORK))
+    assert_same_run(merged.result, single)
 
 
 def test_shard_info_is_checked_at_the_call() -> None:
@@ -301,6 +313,7 @@ def test_the_example_runs_its_shards_and_merges_them(tmp_path: Path) -> None:
 
     example = Path(__file__).parent.parent / "examples" / "sharded_eval.py"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    env["DOCS_PER_TASK"] = "40"
     done = subprocess.run(
         [sys.executable, str(example), str(tmp_path)],
         capture_output=True, text=True, timeout=120, check=False, env=env,
