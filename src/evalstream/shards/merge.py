@@ -233,7 +233,9 @@ async def merge(
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(tracker.workdir, ignore_errors=True))
         raise refused
     duplicates = dict(sorted(replay.duplicates.dropped.items()))
-    if result.ok:
+    # once the local files exist a re-run returns this run; a failed Hub push is retried with
+    # `evalstream push`, as for any run
+    if result.outputs[0].ok:
         rel = result.results_path.removeprefix(folder.url).lstrip("/")
         marker = _Marker(
             fingerprint=plan.fingerprint, result=result, duplicates=duplicates, results_rel=rel
