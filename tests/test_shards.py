@@ -320,3 +320,13 @@ def test_the_example_runs_its_shards_and_merges_them(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "merged 4 shards into" in done.stdout
+
+
+async def test_a_merge_whose_results_were_deleted_is_redone(tmp_path: Path) -> None:
+    out = str(tmp_path)
+    await run_shard(out, ShardInfo(run="gone", index=0, count=1), WORK)
+    first = await merge(out, "gone")
+    Path(first.result.results_path).unlink()
+    again = await merge(out, "gone")
+    assert not again.already_merged and Path(again.result.results_path).exists()
+    assert again.result.results["results"] == first.result.results["results"]

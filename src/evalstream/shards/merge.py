@@ -87,6 +87,18 @@ def read_chunk(folder: ObjectFolder, rel: str) -> list[RunMessage]:
         raise JournalCorruptError(f"{folder.where(rel)}: undecodable frame ({exc})") from exc
 
 
+def _read_marker(folder: ObjectFolder, rel: str) -> _Marker | None:
+    """The last merge's record, if it is readable and its results file still exists."""
+    raw = folder.get_or_none(rel)
+    try:
+        marker = msgspec.json.decode(raw, type=_Marker) if raw is not None else None
+    except msgspec.DecodeError:
+        return None
+    if marker is None or folder.get_or_none(marker.results_rel) is None:
+        return None
+    return marker
+
+
 class _Replay:
     """Feeds the shards' messages to the merging tracker, deduplicated and checked."""
 
@@ -195,18 +207,17 @@ async def merge(
     ``wait`` (seconds) waits for unfinished shards first; ``partial=True`` merges what the
     unfinished and dead shards uploaded (the results say so). ``tracker_options`` go to the
     merging EvaluationTracker (``push_to_hub``, ``hub_results_org``, ``push_to_tensorboard``,
-    ...). Raises MergeError (ShardMismatchError for shards of different evaluations).
+    ...). Raises MergeError (ShardMismatchError for shards of different evaluations). Merging
+    input already merged returns that run and does nothing else (publish it with ``push``).
     """
     from evalstream._tracker import EvaluationTracker  # the merge drives a tracker
 
     folder = await anyio.to_thread.run_sync(ObjectFolder, output_dir)
     plan = await _plan(folder, run, partial, wait)
     marker_rel = f"{run_prefix(run)}/{MERGED}"
-    previous = await anyio.to_thread.run_sync(folder.get_or_none, marker_rel)
-    if previous is not None:
-        marker = msgspec.json.decode(previous, type=_Marker)
-        if marker.fingerprint == plan.fingerprint:
-            return _result(plan, marker.result, marker.duplicates, already=True)
+    marker = await anyio.to_thread.run_sync(_read_marker, folder, marker_rel)
+    if marker is not None and marker.fingerprint == plan.fingerprint:
+        return _result(plan, marker.result, marker.duplicates, already=True)
     settings = plan.shards[0].manifest.settings
     tracker = EvaluationTracker(
         output_dir,
