@@ -21,8 +21,8 @@ def add_merge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "such as s3://bucket/evals) into one run: results over the union of the samples, "
         "details per task, the usual outputs. Merging the same shards again does nothing.",
     )
-    merge.add_argument("output_dir", help="the output folder the shards wrote to")
-    merge.add_argument("--run", required=True, help="the run id the shards share")
+    merge.add_argument("output_dir", metavar="OUTPUT_DIR", help="the folder the shards wrote to")
+    merge.add_argument("--run", required=True, metavar="ID", help="the run id the shards share")
     merge.add_argument(
         "--wait", type=float, default=0, metavar="SECONDS", help="wait for unfinished shards"
     )
