@@ -53,3 +53,7 @@ class TensorBoardError(SinkError):
 
 class JournalCorruptError(StorageError):
     """Raised when a journal segment holds a corrupt frame before its tail."""
+
+
+class DetailsNotFoundError(InputError, FileNotFoundError):
+    """Saved details asked for are not there (a FileNotFoundError, as lighteval expects)."""

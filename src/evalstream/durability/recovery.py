@@ -115,6 +115,7 @@ async def recover(
         save_details=settings.save_details if settings else True,
         bootstrap_iters=settings.bootstrap_iters if settings else 1000,
         seed=settings.seed if settings else 1234,
+        details_layout=settings.details_layout if settings else "flat",
     )
     scan = JournalScan()
     messages = scan_journal(run_dir / "journal", scan=scan)
