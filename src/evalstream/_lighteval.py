@@ -196,13 +196,16 @@ def model_info_from(model: Any) -> ModelInfo:
     return _convert(known, ModelInfo, "model info")
 
 
-def _aggregation_name(metric: str, fn: Any, registry: AggregationRegistry) -> str:
-    """Our registered name for a lighteval corpus function; an unknown one is registered."""
+def _aggregation_name(metric: str, fn: Any, registry: AggregationRegistry, *, corpus: bool) -> str:
+    """Our registered name for a lighteval corpus function; an unknown one is registered.
+
+    ``corpus``: the metric logs per-sample tuples (a lighteval ``CorpusLevelMetric``), not numbers.
+    """
     name = getattr(fn, "__name__", None)
     if name in _BUILTIN_AGGREGATIONS and name in registry:
         return str(name)
     label = f"lighteval:{metric}"
-    registry.register(label, lambda values: fn(list(values)), corpus=True, replace=True)
+    registry.register(label, lambda values: fn(list(values)), corpus=corpus, replace=True)
     return label
 
 
@@ -218,7 +221,10 @@ def task_spec_from(name: str, task: Any, registry: AggregationRegistry | None = 
         return TaskSpec(name=name, config=plain(dict(task)))
     config = getattr(task, "cfg", None) or getattr(task, "config", None) or {}
     categories = []
+    corpus_metrics = set()
     for metric in getattr(task, "metrics", None) or getattr(config, "metrics", None) or []:
+        if "Corpus" in type(metric).__name__:
+            corpus_metrics.add(str(getattr(metric, "metric_name", "")))
         category = getattr(metric, "category", None)
         label = str(getattr(category, "name", category)).lower()
         if label in METRIC_CATEGORIES:
@@ -227,7 +233,8 @@ def task_spec_from(name: str, task: Any, registry: AggregationRegistry | None = 
     aggregation = getattr(task, "aggregation", None)
     if registry is not None and callable(aggregation):
         for metric, fn in dict(aggregation()).items():
-            aggregations[str(metric)] = _aggregation_name(str(metric), fn, registry)
+            corpus = str(metric) in corpus_metrics
+            aggregations[str(metric)] = _aggregation_name(str(metric), fn, registry, corpus=corpus)
     return TaskSpec(
         name=name,
         version=int(getattr(task, "version", 0) or 0),

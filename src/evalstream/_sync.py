@@ -126,6 +126,11 @@ class DetailsLogger(_Logger):
     def details(self) -> dict[str, list[dict[str, Any]]]:
         """Every logged row per task, read back from disk (costly for big runs)."""
         owner = self._owner
+        saved = owner.tracker.result
+        if saved is not None:  # after save(): the saved files (lighteval's get_details reads this)
+            import pyarrow.parquet as pq
+
+            return {t: pq.read_table(p).to_pylist() for t, p in saved.details_paths.items()}
         owner.flush()
         tasks = owner._call(_details_tasks, owner.tracker)
         return {name: read_rows(seg) for name, seg in tasks.items()}

@@ -74,7 +74,8 @@ def _empty(kind: pa.DataType) -> bool:
 
 def _variable_type(name: str, inferred: pa.DataType | None) -> pa.DataType:
     """The inferred type, or the column's real type where nothing was there to infer from."""
-    if inferred is None or _empty(inferred):
+    if inferred is None or _empty(inferred) or inferred == pa.struct([]):
+        # a struct without fields (only empty dicts) cannot be written to parquet
         return WHEN_EMPTY.get(name, pa.string())
     return inferred
 
