@@ -79,6 +79,17 @@ class Metric:
 
 
 @dataclass
+class CorpusLevelMetric(Metric):
+    """Its per-sample values are objects its corpus function reads by attribute."""
+
+
+@dataclass
+class LogprobCorpusMetricInput:
+    golds: list[int]
+    preds: list[float]
+
+
+@dataclass
 class TaskConfig:
     name: str
     metrics: list[Metric]

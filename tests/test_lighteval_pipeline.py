@@ -49,7 +49,7 @@ def _cfg(name, prompt, subdir, metrics, **kw):
 
 
 TASKS_TABLE = [
-    _cfg("quiz:easy", mc_prompt, "easy", [Metrics.loglikelihood_acc]),
+    _cfg("quiz:easy", mc_prompt, "easy", [Metrics.loglikelihood_acc, Metrics.loglikelihood_f1]),
     _cfg("quiz:hard", mc_prompt, "hard", [Metrics.loglikelihood_acc]),
     _cfg("echo", gen_prompt, "echo", [Metrics.exact_match], generation_size=8, stop_sequence=["\\n"]),
 ]
@@ -212,21 +212,37 @@ def test_results_agree_with_lighteval_tracker(runs: Runs) -> None:
     es = _results_json(runs.root / "es")["results"]
     tasks = ["quiz:easy|0", "quiz:hard|0", "echo|0"]
     assert set(tasks) <= set(lv) and set(lv) <= set(es)
-    for task in tasks:  # per-task rows: every value, stderr included, is the same
-        assert set(lv[task]) <= set(es[task])
-        for metric, value in lv[task].items():
-            assert es[task][metric] == pytest.approx(value, rel=1e-12), (task, metric)
+    logged = {  # what each task's metrics produce (loglikelihood_f1: a corpus metric whose
+        "quiz:easy|0": {"acc", "loglikelihood_f1"},  # per-sample values are lighteval objects)
+        "quiz:hard|0": {"acc"},
+        "echo|0": {"em"},
+    }
+    # 0.13's _average takes its metrics from the first subtask and counts a missing one as 0.0;
+    # ours averages each metric over the tasks that have it
+    f1 = lv["quiz:easy|0"]["loglikelihood_f1"]
+    assert lv["quiz:_average|0"]["loglikelihood_f1"] == pytest.approx(f1 / 2)
+    assert es["quiz:_average|0"]["loglikelihood_f1"] == pytest.approx(f1)
+    for task, metrics in logged.items():  # per-task rows: every value, stderr of means too
+        assert {k for k in es[task] if not k.endswith("_stderr")} == metrics
+        for metric in metrics:
+            assert es[task][metric] == pytest.approx(lv[task][metric], rel=1e-12), (task, metric)
+            theirs, ours = lv[task][f"{metric}_stderr"], es[task][f"{metric}_stderr"]
+            if metric == "loglikelihood_f1":  # bootstrap: ours std(replicates), 0.13's /sqrt(100)
+                assert 4 < ours / theirs < 25, (ours, theirs)
+            else:
+                assert ours == pytest.approx(theirs, rel=1e-12), (task, metric)
     for row in ("quiz:_average|0", "all"):  # derived rows: same means; stderr as documented
         members = ["quiz:easy|0", "quiz:hard|0"] if row != "all" else tasks
-        for metric, value in lv[row].items():
-            if metric.endswith("_stderr"):
-                ses = [lv[t][metric] for t in members if metric in lv[t]]
-                assert value == pytest.approx(sum(ses) / len(ses))  # lighteval: mean of stderrs
-                assert es[row][metric] == pytest.approx(
-                    math.sqrt(sum(s * s for s in ses)) / len(ses)
-                )
-            else:
-                assert es[row][metric] == pytest.approx(value, rel=1e-12), (row, metric)
+        shared = set.intersection(*(logged[t] for t in members)) if row != "all" else {"acc", "em"}
+        for metric in shared:
+            having = [t for t in members if metric in logged[t]]
+            assert es[row][metric] == pytest.approx(lv[row][metric], rel=1e-12), (row, metric)
+            theirs = [lv[t][f"{metric}_stderr"] for t in having]
+            ours = [es[t][f"{metric}_stderr"] for t in having]
+            assert lv[row][f"{metric}_stderr"] == pytest.approx(sum(theirs) / len(theirs))
+            assert es[row][f"{metric}_stderr"] == pytest.approx(
+                math.sqrt(sum(s * s for s in ours)) / len(ours)
+            )
     # what the Pipeline shows: lighteval's final dict is keyed "task:fewshot", ours "task|fewshot"
     lv_final = runs.outcomes["lighteval"]["final"]["results"]
     es_final = runs.outcomes["evalstream"]["final"]["results"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from evalstream import (
     ModelResponse,
     SyncEvaluationTracker,
     TaskSpec,
+    recover,
 )
 from evalstream._errors import DetailsNotFoundError
 
@@ -265,3 +267,64 @@ def test_lighteval_corpus_functions_aggregate(tmp_path: Path) -> None:
     assert row["acc"] == pytest.approx(statistics.mean(values))
     assert row["spread"] == pytest.approx(0.7), (row, result.warnings)
     assert row["best"] == pytest.approx(0.9)
+
+
+def test_corpus_metric_objects_reach_lighteval_function(tmp_path: Path) -> None:
+    """Per-sample lighteval objects are stored as tuples and rebuilt for the corpus function."""
+    seen: list[object] = []
+
+    def top1(items: list[lv.LogprobCorpusMetricInput]) -> float:
+        seen.extend(items)
+        return statistics.mean(float(np.argmax(i.preds) in i.golds) for i in items)
+
+    metric = lv.CorpusLevelMetric("f1ish", lv.SamplingMethod.LOGPROBS, top1)
+    task = lv.Task(lv.TaskConfig("corp", [metric]))
+    tracker = SyncEvaluationTracker(output_dir=str(tmp_path), details_layout="lighteval")
+    tracker.general_config_logger.log_model_info(model_config=lv.ModelConfig("org/corpus"))
+    tracker.task_config_logger.log({task.full_name: task})
+    inputs = [lv.LogprobCorpusMetricInput(golds=[i % 2], preds=[-1.0, -0.5 * i]) for i in range(5)]
+    for i, item in enumerate(inputs):
+        tracker.metrics_logger.log(task.full_name, {"f1ish": item})
+        doc = lv.Doc(query=f"q{i}", choices=["a", "b"], gold_index=i % 2)
+        tracker.details_logger.log(
+            task.full_name, doc, lv.ModelResponse(logprobs=[-1.0]), {"f1ish": item}
+        )
+    tracker.metrics_logger.aggregate(task_dict={task.full_name: task}, bootstrap_iters=0)
+    result = tracker.save()
+    assert seen == inputs, "lighteval's function got the objects back, equal and in order"
+    assert result.results["results"]["corp|0"]["f1ish"] == pytest.approx(top1(inputs))
+    rows = pq.read_table(result.details_paths["corp|0"]).to_pylist()
+    assert rows[1]["metric"]["f1ish"] == {"golds": [1], "preds": [-1.0, -0.5]}  # asdict, as 0.13
+
+
+async def test_recovery_keeps_the_layout_and_survives_lost_functions(tmp_path: Path) -> None:
+    """A dead lighteval-driven run recovers: its layout from run.json, its own functions NaN."""
+
+    class Spread:
+        def __call__(self, items: list[float]) -> float:
+            return max(items) - min(items)
+
+    metrics = [
+        lv.Metric("acc", lv.SamplingMethod.LOGPROBS, np.mean),
+        lv.Metric("spread", lv.SamplingMethod.LOGPROBS, Spread()),
+    ]
+    task = lv.Task(lv.TaskConfig("agg", metrics))
+    tracker = SyncEvaluationTracker(output_dir=str(tmp_path), details_layout="lighteval")
+    tracker.general_config_logger.log_model_info(model_config=lv.ModelConfig("org/rec"))
+    tracker.task_config_logger.log({task.full_name: task})
+    for i in range(5):
+        values = {"acc": i % 2, "spread": float(i)}
+        tracker.metrics_logger.log(task.full_name, values)
+        doc = lv.Doc(query=f"q{i}", choices=["a"], gold_index=0)
+        tracker.details_logger.log(task.full_name, doc, lv.ModelResponse(text=["a"]), values)
+    tracker.flush()
+    run_dir = tracker.tracker.workdir
+    tracker.close()  # the process "dies" here: no save
+    result = await recover(run_dir)
+    row = result.results["results"]["agg|0"]
+    assert row["acc"] == pytest.approx(0.4)
+    assert math.isnan(row["spread"])
+    assert any("registered by the dead process" in w for w in result.warnings)
+    table = pq.read_table(result.details_paths["agg|0"])
+    assert table.column_names == ["doc", "metric", "model_response"]
+    assert table.num_rows == 5

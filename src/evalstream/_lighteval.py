@@ -9,6 +9,7 @@ vocabulary's types here, in the call that logged them, with the path of a wrong 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -196,20 +197,73 @@ def model_info_from(model: Any) -> ModelInfo:
     return _convert(known, ModelInfo, "model info")
 
 
-def _aggregation_name(metric: str, fn: Any, registry: AggregationRegistry, *, corpus: bool) -> str:
+class CorpusInputs:
+    """lighteval's corpus-metric inputs: logged as tuples, rebuilt for lighteval's function.
+
+    0.13's corpus-level metrics log one object per sample (``GenerativeCorpusMetricInput(golds,
+    preds)``, ...) that their corpus function reads by attribute. Our metric store and journal keep
+    tuples, so such an object is logged as the tuple of its fields and its class is remembered
+    here; the registered aggregation rebuilds the objects before calling lighteval's function.
+    The classes live in this process only: a recovered run cannot rebuild them.
+    """
+
+    def __init__(self) -> None:
+        self.kinds: dict[tuple[str, str], type] = {}
+
+    def metrics(self, task_name: str, metrics: Mapping[str, Any], scope: str) -> Mapping[str, Any]:
+        """``metrics`` with every dataclass value as the tuple of its fields (for the metric
+        store) or, for the details, as the dict of its fields (as 0.13 writes them)."""
+        if not any(dataclasses.is_dataclass(v) for v in metrics.values()):
+            return metrics
+        out = dict(metrics)
+        for name, value in metrics.items():
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                if scope == "details":
+                    out[name] = plain(value)
+                    continue
+                self.kinds[(task_name, name)] = type(value)
+                out[name] = tuple(plain(getattr(value, f.name)) for f in dataclasses.fields(value))
+        return out
+
+    def rebuild(self, task_name: str, metric: str, values: Any) -> list[Any]:
+        """The logged values, as the objects they were logged as."""
+        kind = self.kinds.get((task_name, metric))
+        if kind is None:
+            return list(values)
+        return [kind(*v) if isinstance(v, tuple | list) else v for v in values]
+
+
+def _aggregation_name(
+    task_name: str,
+    metric: str,
+    fn: Any,
+    registry: AggregationRegistry,
+    inputs: CorpusInputs | None,
+    *,
+    corpus: bool,
+) -> str:
     """Our registered name for a lighteval corpus function; an unknown one is registered.
 
-    ``corpus``: the metric logs per-sample tuples (a lighteval ``CorpusLevelMetric``), not numbers.
+    ``corpus``: the metric logs per-sample inputs (a lighteval ``CorpusLevelMetric``), not numbers.
     """
     name = getattr(fn, "__name__", None)
     if name in _BUILTIN_AGGREGATIONS and name in registry:
         return str(name)
-    label = f"lighteval:{metric}"
-    registry.register(label, lambda values: fn(list(values)), corpus=corpus, replace=True)
+
+    def call(values: Any) -> Any:
+        return fn(inputs.rebuild(task_name, metric, values) if inputs else list(values))
+
+    label = f"lighteval:{task_name}:{metric}"
+    registry.register(label, call, corpus=corpus, replace=True)
     return label
 
 
-def task_spec_from(name: str, task: Any, registry: AggregationRegistry | None = None) -> TaskSpec:
+def task_spec_from(
+    name: str,
+    task: Any,
+    registry: AggregationRegistry | None = None,
+    inputs: CorpusInputs | None = None,
+) -> TaskSpec:
     """A TaskSpec from a TaskSpec, a config mapping, or a lighteval task (any version).
 
     With a registry, the task's own corpus functions (``task.aggregation()``) become its
@@ -221,10 +275,11 @@ def task_spec_from(name: str, task: Any, registry: AggregationRegistry | None = 
         return TaskSpec(name=name, config=plain(dict(task)))
     config = getattr(task, "cfg", None) or getattr(task, "config", None) or {}
     categories = []
-    corpus_metrics = set()
+    corpus_metrics: set[str] = set()
     for metric in getattr(task, "metrics", None) or getattr(config, "metrics", None) or []:
         if "Corpus" in type(metric).__name__:
-            corpus_metrics.add(str(getattr(metric, "metric_name", "")))
+            names = getattr(metric, "metric_name", "")
+            corpus_metrics.update(map(str, names if isinstance(names, list) else [names]))
         category = getattr(metric, "category", None)
         label = str(getattr(category, "name", category)).lower()
         if label in METRIC_CATEGORIES:
@@ -234,7 +289,9 @@ def task_spec_from(name: str, task: Any, registry: AggregationRegistry | None = 
     if registry is not None and callable(aggregation):
         for metric, fn in dict(aggregation()).items():
             corpus = str(metric) in corpus_metrics
-            aggregations[str(metric)] = _aggregation_name(str(metric), fn, registry, corpus=corpus)
+            aggregations[str(metric)] = _aggregation_name(
+                name, str(metric), fn, registry, inputs, corpus=corpus
+            )
     return TaskSpec(
         name=name,
         version=int(getattr(task, "version", 0) or 0),

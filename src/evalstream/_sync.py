@@ -18,7 +18,13 @@ import msgspec
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from evalstream._errors import ConfigError, InputError, RunStateError
-from evalstream._lighteval import details_call, model_info_from, plain, task_spec_from
+from evalstream._lighteval import (
+    CorpusInputs,
+    details_call,
+    model_info_from,
+    plain,
+    task_spec_from,
+)
 from evalstream._tracker import EvaluationTracker
 from evalstream._types import Doc, TaskSpec
 from evalstream.actors.details import read_rows
@@ -207,7 +213,8 @@ class TaskConfigLogger(_Logger):
     def log(self, task_dict: Mapping[str, Any]) -> None:
         """Declare tasks from ``{name: TaskSpec | lighteval task | config mapping}``."""
         registry = self._owner.tracker.registry
-        specs = [task_spec_from(name, task, registry) for name, task in task_dict.items()]
+        inputs = self._owner._inputs
+        specs = [task_spec_from(name, task, registry, inputs) for name, task in task_dict.items()]
         self._owner._call(self._owner.tracker.log_tasks, specs)
 
     @property
@@ -230,6 +237,7 @@ class SyncEvaluationTracker:
         self.versions_logger = VersionsLogger(self)
         self.task_config_logger = TaskConfigLogger(self)
         self.end_time: float | None = None
+        self._inputs = CorpusInputs()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
         self._host: Future[None] | None = None
@@ -298,8 +306,9 @@ class SyncEvaluationTracker:
         if not self.tracker.is_declared(task_name):
             if task is None:
                 task = TaskSpec(name=task_name)
-            spec = task_spec_from(task_name, task, self.tracker.registry)
+            spec = task_spec_from(task_name, task, self.tracker.registry, self._inputs)
             self._call(self.tracker.log_tasks, [spec])
+        metrics = self._inputs.metrics(task_name, metrics, scope)
         self._pending.append(
             self.tracker.make_sample(task_name, doc, outputs, metrics, judgement, scope)
         )
