@@ -238,24 +238,30 @@ def test_unknown_layout_is_a_config_error(tmp_path: Path) -> None:
         EvaluationTracker(tmp_path, details_layout="nested")  # type: ignore[arg-type]
 
 
-def test_lighteval_corpus_functions_aggregate(tmp_path: Path) -> None:
-    """A task's own corpus function (not a mean) aggregates its metric, as lighteval does."""
+class Spread:
+    """A callable corpus aggregation, like lighteval's CorpusLevelF1Score objects."""
 
-    class Spread:
-        """A callable corpus aggregation, like lighteval's CorpusLevelF1Score objects."""
+    def __call__(self, items: list[float]) -> float:
+        return max(items) - min(items)
 
-        def __call__(self, items: list[float]) -> float:
-            return max(items) - min(items)
 
+def _agg_run(tmp_path: Path, layout: str = "flat") -> tuple[SyncEvaluationTracker, lv.Task]:
+    """A tracker with one declared task aggregated by np.mean, a callable object and ``max``."""
     metrics = [
         lv.Metric("acc", lv.SamplingMethod.LOGPROBS, np.mean),
         lv.Metric("spread", lv.SamplingMethod.LOGPROBS, Spread()),
         lv.Metric("best", lv.SamplingMethod.LOGPROBS, max),
     ]
     task = lv.Task(lv.TaskConfig("agg", metrics))
-    tracker = SyncEvaluationTracker(output_dir=str(tmp_path))
+    tracker = SyncEvaluationTracker(output_dir=str(tmp_path), details_layout=layout)
     tracker.general_config_logger.log_model_info(model_config=lv.ModelConfig("org/agg"))
     tracker.task_config_logger.log({task.full_name: task})
+    return tracker, task
+
+
+def test_lighteval_corpus_functions_aggregate(tmp_path: Path) -> None:
+    """A task's own corpus function (not a mean) aggregates its metric, as lighteval does."""
+    tracker, task = _agg_run(tmp_path)
     values = [0.2, 0.9, 0.4, 0.7]
     for i, v in enumerate(values):
         tracker.metrics_logger.log(task.full_name, {"acc": v, "spread": v, "best": v})
@@ -299,21 +305,9 @@ def test_corpus_metric_objects_reach_lighteval_function(tmp_path: Path) -> None:
 
 async def test_recovery_keeps_the_layout_and_survives_lost_functions(tmp_path: Path) -> None:
     """A dead lighteval-driven run recovers: its layout from run.json, its own functions NaN."""
-
-    class Spread:
-        def __call__(self, items: list[float]) -> float:
-            return max(items) - min(items)
-
-    metrics = [
-        lv.Metric("acc", lv.SamplingMethod.LOGPROBS, np.mean),
-        lv.Metric("spread", lv.SamplingMethod.LOGPROBS, Spread()),
-    ]
-    task = lv.Task(lv.TaskConfig("agg", metrics))
-    tracker = SyncEvaluationTracker(output_dir=str(tmp_path), details_layout="lighteval")
-    tracker.general_config_logger.log_model_info(model_config=lv.ModelConfig("org/rec"))
-    tracker.task_config_logger.log({task.full_name: task})
+    tracker, task = _agg_run(tmp_path, layout="lighteval")
     for i in range(5):
-        values = {"acc": i % 2, "spread": float(i)}
+        values = {"acc": i % 2, "spread": float(i), "best": float(i)}
         tracker.metrics_logger.log(task.full_name, values)
         doc = lv.Doc(query=f"q{i}", choices=["a"], gold_index=0)
         tracker.details_logger.log(task.full_name, doc, lv.ModelResponse(text=["a"]), values)
