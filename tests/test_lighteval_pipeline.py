@@ -219,8 +219,10 @@ def test_results_agree_with_lighteval_tracker(runs: Runs) -> None:
     }
     # 0.13's _average takes its metrics from the first subtask and counts a missing one as 0.0;
     # ours averages each metric over the tasks that have it
+    # (the Pipeline's task order comes from a set, so 0.13's "first subtask" varies by run)
     f1 = lv["quiz:easy|0"]["loglikelihood_f1"]
-    assert lv["quiz:_average|0"]["loglikelihood_f1"] == pytest.approx(f1 / 2)
+    if "loglikelihood_f1" in lv["quiz:_average|0"]:
+        assert lv["quiz:_average|0"]["loglikelihood_f1"] == pytest.approx(f1 / 2)
     assert es["quiz:_average|0"]["loglikelihood_f1"] == pytest.approx(f1)
     for task, metrics in logged.items():  # per-task rows: every value, stderr of means too
         assert {k for k in es[task] if not k.endswith("_stderr")} == metrics
