@@ -13,12 +13,10 @@ import json
 import math
 import os
 import zlib
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import pytest
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytestmark = pytest.mark.lighteval
 
@@ -333,3 +331,37 @@ def test_second_run_rescores_from_our_details(runs: Runs) -> None:
     details = runs.outcomes["rescored"]["details"]["quiz:easy|0"]
     assert len(details) == 40
     assert os.path.isdir(runs.root / "es" / "details" / "org" / "det")
+
+
+def test_readme_lines_run_with_lighteval(
+    runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's "Use it with lighteval" snippet runs as written, with lighteval's DummyModel."""
+    import re
+
+    from lighteval.models.dummy.dummy_model import DummyModelConfig
+    from lighteval.pipeline import ParallelismManager, PipelineParameters
+    from lighteval.tasks.registry import Registry
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    body = readme[readme.index("## Use it with lighteval") :]
+    match = re.search(r"```python\n(.*?)```", body, re.DOTALL)
+    assert match is not None
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EVALSTREAM_LV_DATA", str(runs.root / "data"))
+    monkeypatch.setattr(Registry, "_load_from_files", staticmethod(lambda files, prefix: {}))
+    monkeypatch.setattr(Registry, "_load_from_subdirs", staticmethod(lambda dirs: {}))
+    params = PipelineParameters(
+        launcher_type=ParallelismManager.NONE,
+        custom_tasks_directory=str(runs.root / "tasks_custom.py"),
+    )
+    config = DummyModelConfig(model_name="org/readme", cache_dir=str(tmp_path / "cache"))
+    exec(  # noqa: S102 - the README's snippet, as written, with the user's three names given
+        match.group(1), {"tasks": "quiz:hard|0", "pipeline_params": params, "model_config": config}
+    )
+    (results,) = (tmp_path / "results" / "results" / "org" / "readme").glob("results_*.json")
+    assert json.loads(results.read_text())["results"]["quiz:hard|0"]["acc"] >= 0
+    (details,) = (tmp_path / "results" / "details").rglob("details_quiz:hard|0_*.parquet")
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(details).column_names == ["doc", "metric", "model_response"]
