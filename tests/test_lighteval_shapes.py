@@ -20,6 +20,7 @@ import xxhash
 import _lighteval013 as lv
 from evalstream import (
     ConfigError,
+    DetailsNotFoundError,
     Doc,
     EvaluationTracker,
     InputError,
@@ -29,7 +30,6 @@ from evalstream import (
     TaskSpec,
     recover,
 )
-from evalstream._errors import DetailsNotFoundError
 
 
 def _samples(task: str, n: int) -> list[tuple[lv.Doc, lv.ModelResponse, dict[str, int]]]:
