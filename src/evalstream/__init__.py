@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from evalstream._errors import (
         ConfigError,
+        DetailsNotFoundError,
         EvalStreamError,
         HubPushError,
         InputError,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "AggregationRegistry": "evalstream.stats.aggregations",
     "ConfigError": "evalstream._errors",
+    "DetailsNotFoundError": "evalstream._errors",
     "Doc": "evalstream._types",
     "EvalStreamError": "evalstream._errors",
     "EvaluationTracker": "evalstream._tracker",
@@ -80,6 +82,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AggregationRegistry",
     "ConfigError",
+    "DetailsNotFoundError",
     "Doc",
     "EvalStreamError",
     "EvaluationTracker",

@@ -61,3 +61,7 @@ class MergeError(EvalStreamError):
 
 class ShardMismatchError(MergeError):
     """Raised when shards of one run disagree on the model, tasks, versions or settings."""
+
+
+class DetailsNotFoundError(InputError, FileNotFoundError):
+    """Saved details asked for are not there (a FileNotFoundError, as lighteval expects)."""

@@ -20,6 +20,18 @@ if TYPE_CHECKING:
     from evalstream.stats.aggregations import AggregationRegistry
 
 
+def check_options(
+    batch_size: int, inbox_capacity: int, flush_every: int, bootstrap_iters: int, interval: float
+) -> None:
+    """The tracker's numeric options, checked at construction."""
+    if batch_size < 1 or inbox_capacity < 1 or flush_every < 1:
+        raise ConfigError("batch_size, inbox_capacity and flush_every must be at least 1")
+    if bootstrap_iters < 0 or bootstrap_iters == 1:
+        raise ConfigError("bootstrap_iters must be 0 (no stderr) or at least 2")
+    if interval <= 0:
+        raise ConfigError("flush_interval must be positive (seconds)")
+
+
 class RunConfigCalls:
     """Mixin for EvaluationTracker: needs ``_send``, ``registry``, ``_tasks`` and ``_model``."""
 

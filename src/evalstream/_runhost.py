@@ -88,7 +88,10 @@ class RunHost:
                 tool_sha=f"evalstream-{__version__}", start_time=self.start_time
             ),
             details=DetailsActor(
-                self.workdir, save_details=self.settings.save_details, workers=self.workers
+                self.workdir,
+                save_details=self.settings.save_details,
+                workers=self.workers,
+                layout=self.settings.details_layout,
             ),
             metrics=MetricsActor(self.registry),
             versions=VersionsActor(),

@@ -68,7 +68,8 @@ def prepare_sample(
             f"task {task_name!r} was not declared; call log_tasks([...]) with it first "
             f"(declared: {known[:5]}{'...' if len(known) > 5 else ''})"
         )
-    check_metrics(task_name, metrics)
+    if scope != "details":  # details-only values never reach the metric store
+        check_metrics(task_name, metrics)
     sample = ScoredSample(
         task_name=task_name,
         doc=doc,

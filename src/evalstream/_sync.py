@@ -9,22 +9,30 @@ copied when read, never live containers.
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
 import time
-from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import msgspec
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from evalstream._errors import RunStateError
+from evalstream._errors import ConfigError, InputError, RunStateError
+from evalstream._lighteval import (
+    CorpusInputs,
+    details_call,
+    model_info_from,
+    plain,
+    task_spec_from,
+)
 from evalstream._tracker import EvaluationTracker
-from evalstream._types import METRIC_CATEGORIES, Doc, ModelInfo, ModelResponse, TaskSpec
+from evalstream._types import Doc, TaskSpec
 from evalstream.actors.details import read_rows
+from evalstream.sinks.lighteval_layout import load_details
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Callable, Mapping, Sequence
     from concurrent.futures import Future
     from contextlib import AbstractContextManager
     from types import TracebackType
@@ -34,35 +42,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _EMPTY_DOC = Doc(query="")
-_JSONABLE = msgspec.json.Encoder(enc_hook=repr)
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types; anything unknown becomes its repr."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    return msgspec.json.decode(_JSONABLE.encode(value))
-
-
-def task_spec_from(name: str, task: Any) -> TaskSpec:
-    """A TaskSpec from a TaskSpec, a config mapping, or a lighteval-like task object."""
-    if isinstance(task, TaskSpec):
-        return task if task.name == name else msgspec.structs.replace(task, name=name)
-    if isinstance(task, Mapping):
-        return TaskSpec(name=name, config=_jsonable(dict(task)))
-    config = getattr(task, "cfg", None) or getattr(task, "config", None) or {}
-    categories = []
-    for metric in getattr(task, "metrics", None) or getattr(config, "metrics", None) or []:
-        category = getattr(metric, "category", None)
-        label = str(getattr(category, "name", category)).lower()
-        if label in METRIC_CATEGORIES:
-            categories.append(label)
-    return TaskSpec(
-        name=name,
-        version=int(getattr(task, "version", 0) or 0),
-        config=_jsonable(config) if config else {},
-        categories=sorted(set(categories)),  # type: ignore[arg-type]
-    )
+_UNSUPPORTED: dict[str, Any] = {"results_path_template": None, "use_wandb": False}
+"""lighteval 0.13 constructor options accepted at their defaults only."""
 
 
 class _Logger:
@@ -88,16 +69,28 @@ class GeneralConfigLogger(_Logger):
             override_batch_size,
             max_samples,
             str(job_id),
-            _jsonable(config) if config is not None else None,
+            plain(config) if config is not None else None,
         )
 
-    def log_model_info(self, model_info: ModelInfo | Mapping[str, Any]) -> None:
-        """Record the model (a ModelInfo or a mapping with ``model_name``)."""
-        info = (
-            model_info
-            if isinstance(model_info, ModelInfo)
-            else msgspec.convert(dict(model_info), ModelInfo)
-        )
+    def log_model_info(
+        self,
+        model_info: Any = None,
+        model_config: Any = None,
+        generation_parameters: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the model: ``model_info`` (seed era) or ``model_config=`` (lighteval 0.13).
+
+        Either may be a ModelInfo, a mapping with ``model_name``, lighteval's ``ModelInfo`` or a
+        0.13 model config (kept whole as ``config_general["model_config"]``).
+        """
+        given = model_config if model_config is not None else model_info
+        if given is None:
+            raise InputError("log_model_info needs model_info or model_config=")
+        info = model_info_from(given)
+        if generation_parameters is not None:
+            config = dict(info.model_config or {})
+            config["generation_parameters"] = plain(dict(generation_parameters))
+            info = msgspec.structs.replace(info, model_config=config)
         self._owner._call(self._owner.tracker.log_model_info, info)
 
     def log_end_time(self) -> None:
@@ -114,17 +107,23 @@ class GeneralConfigLogger(_Logger):
 class DetailsLogger(_Logger):
     """lighteval's ``details_logger``; rows stream to disk, ``details`` reads them back."""
 
-    def log(
-        self,
-        task_name: str,
-        task: Any,
-        doc: Doc,
-        outputs: Sequence[ModelResponse],
-        metrics: Mapping[str, Any],
-        llm_as_prompt_judgement: tuple[str, str] | None = None,
-    ) -> None:
-        """Log one sample's details (not its metrics: see ``metrics_logger.log``)."""
-        self._owner._log(task_name, task, doc, outputs, metrics, llm_as_prompt_judgement, "details")
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        """Log one sample's details (not its metrics: see ``metrics_logger.log``).
+
+        Both of lighteval's call shapes: 0.13's ``log(task_name, doc, model_response, metrics)``
+        and the seed era's ``log(task_name, task, doc, outputs, metrics,
+        llm_as_prompt_judgement=None)``; doc and responses may be lighteval's own objects.
+        """
+        call = details_call(args, kwargs)
+        self._owner._log(
+            call["task_name"],
+            call.get("task"),
+            call["doc"],
+            call["outputs"],
+            call["metrics"],
+            call.get("llm_as_prompt_judgement"),
+            "details",
+        )
 
     def aggregate(self) -> None:
         """Kept for compatibility: hashes and counters are compiled at save."""
@@ -133,6 +132,11 @@ class DetailsLogger(_Logger):
     def details(self) -> dict[str, list[dict[str, Any]]]:
         """Every logged row per task, read back from disk (costly for big runs)."""
         owner = self._owner
+        saved = owner.tracker.result
+        if saved is not None:  # after save(): the saved files (lighteval's get_details reads this)
+            import pyarrow.parquet as pq
+
+            return {t: pq.read_table(p).to_pylist() for t, p in saved.details_paths.items()}
         owner.flush()
         tasks = owner._call(_details_tasks, owner.tracker)
         return {name: read_rows(seg) for name, seg in tasks.items()}
@@ -208,7 +212,9 @@ class TaskConfigLogger(_Logger):
 
     def log(self, task_dict: Mapping[str, Any]) -> None:
         """Declare tasks from ``{name: TaskSpec | lighteval task | config mapping}``."""
-        specs = [task_spec_from(name, task) for name, task in task_dict.items()]
+        registry = self._owner.tracker.registry
+        inputs = self._owner._inputs
+        specs = [task_spec_from(name, task, registry, inputs) for name, task in task_dict.items()]
         self._owner._call(self._owner.tracker.log_tasks, specs)
 
     @property
@@ -221,6 +227,9 @@ class SyncEvaluationTracker:
     """The tracker for synchronous code, with lighteval's logger attributes as a drop-in."""
 
     def __init__(self, output_dir: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+        for name, default in _UNSUPPORTED.items():
+            if kwargs.pop(name, default) != default:
+                raise ConfigError(f"{name} (a lighteval EvaluationTracker option) is not supported")
         self.tracker = EvaluationTracker(output_dir, *args, **kwargs)
         self.general_config_logger = GeneralConfigLogger(self)
         self.details_logger = DetailsLogger(self)
@@ -228,6 +237,7 @@ class SyncEvaluationTracker:
         self.versions_logger = VersionsLogger(self)
         self.task_config_logger = TaskConfigLogger(self)
         self.end_time: float | None = None
+        self._inputs = CorpusInputs()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
         self._host: Future[None] | None = None
@@ -286,8 +296,8 @@ class SyncEvaluationTracker:
         self,
         task_name: str,
         task: Any,
-        doc: Doc,
-        outputs: Sequence[ModelResponse],
+        doc: Any,
+        outputs: Any,
         metrics: Mapping[str, Any],
         judgement: tuple[str, str] | None,
         scope: Any,
@@ -296,7 +306,9 @@ class SyncEvaluationTracker:
         if not self.tracker.is_declared(task_name):
             if task is None:
                 task = TaskSpec(name=task_name)
-            self._call(self.tracker.log_tasks, [task_spec_from(task_name, task)])
+            spec = task_spec_from(task_name, task, self.tracker.registry, self._inputs)
+            self._call(self.tracker.log_tasks, [spec])
+        metrics = self._inputs.metrics(task_name, metrics, scope)
         self._pending.append(
             self.tracker.make_sample(task_name, doc, outputs, metrics, judgement, scope)
         )
@@ -333,6 +345,25 @@ class SyncEvaluationTracker:
         result: RunResult = self._call(self.tracker.save)
         self.close()
         return result
+
+    def load_details_datasets(self, date_id: str, task_names: Sequence[str]) -> dict[str, Any]:
+        """The saved details of run ``date_id`` (``first``, ``last`` or a date id) by task.
+
+        As lighteval 0.13's (its ``--load-responses-from-details-date-id`` calls this): rows of
+        files saved with ``details_layout="lighteval"``, so ``ModelResponse(**row[
+        "model_response"])`` rebuilds each response. A task name matches with or without its
+        few-shot part. ``datasets.Dataset`` objects when ``datasets`` is installed, else lists
+        of row dicts. The model is the one given to ``log_model_info``.
+        """
+        model = self.tracker._model
+        if model is None:
+            raise RunStateError("call general_config_logger.log_model_info(...) first")
+        tables = load_details(self.tracker.store.root, model.model_name, date_id, task_names)
+        try:
+            datasets = importlib.import_module("datasets")
+        except ImportError:
+            return {task: table.to_pylist() for task, table in tables.items()}
+        return {task: datasets.Dataset(table) for task, table in tables.items()}
 
     @property
     def result(self) -> RunResult | None:

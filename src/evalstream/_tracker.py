@@ -18,6 +18,7 @@ import anyio
 
 from evalstream._batcher import Batcher
 from evalstream._errors import ConfigError, RunStateError
+from evalstream._lighteval import check_layout, doc_from, outputs_from
 from evalstream._messages import (
     ModelInfoLogged,
     RunMessage,
@@ -26,7 +27,7 @@ from evalstream._messages import (
     ScoredSample,
     TasksDeclared,
 )
-from evalstream._run_config import RunConfigCalls
+from evalstream._run_config import RunConfigCalls, check_options
 from evalstream._runhost import RunHost
 from evalstream._samples import Prepared, prepare_sample
 from evalstream._save import SaveSteps, compile_final, plan_for, save_run
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
     from evalstream._coordinator import Coordinator
     from evalstream._summary import RunResult
-    from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
+    from evalstream._types import DetailsLayout, Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.actors.base import ActorStats
     from evalstream.durability.journal import JournalStats
     from evalstream.sinks.retry import RetryPolicy
@@ -89,13 +90,10 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         live_scalars_every: int | None = None,
         details_workers: int | None = None,
         shard: ShardInfo | None = None,
+        details_layout: DetailsLayout = "flat",
     ) -> None:
-        if batch_size < 1 or inbox_capacity < 1 or flush_every < 1:
-            raise ConfigError("batch_size, inbox_capacity and flush_every must be at least 1")
-        if bootstrap_iters < 0 or bootstrap_iters == 1:
-            raise ConfigError("bootstrap_iters must be 0 (no stderr) or at least 2")
-        if flush_interval <= 0:
-            raise ConfigError("flush_interval must be positive (seconds)")
+        check_options(batch_size, inbox_capacity, flush_every, bootstrap_iters, flush_interval)
+        check_layout(details_layout)
         self.store = OutputStore(output_dir)
         self.save_details = save_details
         self.push_to_hub = push_to_hub
@@ -125,6 +123,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
                 bootstrap_iters=bootstrap_iters,
                 seed=seed,
                 tensorboard_metric_prefix=tensorboard_metric_prefix,
+                details_layout=details_layout,
             ),
             self.registry,
             start_time=self.start_time,
@@ -246,7 +245,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         self,
         task_name: str,
         doc: Doc,
-        outputs: Sequence[ModelResponse],
+        outputs: Sequence[ModelResponse] | ModelResponse,
         metrics: Mapping[str, Any],
         llm_as_prompt_judgement: tuple[str, str] | None = None,
         *,
@@ -267,12 +266,13 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         self,
         task_name: str,
         doc: Doc,
-        outputs: Sequence[ModelResponse],
+        outputs: Sequence[ModelResponse] | ModelResponse,
         metrics: Mapping[str, Any],
         judgement: tuple[str, str] | None = None,
         scope: Scope = "both",
     ) -> Prepared:
-        """Validate and encode one sample (no I/O; safe from any thread)."""
+        """Validate and encode one sample (no I/O; any thread); outputs: a list or one response."""
+        doc, outputs = doc_from(doc), outputs_from(outputs)
         return prepare_sample(self._tasks, task_name, doc, outputs, metrics, judgement, scope)
 
     async def log_samples(self, prepared: Sequence[Prepared]) -> None:

@@ -46,6 +46,14 @@ class Doc(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fals
     num_effective_few_shots: int = -1
     unconditioned_query: str | None = None
     id: str = ""
+    # lighteval 0.13's Doc fields (``images`` is not stored: images are not data we can keep)
+    fewshot_samples: list[Any] = []
+    sampling_methods: list[str] = []
+    generation_size: int | None = None
+    stop_sequences: list[str] | None = None
+    use_logits: bool = False
+    num_samples: int = 1
+    generation_grammar: Any = None
 
     def golds(self) -> list[str]:
         """The choices at the gold indices, as lighteval's ``Doc.get_golds``."""
@@ -54,14 +62,43 @@ class Doc(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fals
 
 
 class ModelResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
-    """One model output for a doc; a doc may have several (one per choice, or samples)."""
+    """A model's output for a doc, in either of lighteval's shapes.
+
+    Seed-era: several responses per doc, each with ``result`` and ``generated_tokens``.
+    lighteval 0.13: **one** response per doc with ``text`` / ``logprobs`` / ``output_tokens``
+    (one token list per choice or sample) and the other fields below. Both are stored as given.
+    """
 
     result: Any = None
     input_tokens: list[int] = []
     generated_tokens: list[int] = []
     truncated_tokens_count: int = 0
     padded_tokens_count: int = 0
-    logits: list[float] | None = None
+    logits: list[Any] | None = None
+    # lighteval 0.13's fields
+    input: str | list[Any] | None = None
+    text: list[str] = []
+    output_tokens: list[list[int]] = []
+    text_post_processed: list[str] | None = None
+    reasonings: list[str | None] = []
+    logprobs: list[float] = []
+    argmax_logits_eq_gold: list[bool] = []
+    unconditioned_logprobs: list[float] | None = None
+
+    @property
+    def is_v013(self) -> bool:
+        """Whether this is a lighteval 0.13 response (no seed-era ``result`` or tokens)."""
+        return self.result is None and not self.generated_tokens
+
+    def predictions(self) -> list[Any]:
+        """What the model predicted: ``result`` (seed-era), else the texts, else the logprobs."""
+        if not self.is_v013:
+            return self.result if isinstance(self.result, list) else [self.result]
+        return list(self.text) if self.text else list(self.logprobs)
+
+    def continuation_tokens(self) -> list[list[int]]:
+        """The continuation token lists: one per choice or sample."""
+        return [self.generated_tokens] if not self.is_v013 else self.output_tokens
 
 
 class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +108,13 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     model_sha: str | None = None
     model_dtype: str | None = None
     model_size: str | None = None
+    model_config: dict[str, Any] | None = None
+    """The model's configuration (lighteval 0.13's ``model_config.model_dump()``)."""
+
+
+DetailsLayout = Literal["flat", "lighteval"]
+"""Details parquet columns: ``flat`` (the reference format) or ``lighteval`` (0.13's structs)."""
+DETAILS_LAYOUTS: frozenset[str] = frozenset(DetailsLayout.__args__)  # type: ignore[attr-defined]
 
 
 class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -110,11 +110,14 @@ class DetailsActor(Actor):
 
     name = "details"
 
-    def __init__(self, workdir: Path, *, save_details: bool = True, workers: int = 1) -> None:
+    def __init__(
+        self, workdir: Path, *, save_details: bool = True, workers: int = 1, layout: str = "flat"
+    ) -> None:
         super().__init__()
         self.workdir = workdir
         self.save_details = save_details
         self.shards = max(1, workers)
+        self.layout = layout
         self.failure: EvalStreamError | None = None
         self.written = DetailsWritten({}, [])
         self._output: dict[str, str] | None = None
@@ -135,7 +138,7 @@ class DetailsActor(Actor):
         """Start the workers, then consume the inbox; no worker outlives the actor."""
         try:
             for shard in range(self.shards):
-                cmd = command(self.workdir, self.save_details, shard)
+                cmd = command(self.workdir, self.save_details, shard, self.layout)
                 self._workers.append(_Worker(await anyio.open_process(cmd, stderr=None)))
             await super().run(inbox, task_status=task_status)
         finally:

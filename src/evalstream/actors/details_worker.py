@@ -30,6 +30,7 @@ from evalstream._errors import EvalStreamError
 from evalstream._messages import DECODER, SampleBatch, ScoredSample, TasksDeclared
 from evalstream.durability.frames import frame, iter_frames
 from evalstream.durability.storage import translate_oserror
+from evalstream.sinks.lighteval_layout import encode_lighteval_rows
 from evalstream.sinks.rows import encode_rows
 from evalstream.stats.hashing import GrowableU64, TaskCounters, compile_hashes, sample_hashes
 
@@ -40,8 +41,11 @@ if TYPE_CHECKING:
 class TaskDetails:
     """One task's hashes, counters and segment file; touched only by the details actor."""
 
-    def __init__(self, name: str, segment: Path, categories: frozenset[str]) -> None:
+    def __init__(
+        self, name: str, segment: Path, categories: frozenset[str], layout: str = "flat"
+    ) -> None:
         self.name = name
+        self.layout = layout
         self.segment = segment
         self.categories = categories
         self.hashes = tuple(GrowableU64() for _ in range(4))
@@ -59,7 +63,12 @@ class TaskDetails:
                 column.append(digest)
             self.counters.add(sample.doc, sample.outputs)
         if keep_rows and samples:
-            self.pending.append(frame(encode_rows(samples, self.categories)))
+            payload = (
+                encode_lighteval_rows(samples)
+                if self.layout == "lighteval"
+                else encode_rows(samples, self.categories)
+            )
+            self.pending.append(frame(payload))
             self.pending_rows += len(samples)
 
     def write_pending(self) -> None:
@@ -115,8 +124,11 @@ class TaskDetails:
 class Worker:
     """The worker's state: one TaskDetails per task, and the last write error."""
 
-    def __init__(self, workdir: Path, keep_rows: bool, shard: int = 0) -> None:
+    def __init__(
+        self, workdir: Path, keep_rows: bool, shard: int = 0, layout: str = "flat"
+    ) -> None:
         self.workdir = workdir
+        self.layout = layout
         self.shard = shard
         self.keep_rows = keep_rows
         self.categories: dict[str, frozenset[str]] = {}
@@ -128,7 +140,7 @@ class Worker:
         task = self.tasks.get(name)
         if task is None:
             segment = self.workdir / "segments" / f"{self.shard}-{len(self.tasks):05d}.seg"
-            task = TaskDetails(name, segment, self.categories.get(name, frozenset()))
+            task = TaskDetails(name, segment, self.categories.get(name, frozenset()), self.layout)
             self.tasks[name] = task
         return task
 
@@ -175,6 +187,7 @@ class Worker:
                 output["model_name"],
                 output["date_id"],
                 {name: t.segment for name, t in self.tasks.items()},
+                self.layout,
             )
         except Exception as exc:  # noqa: BLE001 - reported to the parent as the local outcome
             return {"paths": {}, "warnings": [], "error": f"{type(exc).__name__}: {exc}"}
@@ -199,9 +212,16 @@ class Worker:
         out.flush()
 
 
-def serve(workdir: Path, keep_rows: bool, stdin: BinaryIO, stdout: BinaryIO, shard: int = 0) -> int:
+def serve(
+    workdir: Path,
+    keep_rows: bool,
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    shard: int = 0,
+    layout: str = "flat",
+) -> int:
     """Handle frames from ``stdin`` until ``E`` or end of input."""
-    worker = Worker(workdir, keep_rows, shard)
+    worker = Worker(workdir, keep_rows, shard, layout)
     for payload in iter_frames(stdin):
         kind, body = payload[:1], payload[1:]
         if kind == b"M":
@@ -221,11 +241,11 @@ def serve(workdir: Path, keep_rows: bool, stdin: BinaryIO, stdout: BinaryIO, sha
     return 0
 
 
-def command(workdir: Path, keep_rows: bool, shard: int = 0) -> list[str]:
-    """The command line that starts worker ``shard``."""
+def command(workdir: Path, keep_rows: bool, shard: int = 0, layout: str = "flat") -> list[str]:
+    """The command line that starts worker ``shard`` (``layout``: the details columns)."""
     return [
         sys.executable, "-m", "evalstream.actors.details_worker",
-        str(workdir), str(int(keep_rows)), str(shard),
+        str(workdir), str(int(keep_rows)), str(shard), layout,
     ]  # fmt: skip
 
 
@@ -247,5 +267,6 @@ if __name__ == "__main__":
             sys.stdin.buffer,
             sys.stdout.buffer,
             int(sys.argv[3]) if len(sys.argv) > 3 else 0,
+            sys.argv[4] if len(sys.argv) > 4 else "flat",
         )
     )

@@ -49,10 +49,13 @@ class GeneralConfigActor(Actor):
                 assert_never(message)
 
     def config_general(self) -> dict[str, Any]:
-        """``config_general`` with lighteval's keys, in lighteval's order."""
+        """``config_general`` with lighteval's keys, in lighteval's order.
+
+        ``model_config`` (lighteval 0.13's key) is there when the model was logged with one.
+        """
         end = self.end_time
         model = self.model
-        return {
+        config: dict[str, Any] = {
             "lighteval_sha": self.tool_sha,
             "num_fewshot_seeds": self.args.num_fewshot_seeds,
             "override_batch_size": self.args.override_batch_size,
@@ -66,3 +69,6 @@ class GeneralConfigActor(Actor):
             "model_dtype": model.model_dtype if model else None,
             "model_size": model.model_size if model else None,
         }
+        if model is not None and model.model_config is not None:
+            config["model_config"] = model.model_config
+        return config

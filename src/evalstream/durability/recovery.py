@@ -93,6 +93,24 @@ def _merged(chunk: list[RunMessage], pending: list[ScoredSample]) -> Iterator[Ru
             yield message
 
 
+def _lost(name: str) -> Any:
+    def fn(values: Any) -> Any:
+        raise ConfigError(
+            f"{name!r} was registered by the dead process (a lighteval corpus function, or your "
+            "own) and is unknown here; aggregate that metric from the recovered details"
+        )
+
+    return fn
+
+
+def _stand_in_for_lost(registry: Any, message: TasksDeclared) -> None:
+    """An aggregation the dead process registered (not in the journal) gives NaN and a warning."""
+    for spec in message.tasks:
+        for name in spec.aggregations.values():
+            if name not in registry:
+                registry.register(name, _lost(name))
+
+
 async def recover(
     run_dir: str | Path,
     *,
@@ -115,6 +133,7 @@ async def recover(
         save_details=settings.save_details if settings else True,
         bootstrap_iters=settings.bootstrap_iters if settings else 1000,
         seed=settings.seed if settings else 1234,
+        details_layout=settings.details_layout if settings else "flat",
     )
     scan = JournalScan()
     messages = scan_journal(run_dir / "journal", scan=scan)
@@ -125,6 +144,8 @@ async def recover(
             for message in chunk:
                 tally.add(message)
             for message in _merged(chunk, pending):
+                if isinstance(message, TasksDeclared):
+                    _stand_in_for_lost(tracker.registry, message)
                 if not isinstance(message, EndOfRun):
                     await tracker.replay(message)
         if pending:

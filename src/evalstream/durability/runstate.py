@@ -19,6 +19,7 @@ from typing import Literal
 
 import msgspec
 
+from evalstream._types import DetailsLayout
 from evalstream.durability.storage import atomic_write, fsync_dir, translate_oserror
 
 RunState = Literal["running", "saved", "failed", "cancelled", "recovered", "resumed"]
@@ -46,6 +47,7 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     bootstrap_iters: int = 1000
     seed: int = 1234
     tensorboard_metric_prefix: str = "eval"
+    details_layout: DetailsLayout = "flat"
 
 
 def new_status(run_id: str, start_time: float) -> RunStatus:

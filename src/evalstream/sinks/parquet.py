@@ -20,6 +20,8 @@ import pyarrow.parquet as pq
 from evalstream._naming import details_path
 from evalstream.durability.frames import read_frames
 from evalstream.durability.storage import atomic_path, translate_oserror
+from evalstream.sinks.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
+from evalstream.sinks.lighteval_layout import refine
 from evalstream.sinks.rows import (
     COLUMNS,
     TOKEN_COLUMNS,
@@ -72,7 +74,8 @@ def _empty(kind: pa.DataType) -> bool:
 
 def _variable_type(name: str, inferred: pa.DataType | None) -> pa.DataType:
     """The inferred type, or the column's real type where nothing was there to infer from."""
-    if inferred is None or _empty(inferred):
+    if inferred is None or _empty(inferred) or inferred == pa.struct([]):
+        # a struct without fields (only empty dicts) cannot be written to parquet
         return WHEN_EMPTY.get(name, pa.string())
     return inferred
 
@@ -86,7 +89,7 @@ def _as_json(values: list[Any]) -> list[str | None]:
     return [None if v is None else _JSON.encode(v).decode() for v in values]
 
 
-def _infer_schema(segment: Path) -> tuple[pa.Schema, set[str]]:
+def _infer_schema(segment: Path, layout: str = "flat") -> tuple[pa.Schema, set[str]]:
     types: dict[str, pa.DataType] = {}
     json_columns: set[str] = set()
     for payload in _frames(segment):
@@ -107,6 +110,12 @@ def _infer_schema(segment: Path) -> tuple[pa.Schema, set[str]]:
                 )
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
                 json_columns.add(name)
+    if layout == "lighteval":
+        fields = [
+            pa.field(n, pa.string() if n in json_columns else refine(n, types.get(n)))
+            for n in LIGHTEVAL_COLUMNS
+        ]
+        return pa.schema(fields), json_columns
     fields = [
         pa.field(n, FIXED[n])
         if n in FIXED
@@ -155,7 +164,7 @@ def _write(
                 except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
                     raise _ColumnError(field.name) from exc
             group.append(pa.Table.from_arrays(arrays, schema=schema))
-            group_rows += len(columns["example"])
+            group_rows += len(columns[schema[0].name])
             if group_rows >= ROW_GROUP_ROWS:
                 writer.write_table(pa.concat_tables(group))
                 rows_written += group_rows
@@ -168,13 +177,17 @@ def _write(
     return rows_written
 
 
-def segment_to_parquet(segment: Path, sink: Path | io.BytesIO) -> tuple[int, list[str]]:
+def segment_to_parquet(
+    segment: Path, sink: Path | io.BytesIO, layout: str = "flat"
+) -> tuple[int, list[str]]:
     """Write the rows of ``segment`` as parquet to ``sink``; return (rows, JSON-text columns).
+
+    ``layout`` is the details layout the segment was encoded in (``flat`` or ``lighteval``).
 
     A value that does not fit its column's type (a float among token ids, say) turns that
     column into JSON text for the file, and the conversion starts again.
     """
-    schema, json_columns = _infer_schema(segment)
+    schema, json_columns = _infer_schema(segment, layout)
     while True:
         try:
             return _write(segment, sink, schema, json_columns), sorted(json_columns)
@@ -189,7 +202,11 @@ def segment_to_parquet(segment: Path, sink: Path | io.BytesIO) -> tuple[int, lis
 
 
 def write_details_sync(
-    store: OutputStore, model_name: str, date_id: str, segments: Mapping[str, Path]
+    store: OutputStore,
+    model_name: str,
+    date_id: str,
+    segments: Mapping[str, Path],
+    layout: str = "flat",
 ) -> tuple[dict[str, str], list[str]]:
     """Write one parquet file per task; return their relative paths and any warnings."""
     paths: dict[str, str] = {}
@@ -199,7 +216,7 @@ def write_details_sync(
         target = store.local(rel)
         try:
             with atomic_path(target) as tmp:
-                _, json_columns = segment_to_parquet(segments[task], tmp)
+                _, json_columns = segment_to_parquet(segments[task], tmp, layout)
         except OSError as exc:
             raise translate_oserror(exc, str(target)) from exc
         if json_columns:

@@ -21,6 +21,10 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from evalstream.sinks.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
+from evalstream.sinks.lighteval_layout import decode as lighteval_columns
+from evalstream.sinks.lighteval_layout import is_lighteval
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
@@ -64,10 +68,7 @@ _DECODER = msgspec.msgpack.Decoder()
 def _predictions(sample: ScoredSample) -> list[Any]:
     out: list[Any] = []
     for o in sample.outputs:
-        if isinstance(o.result, list):
-            out.extend(o.result)
-        else:
-            out.append(o.result)
+        out.extend(o.predictions())
     return out
 
 
@@ -134,7 +135,7 @@ def encode_rows(samples: Sequence[ScoredSample], categories: frozenset[str]) -> 
     ]
     fixed = [
         [d.choices for d in docs] if every or categories & _CHOICES else empty,
-        pack_tokens([[o.generated_tokens for o in out] for out in outs]),
+        pack_tokens([[t for o in out for t in o.continuation_tokens()] for out in outs]),
         [d.query for d in docs],
         [d.ctx for d in docs],
         [d.golds() for d in docs] if every or categories & _GOLD else empty,
@@ -154,6 +155,8 @@ def encode_rows(samples: Sequence[ScoredSample], categories: frozenset[str]) -> 
 
 def decode_variable(payload: bytes) -> dict[str, list[Any]]:
     """The variable columns of a frame (the schema pass needs only these)."""
+    if is_lighteval(payload):
+        return lighteval_columns(payload)
     (size,) = _LEN.unpack_from(payload)
     cols = _DECODER.decode(memoryview(payload)[_LEN.size : _LEN.size + size])
     return dict(zip(VARIABLE, cols, strict=True))
@@ -161,6 +164,8 @@ def decode_variable(payload: bytes) -> dict[str, list[Any]]:
 
 def decode_columns(payload: bytes) -> dict[str, list[Any]]:
     """Every column of a frame, by name; token columns stay packed (see ``tokens_array``)."""
+    if is_lighteval(payload):
+        return lighteval_columns(payload)
     (size,) = _LEN.unpack_from(payload)
     view = memoryview(payload)
     cols = dict(zip(VARIABLE, _DECODER.decode(view[_LEN.size : _LEN.size + size]), strict=True))
@@ -171,6 +176,13 @@ def decode_columns(payload: bytes) -> dict[str, list[Any]]:
 def iter_rows(payloads: Iterator[bytes]) -> Iterator[dict[str, Any]]:
     """Rows as dicts (for snapshots and tests; the parquet writer stays columnar)."""
     for payload in payloads:
+        if is_lighteval(payload):
+            cols = lighteval_columns(payload)
+            yield from (
+                dict(zip(LIGHTEVAL_COLUMNS, row, strict=True))
+                for row in zip(*cols.values(), strict=True)
+            )
+            continue
         cols = decode_columns(payload)
         for name in TOKEN_COLUMNS:
             cols[name] = unpack_tokens(cols[name])
