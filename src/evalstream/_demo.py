@@ -8,8 +8,6 @@ logged as it completes, and the run is saved at the end.
 from __future__ import annotations
 
 import random
-import sys
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +17,8 @@ from evalstream._tracker import EvaluationTracker
 from evalstream._types import Doc, MetricCategory, ModelInfo, ModelResponse, TaskSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from evalstream._summary import RunResult
 
 
@@ -127,15 +127,19 @@ async def run_demo(
     samples: int = 20_000,
     concurrency: int = 64,
     seed: int = 0,
-    quiet: bool = False,
+    on_progress: Callable[[int, int, str], None] | None = None,
 ) -> RunResult:
-    """Evaluate the demo tasks with ``concurrency`` requests in flight and save the run."""
+    """Evaluate the demo tasks with ``concurrency`` requests in flight and save the run.
+
+    ``on_progress(done, total, phase)`` is called a few times a second while samples are
+    logged, then once with phase ``"saving"`` (the command line draws a bar on a terminal).
+    """
+    report = on_progress or (lambda done, total, phase: None)
     rng = random.Random(seed)
     tasks = demo_tasks(samples)
     work = [(t, i) for t in tasks for i in range(t.docs)]
     rng.shuffle(work)
     done = 0
-    started = time.perf_counter()
     async with EvaluationTracker(output_dir, save_details=True) as tracker:
         await tracker.log_args_info(num_fewshot_seeds=1, max_samples=None, job_id="demo")
         await tracker.log_model_info(
@@ -165,15 +169,8 @@ async def run_demo(
 
         async def progress() -> None:
             while True:
-                await anyio.sleep(0.5)
-                rate = done / (time.perf_counter() - started)
-                if not quiet:
-                    print(
-                        f"\r  {done:>6}/{len(work)} samples  {rate:8.0f}/s",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                report(done, len(work), "logging")
+                await anyio.sleep(0.2)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(progress)
@@ -184,12 +181,7 @@ async def run_demo(
         receive.close()
         for t in tasks:
             await tracker.log_num_docs(t.spec.name, t.docs, t.docs)
-        if not quiet:
-            print(
-                f"\r  {done:>6}/{len(work)} samples in {time.perf_counter() - started:.1f}s; "
-                "saving...",
-                file=sys.stderr,
-            )
+        report(done, len(work), "saving")
         return await tracker.save()
 
 
