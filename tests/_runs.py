@@ -30,7 +30,7 @@ MODEL = "org/model"
 
 
 def difficulties(docs: int, seed: int = 0) -> list[float]:
-    """Each doc's difficulty ``u``: shared by every run of the same seed."""
+    """Each doc's difficulty ``u``: shared by every run of the same seed (one seed per task)."""
     rng = random.Random(seed)
     return [rng.random() for _ in range(docs)]
 
@@ -52,17 +52,17 @@ async def make_run(
     (skill - u + 0.5 + seeded noise, not 0/1) so the paired bootstrap path is exercised. ``remix`` redraws
     the difficulty of about half the docs (seeded by it): same skill, same truth, other docs right.
     """
-    u = difficulties(docs, seed)
-    if remix is not None:
-        rng = random.Random(remix)
-        u = [rng.random() if rng.random() < 0.5 else x for x in u]
     noise = random.Random(score_noise)
     async with EvaluationTracker(output_dir, bootstrap_iters=100) as tracker:
         await tracker.log_model_info(ModelInfo(model_name=model))
         await tracker.log_tasks(
             [TaskSpec(name=t, version=1, categories=["multichoice"]) for t in TASKS]
         )
-        for task in TASKS:
+        for k, task in enumerate(TASKS):
+            u = difficulties(docs, 100 * seed + k)
+            if remix is not None:
+                rng = random.Random(100 * remix + k)
+                u = [rng.random() if rng.random() < 0.5 else x for x in u]
             for i in range(docs):
                 doc = Doc(
                     query=f"{task} question {i}?",

@@ -69,7 +69,7 @@ def _short(task: str) -> str:
 
 def task_scores(series: Sequence[Series], tasks: Sequence[str], metric: str, salt: str) -> str:
     """Dots with 95 % CI bars, one row per task, one colour per run."""
-    legend = 0.3 * ((len(series) + 2) // 3) if len(series) > 1 else 0.0
+    legend = 0.3 * ((len(series) + 1) // 2) if len(series) > 1 else 0.0
     fig = _figure(8.0, 1.0 + legend + 0.32 * len(tasks) * max(1, len(series)) ** 0.5)
     ax = fig.add_subplot()
     step = 0.8 / max(1, len(series))
@@ -83,13 +83,13 @@ def task_scores(series: Sequence[Series], tasks: Sequence[str], metric: str, sal
                 errs.append(got[1])
         ax.errorbar(
             xs, ys, xerr=errs, fmt="o", capsize=3, markersize=5,
-            color=_PALETTE[k % len(_PALETTE)], label=s.label,
+            color=_PALETTE[k % len(_PALETTE)], label=s.tick.replace("\n", " "),
         )  # fmt: skip
     ax.set_yticks(range(len(tasks)), [_short(t) for t in reversed(tasks)])
     ax.set_xlabel(f"{metric} (95 % CI)")
     ax.grid(axis="x", alpha=0.3)
     if len(series) > 1:
-        fig.legend(loc="outside lower center", fontsize="small", ncols=min(3, len(series)))
+        fig.legend(loc="outside lower center", fontsize="small", ncols=min(2, len(series)))
     return to_svg(fig, salt)
 
 
