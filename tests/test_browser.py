@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from _runs import saved_run
 from evalstream._cli import main
+
+from _runs import saved_run
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +43,9 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     binary = _chromium()
     out = tmp_path / "out"
     for step, skill in enumerate((0.45, 0.55, 0.6, 0.7)):  # four checkpoints
-        saved_run(out, skill, docs=150, model=f"org/model-step{1000 * (step + 1)}", score_noise=step)
+        saved_run(
+            out, skill, docs=150, model=f"org/model-step{1000 * (step + 1)}", score_noise=step
+        )
     report = tmp_path / "report.html"
     assert main(["report", str(out), "-o", str(report), "--samples", "8"]) == 0
     problems: list[str] = []
@@ -52,7 +55,9 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("request", lambda r: None if r.url.startswith("file:") else problems.append(r.url))
+            page.on(
+                "request", lambda r: None if r.url.startswith("file:") else problems.append(r.url)
+            )
             page.goto(report.as_uri(), wait_until="load")
             plots = page.locator("figure.plot svg")
             assert plots.count() == 4  # scores of acc and of score, suites, run over run

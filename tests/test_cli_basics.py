@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from _runs import saved_run
 from evalstream._cli import build_parser, main
+from evalstream.cli.output import Output
 from evalstream.testing import LoopbackHub
+
+from _runs import saved_run
 
 ORG = "evals-org"
 
@@ -30,7 +33,7 @@ def test_top_level_help_is_plain_text() -> None:
     text = build_parser().format_help()
     assert "``" not in text
     for command in ("ls", "show", "compare", "report", "recover", "push", "demo"):
-        assert re.search(rf"^\s+{command}\s+\w", text, re.M), command
+        assert re.search(rf"^\s+{command}\s+\w", text, re.MULTILINE), command
 
 
 def test_demo_help_describes_every_option_with_its_default(
@@ -43,7 +46,7 @@ def test_demo_help_describes_every_option_with_its_default(
         ("--output-dir", "evalstream-out"), ("--samples", "20000"), ("--concurrency", "64"),
         ("--seed", "0"),
     ):  # fmt: skip
-        line = re.search(rf"^  {option} [A-Z_]+\s+([^(]+)\(default: ([^)]+)\)", text, re.M)
+        line = re.search(rf"^  {option} [A-Z_]+\s+([^(]+)\(default: ([^)]+)\)", text, re.MULTILINE)
         assert line and line.group(1).strip() and line.group(2) == default, option
     assert re.search(r"--quiet\s+no progress bar", text)
 
@@ -114,3 +117,21 @@ def test_demo_draws_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert child.returncode == 0 and b"samples tracked and saved" in out
     text = seen.decode(errors="replace")
     assert "demo: logging" in text and "\u2501" in text  # rich's bar glyph
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tables_are_rich_on_a_terminal_and_plain_in_a_pipe() -> None:
+    rows = [["suite|t|0", "acc", "0.5000"], ["all", "acc", "-"]]
+    tty, pipe = _Terminal(), io.StringIO()
+    Output(stream=tty).table("results", ["task", "metric", "value"], rows)
+    Output(stream=pipe).table("results", ["task", "metric", "value"], rows)
+    drawn = tty.getvalue()
+    assert "┏━━━" in drawn and "│ suite|t|0 │ acc    │ 0.5000 │" in drawn  # value right-aligned
+    assert pipe.getvalue().splitlines()[1:3] == [
+        "task       metric  value ",
+        "---------  ------  ------",
+    ]

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from _runs import TASKS, saved_run
 from evalstream._cli import main
+
+from _runs import TASKS, saved_run
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -63,7 +63,8 @@ def demo_tasks(total: int) -> list[DemoTask]:
 async def fake_model(rng: random.Random, task: DemoTask, doc: Doc) -> list[ModelResponse]:
     """A model behind a network: random latency, then log-likelihoods or a generation."""
     await anyio.sleep(rng.uniform(0.002, 0.02))
-    tokens = [rng.randrange(32000) for _ in range(40)]
+    prompt = random.Random(doc.ctx)  # the prompt's tokens depend on the prompt only
+    tokens = [prompt.randrange(32000) for _ in range(40)]
     right = rng.random() < task.skill
     gold = doc.gold_index if isinstance(doc.gold_index, int) else doc.gold_index[0]
     if task.generative:
@@ -89,8 +90,10 @@ async def fake_model(rng: random.Random, task: DemoTask, doc: Doc) -> list[Model
     ]
 
 
-def make_doc(rng: random.Random, task: DemoTask, i: int) -> Doc:
-    """A doc with a ~160-character prompt and four choices."""
+def make_doc(task: DemoTask, i: int) -> Doc:
+    """Doc ``i`` of ``task``: a ~160-character prompt and four choices, the same in every run
+    (whatever the seed), so two demo runs can be compared doc by doc."""
+    rng = random.Random(f"{task.spec.name}/{i}")
     words = " ".join(
         rng.choice(["model", "energy", "cell", "river", "number", "theory", "law"])
         for _ in range(22)
@@ -160,7 +163,7 @@ async def run_demo(
             nonlocal done
             async with receive.clone() as items:
                 async for task, i in items:
-                    doc = make_doc(rng, task, i)
+                    doc = make_doc(task, i)
                     outputs = await fake_model(rng, task, doc)
                     await tracker.log_sample(
                         task.spec.name, doc, outputs, score(task, doc, outputs)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+
+
+_NUMBER = re.compile(r"-|<?[+-]?[\d.]+(e[+-]?\d+)?|\[[+-]?[\d.]+, [+-]?[\d.]+\]")
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -64,7 +68,8 @@ class Output:
 
             table = Table(title=title, title_justify="left")
             for i, col in enumerate(columns):
-                table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
+                right = all(_NUMBER.fullmatch(r[i]) for r in rows)
+                table.add_column(col, justify="right" if right else "left", overflow="fold")
             for row in rows:
                 table.add_row(*row)
             Console(file=self.stream).print(table)
