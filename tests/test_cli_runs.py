@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,37 @@ def test_recover_says_what_is_true(out: dict[str, Any], capsys: pytest.CaptureFi
     assert "already saved" in err and out["a"].results_path in err and "holds no" not in err
     assert main(["recover", str(out["root"] / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+async def test_ls_shows_a_live_run_as_running(tmp_path: Path) -> None:
+    """A run whose process is alive (this one) is `running`, counted from its journal."""
+    from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, TaskSpec
+    from evalstream.runs.catalog import list_runs
+
+    async with EvaluationTracker(tmp_path, bootstrap_iters=0) as tracker:
+        await tracker.log_model_info(ModelInfo(model_name="org/live"))
+        await tracker.log_tasks([TaskSpec(name="t|0", version=1)])
+        for i in range(7):
+            doc = Doc(query=f"q{i}", choices=["A"], gold_index=0, id=str(i))
+            await tracker.log_sample("t|0", doc, [ModelResponse(result=[0.0])], {"acc": 1.0})
+        await tracker.flush()
+        (entry,) = list_runs(str(tmp_path))
+        assert (entry.status, entry.model, entry.samples) == ("running", "org/live", 7)
+        assert entry.note == f"pid {os.getpid()}"
+        await tracker.save()
+    (entry,) = list_runs(str(tmp_path))
+    assert entry.status == "saved" and entry.samples == 7
+
+
+def test_recover_reports_its_progress(tmp_path: Path) -> None:
+    """recover(on_progress=...) counts journal bytes up to the journal's size."""
+    import anyio
+
+    from evalstream.durability.recovery import recover
+
+    run_dir = killed_run(tmp_path, 40)
+    size = sum(p.stat().st_size for p in (run_dir / "journal").glob("*.wal"))
+    seen: list[tuple[int, int]] = []
+    anyio.run(lambda: recover(run_dir, on_progress=lambda done, total: seen.append((done, total))))
+    assert seen and seen[-1] == (size, size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

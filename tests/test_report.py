@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import html.parser
 import re
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
 from evalstream._cli import main
 
 from _runs import TASKS, saved_run
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 class _Page(html.parser.HTMLParser):
@@ -74,3 +71,28 @@ def test_report_of_one_run_has_no_run_over_run(root: Path, tmp_path: Path) -> No
 def test_report_needs_a_saved_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path / "none"), "-o", str(tmp_path / "x.html")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_readme_looking_at_runs_commands_run(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each command of the README's "Looking at runs" block runs as written (push aside: its
+    own test needs a Hub), on an output folder named like the README's."""
+    import shlex
+    import shutil
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme[readme.index("## Looking at runs") :].split("```bash\n", 1)[1].split("```")[0]
+    shutil.copytree(root, tmp_path / "evalstream-out", symlinks=True)
+    monkeypatch.chdir(tmp_path)
+    results = sorted((tmp_path / "evalstream-out" / "results").rglob("results_*.json"))
+    ran = []
+    for line in block.splitlines():
+        argv = shlex.split(line.split("#", 1)[0])
+        if not argv or argv[1] == "push":
+            continue
+        argv = [{"RUN_A": str(results[0]), "RUN_B": str(results[1])}.get(a, a) for a in argv]
+        assert main(argv[1:]) == 0, line
+        ran.append(argv[1])
+    assert ran == ["ls", "show", "compare", "report", "recover"]
+    assert (tmp_path / "report.html").stat().st_size > 10_000

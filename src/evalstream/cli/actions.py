@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,17 +21,20 @@ if TYPE_CHECKING:
     import argparse
 
 
+def _ignore(**_: object) -> None:
+    """The progress update of a command told to be quiet."""
+
+
 def demo(args: argparse.Namespace) -> int:
     """Run the simulated evaluation and print its results."""
     from evalstream._demo import format_results, run_demo
 
     started = time.perf_counter()
-    with progress("demo: logging samples", args.samples) as update:
-        quiet = args.quiet
+    bar = nullcontext(_ignore) if args.quiet else progress("demo: logging", args.samples)
+    with bar as update:
 
         def on_progress(done: int, total: int, phase: str) -> None:
-            if not quiet:
-                update(completed=done, total=total, description=f"demo: {phase}")
+            update(completed=done, total=total, description=f"demo: {phase}")
 
         result = anyio.run(
             lambda: run_demo(
