@@ -56,7 +56,7 @@ def demo(args: argparse.Namespace) -> int:
 def _recover_one(run_dir: Path, args: argparse.Namespace) -> bool:
     from evalstream.durability.recovery import recover
 
-    with progress(f"recover {run_dir.name}", None) as update:
+    with progress(f"recover {run_dir.name}", None, unit="bytes") as update:
         result = anyio.run(
             lambda: recover(
                 run_dir,

@@ -97,23 +97,28 @@ def _finite(value: Any) -> Any:
 
 
 @contextmanager
-def progress(description: str, total: float | None) -> Iterator[Callable[..., None]]:
-    """Yield ``update(completed=..., total=..., description=...)``; a bar only on a terminal."""
+def progress(
+    description: str, total: float | None, *, unit: str = "items"
+) -> Iterator[Callable[..., None]]:
+    """Yield ``update(completed=..., total=..., description=...)``; a bar only on a terminal.
+
+    ``unit="bytes"`` shows the counts as sizes (MB), for the journal a recovery replays.
+    """
     if not sys.stderr.isatty():
         yield lambda **_: None
         return
     from rich.console import Console
     from rich.progress import (
         BarColumn,
+        DownloadColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
     )
 
-    columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-    )  # fmt: skip
+    count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+    columns = (TextColumn("{task.description}"), BarColumn(), count, TimeElapsedColumn())
     with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
         task = bar.add_task(description, total=total)
 

@@ -125,8 +125,9 @@ def resolve_run(target: str, *, latest: bool = False) -> LoadedRun:
         raise ConfigError(f"the output folder {target} holds no saved run yet")
     if not latest:
         raise ConfigError(
-            f"{target} is an output folder with {len(entries)} saved run(s); pass --latest or "
-            f"one of them, e.g. {entries[-1].results}"
+            f"{target} is an output folder with {len(entries)} saved run(s); pass --latest "
+            f"(show, push, report) or one of them, e.g. {entries[-1].results} (evalstream ls "
+            "lists them)"
         )
     newest = entries[-1]
     assert newest.results is not None
