@@ -45,15 +45,20 @@ async def make_run(
     prompt_tag: str = "",
     score_noise: int | None = None,
     remix: int | None = None,
+    token_base: int = 1,
+    save_details: bool = True,
 ) -> RunResult:
     """Save a run of ``skill`` over ``docs`` docs per task; ``prompt_tag`` changes prompts.
 
     Every task logs ``acc`` (0/1); with ``score_noise`` set, also a continuous ``score``
     (skill - u + 0.5 + seeded noise, not 0/1) so the paired bootstrap path is exercised. ``remix`` redraws
     the difficulty of about half the docs (seeded by it): same skill, same truth, other docs right.
+    ``token_base`` changes the input tokens (another tokenizer) and nothing else.
     """
     noise = random.Random(score_noise)
-    async with EvaluationTracker(output_dir, bootstrap_iters=100) as tracker:
+    async with EvaluationTracker(
+        output_dir, bootstrap_iters=100, save_details=save_details
+    ) as tracker:
         await tracker.log_model_info(ModelInfo(model_name=model))
         await tracker.log_tasks(
             [TaskSpec(name=t, version=1, categories=["multichoice"]) for t in TASKS]
@@ -76,8 +81,8 @@ async def make_run(
                 if score_noise is not None:
                     metrics["score"] = skill - u[i] + 0.5 + noise.gauss(0, 0.1)
                 outputs = [
-                    ModelResponse(result=[0.0 if right else -1.0], input_tokens=[1, 2, i]),
-                    ModelResponse(result=[-1.0 if right else 0.0], input_tokens=[1, 2, i]),
+                    ModelResponse(result=[0.0 if right else -1.0], input_tokens=[token_base, 2, i]),
+                    ModelResponse(result=[-1.0 if right else 0.0], input_tokens=[token_base, 3, i]),
                 ]
                 await tracker.log_sample(task, doc, outputs, metrics)
             await tracker.log_num_docs(task, docs, docs)

@@ -32,6 +32,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "b": saved_run(root / "b", 0.6, score_noise=2),  # truth: +0.10 acc, +0.10 score
         "null": saved_run(root / "null", 0.5, score_noise=3, remix=7),  # truth: 0
         "reworded": saved_run(root / "r", 0.5, prompt_tag="Answer briefly. "),
+        "tokenizer": saved_run(root / "t", 0.6, token_base=7),
+        "no_details": saved_run(root / "n", 0.6, save_details=False),
     }
 
 
@@ -77,6 +79,20 @@ def test_changed_prompts_are_not_comparable(
     assert main(["compare", runs["a"].results_path, runs["reworded"].results_path]) == 0
     text = capsys.readouterr().out
     assert "NOT COMPARABLE" in text and EXACT in text and BOOTSTRAP in text
+
+
+def test_other_tokens_are_flagged_and_missing_details_say_so(
+    runs: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same prompts, other input tokens: compared, with a flag. No details: values only."""
+    rows = _compare(capsys, runs["a"].results_path, runs["tokenizer"].results_path)
+    r = rows[(TASKS[1], "acc")]
+    assert r["comparable"] and r["paired"]["ci_low"] > 0
+    assert r["flags"] == ["input tokens differ on 400/400 docs (tokenizer or template)"]
+    rows = _compare(capsys, runs["a"].results_path, runs["no_details"].results_path)
+    r = rows[(TASKS[1], "acc")]
+    assert r["comparable"] and r["paired"] is None and r["difference"] > 0
+    assert r["flags"] == ["no details file: prompts unchecked, no paired test"]
 
 
 def test_mcnemar_exact_matches_the_binomial_tail() -> None:

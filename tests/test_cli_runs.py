@@ -127,6 +127,17 @@ def test_recover_finds_dead_runs_in_an_output_folder(
     assert "already recovered into" in capsys.readouterr().err
 
 
+def test_ls_says_when_a_results_file_is_gone(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    run = saved_run(tmp_path, 0.5, docs=10)
+    Path(run.results_path).unlink()
+    (entry,) = _json(capsys, ["ls", str(tmp_path)])
+    assert (
+        entry["status"] == "saved" and entry["note"] == f"results file {run.results_path} is gone"
+    )
+    assert main(["show", run.workdir]) == 2
+    assert "gone" in capsys.readouterr().err
+
+
 def test_recover_says_what_is_true(out: dict[str, Any], capsys: pytest.CaptureFixture[str]):
     """A saved run folder was saved (nothing to recover); a missing path does not exist."""
     assert main(["recover", out["a"].workdir]) == 2

@@ -199,8 +199,10 @@ def list_runs(output_dir: str) -> list[RunEntry]:
     for entry, status in folders:
         if status is not None and status.results_path and _key(status.results_path) in saved:
             by_results.setdefault(_key(status.results_path), []).append(entry)
-        else:
-            entries.append(entry)
+            continue
+        if status is not None and status.results_path:
+            entry.note = f"results file {status.results_path} is gone"
+        entries.append(entry)
     for key, entry in saved.items():
         claimed = by_results.get(key, [])
         # a recovery saves through a fresh run folder: the dead run's folder names the run

@@ -110,13 +110,15 @@ def _compare_task(
     docs_a, docs_b = _Docs(a, task), _Docs(b, task)
     pairs = [(i, docs_b.index[k]) for k, i in docs_a.index.items() if k in docs_b.index]
     base: list[str] = []
-    if not (docs_a.present and docs_b.present):
-        base.append("no details file: no paired test")
+    checked = docs_a.present and docs_b.present
+    if not checked:
+        base.append("no details file: prompts unchecked, no paired test")
     elif len(pairs) < max(len(docs_a.index), len(docs_b.index)):
         base.append(
             f"docs: {len(docs_a.index)} in A, {len(docs_b.index)} in B, {len(pairs)} shared"
         )
-    comparable, hash_flags = _hash_flags(docs_a, docs_b, pairs)
+    same_prompts, hash_flags = _hash_flags(docs_a, docs_b, pairs)
+    comparable = not checked or (same_prompts and bool(pairs))
     out = []
     for metric in _metrics(row_a):
         if metric not in row_b:
@@ -140,7 +142,7 @@ def _compare_task(
                 difference=None if va is None or vb is None else vb - va,
                 shared_docs=len(pairs),
                 paired=paired,
-                comparable=comparable and bool(pairs),
+                comparable=comparable,
                 flags=flags,
             )
         )
