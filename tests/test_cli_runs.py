@@ -128,7 +128,9 @@ def test_recover_finds_dead_runs_in_an_output_folder(
 
 
 def test_ls_says_when_a_results_file_is_gone(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """A run folder whose results file was deleted says so; other folders are not runs."""
     run = saved_run(tmp_path, 0.5, docs=10)
+    (tmp_path / ".evalstream" / "shards" / "RUN" / "00000-of-00002").mkdir(parents=True)
     Path(run.results_path).unlink()
     (entry,) = _json(capsys, ["ls", str(tmp_path)])
     assert (

@@ -192,8 +192,10 @@ def list_runs(output_dir: str) -> list[RunEntry]:
     folders: list[tuple[RunEntry, RunStatus | None]] = []
     if fs.isdir(f"{root}/.evalstream"):
         for folder in sorted(fs.ls(f"{root}/.evalstream", detail=False)):
-            if fs.isdir(folder):
-                folders.append(_folder_entry(fs, str(folder).rstrip("/")))
+            folder = str(folder).rstrip("/")
+            # a run folder has a status marker or a journal (not, e.g., .evalstream/shards)
+            if fs.exists(f"{folder}/status.json") or fs.isdir(f"{folder}/journal"):
+                folders.append(_folder_entry(fs, folder))
     by_results: dict[tuple[str, str], list[RunEntry]] = {}
     entries: list[RunEntry] = []
     for entry, status in folders:
