@@ -1,100 +1,138 @@
-"""The ``evalstream`` command line: ``demo``, ``push`` (a saved run to the Hub), ``recover``."""
+"""The ``evalstream`` command line: the argument parser; the subcommands live in ``cli/``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
 from typing import TYPE_CHECKING
 
-import anyio
-
-from evalstream._demo import format_results, run_demo
 from evalstream._errors import EvalStreamError
 from evalstream.shards.cli import add_merge_parser
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+DESCRIPTION = """\
+Record, inspect and publish LLM evaluation runs.
 
-def _demo(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    result = anyio.run(
-        lambda: run_demo(
-            args.output_dir,
-            samples=args.samples,
-            concurrency=args.concurrency,
-            seed=args.seed,
-            quiet=args.quiet,
-        )
+Looking at runs:  evalstream ls OUTPUT_DIR, show RUN, compare RUN_A RUN_B, report RUN... -o FILE
+After a crash:    evalstream recover OUTPUT_DIR (every dead run in it) or a run folder
+Publishing:       evalstream push RUN --org ORG (token: $HF_TOKEN or --token-file)
+Trying it out:    evalstream demo
+
+RUN is a results_*.json file, a run folder (OUTPUT_DIR/.evalstream/RUN_ID) or an output
+folder with --latest."""
+
+_Fmt = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return f"evalstream {version('evalstream')}"
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from evalstream.cli.actions import demo as run
+
+    p = sub.add_parser(
+        "demo",
+        help="run a simulated async evaluation, tracked end to end",
+        description="Evaluate a simulated model (random latency) on 8 tasks and save the run.",
+        formatter_class=_Fmt,
     )
-    print(format_results(result))
-    print(
-        f"\n{sum(result.samples.values())} samples tracked and saved in "
-        f"{time.perf_counter() - started:.1f}s"
+    p.add_argument("--output-dir", default="evalstream-out", help="where the run is written")
+    p.add_argument("--samples", type=int, default=20_000, help="samples over all 8 tasks")
+    p.add_argument("--concurrency", type=int, default=64, help="model requests in flight")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated model")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _add_views(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from evalstream.cli import views
+
+    json_help = "print JSON instead of tables"
+    p = sub.add_parser("ls", help="list the runs of an output folder", formatter_class=_Fmt)
+    p.add_argument("output_dir", help="the output folder (a path or an fsspec URL)")
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.set_defaults(func=views.ls)
+    p = sub.add_parser(
+        "show", help="one run's results with stderr and 95%% CIs, config and summary"
     )
-    return 0 if result.ok else 1
-
-
-def _push(args: argparse.Namespace) -> int:
-    from evalstream.sinks.push import push_saved_run
-
-    outcome = anyio.run(
-        lambda: push_saved_run(
-            args.run, args.org, public=args.public, endpoint=args.endpoint or None
-        )
+    p.add_argument("run", help="results_*.json, a run folder, or OUTPUT_DIR with --latest")
+    p.add_argument("--latest", action="store_true", help="the newest saved run of OUTPUT_DIR")
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.set_defaults(func=views.show)
+    p = sub.add_parser(
+        "compare",
+        help="two runs per task and metric, with a paired test on their shared docs",
+        formatter_class=_Fmt,
     )
-    if outcome.ok:
-        print(
-            f"pushed {len(outcome.files)} files to {outcome.repo_id} in commit {outcome.commit_oid}"
-        )
-        return 0
-    print(f"evalstream: push to {outcome.repo_id} failed: {outcome.error}", file=sys.stderr)
-    return 1
+    p.add_argument("run_a", help="the baseline run (results_*.json or a run folder)")
+    p.add_argument("run_b", help="the run compared with it (differences are B - A)")
+    p.add_argument("--iters", type=int, default=2000, help="paired bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.set_defaults(func=views.compare)
 
 
-def _recover(args: argparse.Namespace) -> int:
-    from evalstream.durability.recovery import recover
+def _add_actions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from evalstream.cli import actions
 
-    result = anyio.run(
-        lambda: recover(args.run_dir, output_dir=args.output_dir, model_name=args.model_name)
+    p = sub.add_parser(
+        "push", help="publish a saved run to the Hugging Face Hub", formatter_class=_Fmt
     )
-    partial = result.results.get("evalstream", {})
-    print(f"recovered {sum(result.samples.values())} samples into {result.results_path}")
-    incomplete = partial.get("incomplete_tasks", [])
-    if incomplete:
-        print(f"incomplete tasks: {', '.join(incomplete)}")
-    return 0 if result.ok else 1
+    p.add_argument("run", help="results_*.json, a run folder, or OUTPUT_DIR with --latest")
+    p.add_argument("--latest", action="store_true", help="the newest saved run of OUTPUT_DIR")
+    p.add_argument("--org", required=True, help="organisation (or user) to push to")
+    p.add_argument("--public", action="store_true", help="a public repo (default: _private)")
+    p.add_argument(
+        "--token-file",
+        default=None,
+        help="file holding a write token (default: $HF_TOKEN, else `hf auth login`'s token)",
+    )
+    p.add_argument(
+        "--endpoint",
+        default=os.environ.get("HF_ENDPOINT", ""),
+        help="Hub URL (default: $HF_ENDPOINT, else huggingface.co)",
+    )
+    p.set_defaults(func=actions.push)
+    p = sub.add_parser(
+        "recover",
+        help="rebuild results and details of dead runs from their journals",
+        formatter_class=_Fmt,
+    )
+    p.add_argument("target", help="OUTPUT_DIR (every dead run in it) or one run folder")
+    p.add_argument("--output-dir", default=None, help="write elsewhere than the run's own")
+    p.add_argument("--model-name", default=None, help="if the run died before logging it")
+    p.set_defaults(func=actions.recover)
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report (plots, suites, samples)",
+        formatter_class=_Fmt,
+    )
+    p.add_argument("runs", nargs="+", help="runs in order (checkpoints); OUTPUT_DIR = all its runs")
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
+    p.add_argument("--latest", action="store_true", help="only the newest run of OUTPUT_DIR")
+    p.add_argument("--samples", type=int, default=20, help="details rows shown per task")
+    p.set_defaults(func=actions.report)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="evalstream", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run a simulated async evaluation, tracked end to end")
-    demo.add_argument("--output-dir", default="evalstream-out")
-    demo.add_argument("--samples", type=int, default=20_000)
-    demo.add_argument("--concurrency", type=int, default=64)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--quiet", action="store_true")
-    demo.set_defaults(func=_demo)
-    push = sub.add_parser("push", help="publish a saved run to the Hugging Face Hub")
-    push.add_argument("run", help="the run folder (OUTPUT_DIR/.evalstream/RUN_ID) or results JSON")
-    push.add_argument("--org", required=True, help="organisation (or user) to push to")
-    push.add_argument("--public", action="store_true", help="public repo (default: _private)")
-    push.add_argument(
-        "--endpoint",
-        default=os.environ.get("HF_ENDPOINT", ""),
-        help="Hub URL (default: $HF_ENDPOINT or huggingface.co); token: $HF_TOKEN",
+    parser = argparse.ArgumentParser(
+        prog="evalstream",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    push.set_defaults(func=_push)
-    rec = sub.add_parser("recover", help="write results and details of a dead run's journal")
-    rec.add_argument("run_dir", help="the run folder, OUTPUT_DIR/.evalstream/RUN_ID")
-    rec.add_argument("--output-dir", default=None, help="write elsewhere than the run's own")
-    rec.add_argument("--model-name", default=None, help="if the run died before logging it")
-    rec.set_defaults(func=_recover)
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_views(sub)
+    _add_actions(sub)
     add_merge_parser(sub)
+    _add_demo(sub)
     return parser
 
 

@@ -8,8 +8,6 @@ logged as it completes, and the run is saved at the end.
 from __future__ import annotations
 
 import random
-import sys
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +17,8 @@ from evalstream._tracker import EvaluationTracker
 from evalstream._types import Doc, MetricCategory, ModelInfo, ModelResponse, TaskSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from evalstream._summary import RunResult
 
 
@@ -63,7 +63,8 @@ def demo_tasks(total: int) -> list[DemoTask]:
 async def fake_model(rng: random.Random, task: DemoTask, doc: Doc) -> list[ModelResponse]:
     """A model behind a network: random latency, then log-likelihoods or a generation."""
     await anyio.sleep(rng.uniform(0.002, 0.02))
-    tokens = [rng.randrange(32000) for _ in range(40)]
+    prompt = random.Random(doc.ctx)  # the prompt's tokens depend on the prompt only
+    tokens = [prompt.randrange(32000) for _ in range(40)]
     right = rng.random() < task.skill
     gold = doc.gold_index if isinstance(doc.gold_index, int) else doc.gold_index[0]
     if task.generative:
@@ -89,8 +90,10 @@ async def fake_model(rng: random.Random, task: DemoTask, doc: Doc) -> list[Model
     ]
 
 
-def make_doc(rng: random.Random, task: DemoTask, i: int) -> Doc:
-    """A doc with a ~160-character prompt and four choices."""
+def make_doc(task: DemoTask, i: int) -> Doc:
+    """Doc ``i`` of ``task``: a ~160-character prompt and four choices, the same in every run
+    (whatever the seed), so two demo runs can be compared doc by doc."""
+    rng = random.Random(f"{task.spec.name}/{i}")
     words = " ".join(
         rng.choice(["model", "energy", "cell", "river", "number", "theory", "law"])
         for _ in range(22)
@@ -127,15 +130,19 @@ async def run_demo(
     samples: int = 20_000,
     concurrency: int = 64,
     seed: int = 0,
-    quiet: bool = False,
+    on_progress: Callable[[int, int, str], None] | None = None,
 ) -> RunResult:
-    """Evaluate the demo tasks with ``concurrency`` requests in flight and save the run."""
+    """Evaluate the demo tasks with ``concurrency`` requests in flight and save the run.
+
+    ``on_progress(done, total, phase)`` is called a few times a second while samples are
+    logged, then once with phase ``"saving"`` (the command line draws a bar on a terminal).
+    """
+    report = on_progress or (lambda done, total, phase: None)
     rng = random.Random(seed)
     tasks = demo_tasks(samples)
     work = [(t, i) for t in tasks for i in range(t.docs)]
     rng.shuffle(work)
     done = 0
-    started = time.perf_counter()
     async with EvaluationTracker(output_dir, save_details=True) as tracker:
         await tracker.log_args_info(num_fewshot_seeds=1, max_samples=None, job_id="demo")
         await tracker.log_model_info(
@@ -156,7 +163,7 @@ async def run_demo(
             nonlocal done
             async with receive.clone() as items:
                 async for task, i in items:
-                    doc = make_doc(rng, task, i)
+                    doc = make_doc(task, i)
                     outputs = await fake_model(rng, task, doc)
                     await tracker.log_sample(
                         task.spec.name, doc, outputs, score(task, doc, outputs)
@@ -165,15 +172,8 @@ async def run_demo(
 
         async def progress() -> None:
             while True:
-                await anyio.sleep(0.5)
-                rate = done / (time.perf_counter() - started)
-                if not quiet:
-                    print(
-                        f"\r  {done:>6}/{len(work)} samples  {rate:8.0f}/s",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                report(done, len(work), "logging")
+                await anyio.sleep(0.2)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(progress)
@@ -184,12 +184,7 @@ async def run_demo(
         receive.close()
         for t in tasks:
             await tracker.log_num_docs(t.spec.name, t.docs, t.docs)
-        if not quiet:
-            print(
-                f"\r  {done:>6}/{len(work)} samples in {time.perf_counter() - started:.1f}s; "
-                "saving...",
-                file=sys.stderr,
-            )
+        report(done, len(work), "saving")
         return await tracker.save()
 
 

@@ -309,6 +309,7 @@ class JournalScan:
 
     def __init__(self) -> None:
         self.messages = 0
+        self.bytes = 0  # of the frames read so far, for progress reports
         self.torn_tail = False
         self.corrupt: str | None = None
 
@@ -338,6 +339,7 @@ def scan_journal(
                     reason = f"undecodable frame ({exc})"
                     break
                 scan.messages += 1
+                scan.bytes += HEADER_SIZE + len(payload)
                 yield message
             else:
                 reason = "corrupt frame"

@@ -19,12 +19,12 @@ import anyio
 from evalstream._errors import ConfigError
 from evalstream._messages import EndOfRun, NumDocs, SampleBatch, ScoredSample, TasksDeclared
 from evalstream._types import ModelInfo
-from evalstream.durability.journal import JournalScan, scan_journal
+from evalstream.durability.journal import JournalScan, scan_journal, segment_paths
 from evalstream.durability.resume import check_dead
 from evalstream.durability.runstate import read_settings, update_status
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from evalstream._messages import RunMessage
     from evalstream._summary import RunResult
@@ -116,8 +116,12 @@ async def recover(
     *,
     output_dir: str | None = None,
     model_name: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Rebuild and save the results and details of the dead run in ``run_dir``.
+
+    ``on_progress(bytes_read, journal_bytes)`` is called as the journal is replayed (progress
+    bars).
 
     Raises RunStateError when ``run_dir`` is not a run folder, or its run is alive or was
     already saved, recovered or resumed.
@@ -137,12 +141,15 @@ async def recover(
     )
     scan = JournalScan()
     messages = scan_journal(run_dir / "journal", scan=scan)
+    total = sum(p.stat().st_size for p in segment_paths(run_dir / "journal"))
     tally = _Tally()
     pending: list[ScoredSample] = []
     async with tracker:
         while chunk := await anyio.to_thread.run_sync(_take, messages):
             for message in chunk:
                 tally.add(message)
+            if on_progress is not None:
+                on_progress(scan.bytes, total)
             for message in _merged(chunk, pending):
                 if isinstance(message, TasksDeclared):
                     _stand_in_for_lost(tracker.registry, message)

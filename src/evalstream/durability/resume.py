@@ -96,19 +96,29 @@ class ResumeState:
 
 
 def check_dead(run_dir: Path) -> RunStatus | None:
-    """The status of ``run_dir``; raises if it is not a run folder, is alive, or was saved."""
+    """The status of ``run_dir``; raises saying what is true when there is nothing to recover:
+    the folder does not exist, its run was saved, recovered or resumed, it is no run folder, or
+    its run is alive."""
+    if not run_dir.exists():
+        raise RunStateError(f"{run_dir} does not exist")
+    status = read_status(run_dir)
+    if status is not None and status.state in ("saved", "recovered", "resumed"):
+        what = {
+            "saved": f"already saved (results: {status.results_path}): nothing to recover",
+            "recovered": f"already recovered into {status.results_path}",
+            "resumed": f"already resumed by run {status.successor}: nothing to recover",
+        }[status.state]
+        raise RunStateError(f"the run in {run_dir} was {what}")
     if not (run_dir / "journal").is_dir():
         raise RunStateError(
-            f"{run_dir} holds no journal; pass a run folder such as OUTPUT_DIR/.evalstream/RUN_ID"
+            f"{run_dir} holds no journal, so it is not a run folder that can be recovered; pass "
+            "a run folder (OUTPUT_DIR/.evalstream/RUN_ID), or OUTPUT_DIR to recover its dead runs"
         )
-    status = read_status(run_dir)
     if status is not None and is_alive(status):
         raise RunStateError(
             f"the run in {run_dir} is still running (pid {status.pid} on {status.host}); "
             "stop it first"
         )
-    if status is not None and status.state in ("saved", "recovered", "resumed"):
-        raise RunStateError(f"the run in {run_dir} is already {status.state}")
     return status
 
 

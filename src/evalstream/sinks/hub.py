@@ -117,8 +117,9 @@ class HubPublisher:
         resolved = token or get_token()
         if not resolved:
             raise ConfigError(
-                "pushing to the Hub needs a token with write access: pass token=..., set the "
-                "HF_TOKEN environment variable, or run `hf auth login`"
+                "pushing to the Hub needs a token with write access: pass hub_token=... to "
+                "the tracker, set the HF_TOKEN environment variable, run `hf auth login`, or "
+                "give `evalstream push` a --token-file"
             )
         self._org = org
         self._token = resolved

@@ -1,0 +1,169 @@
+"""``evalstream demo``, ``recover``, ``push`` and ``report``: the commands that do long work.
+
+Each shows a progress bar while it works when stderr is a terminal, and nothing otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from evalstream._errors import ConfigError
+from evalstream.cli.output import progress
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def _ignore(**_: object) -> None:
+    """The progress update of a command told to be quiet."""
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Run the simulated evaluation and print its results."""
+    from evalstream._demo import format_results, run_demo
+
+    started = time.perf_counter()
+    bar = nullcontext(_ignore) if args.quiet else progress("demo: logging", args.samples)
+    with bar as update:
+
+        def on_progress(done: int, total: int, phase: str) -> None:
+            update(completed=done, total=total, description=f"demo: {phase}")
+
+        result = anyio.run(
+            lambda: run_demo(
+                args.output_dir,
+                samples=args.samples,
+                concurrency=args.concurrency,
+                seed=args.seed,
+                on_progress=on_progress,
+            )
+        )
+    print(format_results(result))
+    print(
+        f"\n{sum(result.samples.values())} samples tracked and saved in "
+        f"{time.perf_counter() - started:.1f}s"
+    )
+    return 0 if result.ok else 1
+
+
+def _recover_one(run_dir: Path, args: argparse.Namespace) -> bool:
+    from evalstream.durability.recovery import recover
+
+    with progress(f"recover {run_dir.name}", None, unit="bytes") as update:
+        result = anyio.run(
+            lambda: recover(
+                run_dir,
+                output_dir=args.output_dir,
+                model_name=args.model_name,
+                on_progress=lambda done, total: update(completed=done, total=total),
+            )
+        )
+    partial = result.results.get("evalstream", {})
+    print(f"recovered {sum(result.samples.values())} samples into {result.results_path}")
+    incomplete = partial.get("incomplete_tasks", [])
+    if incomplete:
+        print(f"incomplete tasks: {', '.join(incomplete)}")
+    return result.ok
+
+
+def recover(args: argparse.Namespace) -> int:
+    """Recover one run folder, or every dead run of an output folder."""
+    from evalstream.runs.catalog import RECOVERABLE, list_runs
+
+    target = Path(args.target)
+    if not target.exists():
+        raise ConfigError(f"{target} does not exist")
+    if (target / "status.json").exists() or (target / "journal").is_dir():
+        return 0 if _recover_one(target, args) else 1
+    if not (target / ".evalstream").is_dir():
+        raise ConfigError(
+            f"{target} is neither an output folder (no .evalstream inside) nor a run folder "
+            "(OUTPUT_DIR/.evalstream/RUN_ID); nothing to recover"
+        )
+    entries = list_runs(str(target))
+    dead = [
+        e
+        for e in entries
+        if e.status in RECOVERABLE and e.run_dir and (Path(e.run_dir) / "journal").is_dir()
+    ]
+    if not dead:
+        states = ", ".join(sorted({e.status for e in entries})) or "none"
+        print(f"no dead runs to recover in {target} ({len(entries)} run(s): {states})")
+        return 0
+    ok = True
+    for entry in dead:
+        assert entry.run_dir is not None
+        print(f"run {entry.run_id} ({entry.status}):")
+        ok = _recover_one(Path(entry.run_dir), args) and ok
+    return 0 if ok else 1
+
+
+def read_token(args: argparse.Namespace) -> str | None:
+    """The token of ``--token-file``, else None (then HF_TOKEN or ``hf auth login``)."""
+    if not args.token_file:
+        return None
+    path = Path(args.token_file)
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the token file {path}: {exc.strerror}") from exc
+    if not token:
+        raise ConfigError(f"the token file {path} is empty")
+    return token
+
+
+def push(args: argparse.Namespace) -> int:
+    """Publish a saved run (a run folder, results file, or an output folder's latest run)."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from evalstream.runs.loading import resolve_run
+    from evalstream.sinks.push import push_saved_run
+
+    token = read_token(args)
+    run = resolve_run(args.run, latest=args.latest)
+    if not isinstance(run.fs, LocalFileSystem):
+        raise ConfigError(f"push publishes local files; {run.where} is remote")
+    where = run.run_dir or run.results_path
+    with progress(f"push {run.label} to {args.org}", None):
+        outcome = anyio.run(
+            lambda: push_saved_run(
+                where, args.org, public=args.public, token=token, endpoint=args.endpoint or None
+            )
+        )
+    if outcome.ok:
+        print(
+            f"pushed {len(outcome.files)} files to {outcome.repo_id} in commit {outcome.commit_oid}"
+        )
+        return 0
+    print(f"evalstream: push to {outcome.repo_id} failed: {outcome.error}", file=sys.stderr)
+    return 1
+
+
+def report(args: argparse.Namespace) -> int:
+    """Write the HTML report of one or more runs."""
+    from evalstream.runs.catalog import list_runs
+    from evalstream.runs.loading import resolve_run
+    from evalstream.runs.report import write_report
+
+    runs = []
+    for target in args.runs:
+        is_output = os.path.isdir(os.path.join(target, ".evalstream")) or os.path.isdir(
+            os.path.join(target, "results")
+        )
+        if is_output and not args.latest:  # every saved run of an output folder, in order
+            runs += [resolve_run(e.results) for e in list_runs(target) if e.results]
+        else:
+            runs.append(resolve_run(target, latest=args.latest))
+    if not runs:
+        raise ConfigError(f"no saved runs in {', '.join(args.runs)}")
+    with progress("report", None) as update:
+        path = write_report(runs, args.output, samples=args.samples, on_progress=update)
+    print(f"wrote {path} ({len(runs)} run(s), {path.stat().st_size / 1e6:.1f} MB)")
+    return 0

@@ -1,0 +1,117 @@
+"""What a run's journal holds, read cheaply: model, tasks, samples per task, whether save began.
+
+``evalstream ls`` shows runs that never saved (running, dead) from their journal. Decoding every
+message fully would build every doc and response; instead each frame is decoded into small
+Structs that carry only the fields counted here (msgspec skips the others without building
+them), under the same tags as the real messages.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from evalstream.durability.frames import FrameScan, iter_frames
+from evalstream.durability.journal import segment_paths
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class _Sample(msgspec.Struct):
+    task_name: str
+    scope: str = "both"
+
+
+class _Batch(msgspec.Struct, tag="SampleBatch"):
+    samples: list[_Sample]
+
+
+class _Model(msgspec.Struct):
+    model_name: str = ""
+
+
+class _ModelLogged(msgspec.Struct, tag="ModelInfoLogged"):
+    info: _Model
+
+
+class _Task(msgspec.Struct):
+    name: str
+
+
+class _Tasks(msgspec.Struct, tag="TasksDeclared"):
+    tasks: list[_Task]
+
+
+class _NumDocs(msgspec.Struct, tag="NumDocs"):
+    task_name: str
+    effective_num_docs: int = 0
+
+
+class _End(msgspec.Struct, tag="EndOfRun"):
+    pass
+
+
+class _Args(msgspec.Struct, tag="ArgsInfo"):
+    pass
+
+
+class _Version(msgspec.Struct, tag="TaskVersion"):
+    pass
+
+
+_DECODER = msgspec.msgpack.Decoder(
+    _Batch | _ModelLogged | _Tasks | _NumDocs | _End | _Args | _Version
+)
+
+
+class JournalSummary(msgspec.Struct, kw_only=True):
+    """The counts of a journal's intact frames."""
+
+    model_name: str | None = None
+    samples: dict[str, int] = {}
+    expected: dict[str, int] = {}
+    reached_save: bool = False
+    bytes: int = 0
+    readable: bool = True
+
+    @property
+    def total_samples(self) -> int:
+        """Samples over every task."""
+        return sum(self.samples.values())
+
+
+def peek_journal(folder: Path) -> JournalSummary:
+    """Count what the journal in ``folder`` holds (blocking); stops at the first bad frame."""
+    summary = JournalSummary(samples={}, expected={})
+    metrics: dict[str, int] = {}
+    details: dict[str, int] = {}
+    for path in segment_paths(folder):
+        summary.bytes += path.stat().st_size
+        scan = FrameScan()
+        with path.open("rb") as handle:
+            for payload in iter_frames(handle, scan):
+                try:
+                    message = _DECODER.decode(payload)
+                except msgspec.DecodeError:
+                    summary.readable = False
+                    break
+                if isinstance(message, _Batch):
+                    for s in message.samples:
+                        counts = details if s.scope == "details" else metrics
+                        counts[s.task_name] = counts.get(s.task_name, 0) + 1
+                elif isinstance(message, _ModelLogged):
+                    summary.model_name = message.info.model_name or None
+                elif isinstance(message, _Tasks):
+                    for declared in message.tasks:
+                        metrics.setdefault(declared.name, 0)
+                elif isinstance(message, _NumDocs):
+                    summary.expected[message.task_name] = message.effective_num_docs
+                elif isinstance(message, _End):
+                    summary.reached_save = True
+        if scan.corrupt_at is not None:
+            summary.readable = False
+    for task in metrics.keys() | details.keys():
+        summary.samples[task] = max(metrics.get(task, 0), details.get(task, 0))
+    return summary

@@ -1,0 +1,215 @@
+"""The runs of an output folder (a local path or an fsspec URL), and what state each is in.
+
+A run shows up as a run folder (``.evalstream/RUN_ID`` with its status marker and, until it is
+saved, its journal), as a results file (``results/MODEL/results_DATE.json``), or both. A
+``running`` run whose process is gone is ``dead``; only a local run on this host can be checked,
+so a run of another host stays ``running`` with a note. A run that was recovered is listed once:
+the dead run's id, state ``recovered``, with the results file the recovery wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import msgspec
+from fsspec.implementations.local import LocalFileSystem
+
+from evalstream.durability.peek import peek_journal
+from evalstream.durability.runstate import RunStatus, is_alive
+
+RECOVERABLE = frozenset({"dead", "failed", "cancelled"})
+"""States whose journal ``evalstream recover`` replays."""
+
+
+class Headline(msgspec.Struct, frozen=True):
+    """The first metric of a run's ``all`` row (or of its first task)."""
+
+    metric: str
+    value: float | None
+    stderr: float | None
+
+
+class RunEntry(msgspec.Struct, kw_only=True):
+    """One run of an output folder, as ``evalstream ls`` shows it."""
+
+    run_id: str | None
+    model: str | None
+    date_id: str | None
+    status: str
+    tasks: int
+    samples: int | None
+    headline: Headline | None
+    results: str | None  # results file, as a local path or URL
+    run_dir: str | None
+    started: float | None
+    note: str = ""
+
+
+def filesystem(target: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path in it) of a local path or URL."""
+    fs, path = fsspec.core.url_to_fs(target)
+    return fs, str(path).rstrip("/") or "/"
+
+
+def display(fs: Any, path: str) -> str:
+    """A path as the user would type it: plain for local files, a URL otherwise."""
+    return path if isinstance(fs, LocalFileSystem) else str(fs.unstrip_protocol(path))
+
+
+def read_json(fs: Any, path: str) -> dict[str, Any]:
+    """A JSON object file."""
+    data: dict[str, Any] = json.loads(fs.cat_file(path))
+    return data
+
+
+def headline(results: dict[str, Any]) -> Headline | None:
+    """The metric a run is summed up by: the first of its ``all`` row, else of its first task."""
+    rows = results.get("results") or {}
+    row = rows.get("all") or next(iter(rows.values()), None)
+    if not row:
+        return None
+    metric = next((m for m in row if not m.endswith("_stderr")), None)
+    if metric is None:
+        return None
+    return Headline(metric, row.get(metric), row.get(f"{metric}_stderr"))
+
+
+def task_names(results: dict[str, Any]) -> list[str]:
+    """The evaluated tasks (not the derived ``_average`` and ``all`` rows)."""
+    return [t for t in results.get("results") or {} if t != "all" and ":_average|" not in t]
+
+
+def sample_counts(results: dict[str, Any]) -> dict[str, int]:
+    """Samples per task: the recovery section's counts, else the summary's per-sample counters."""
+    partial = (results.get("evalstream") or {}).get("tasks")
+    if partial:
+        return {t: int(v.get("samples") or 0) for t, v in partial.items()}
+    out = {}
+    for task, summary in (results.get("summary_tasks") or {}).items():
+        if "truncated" in summary and "non_truncated" in summary:
+            out[task] = int(summary["truncated"]) + int(summary["non_truncated"])
+    return out
+
+
+def _results_entry(fs: Any, path: str) -> RunEntry:
+    data = read_json(fs, path)
+    config = data.get("config_general") or {}
+    counts = sample_counts(data)
+    partial = data.get("evalstream") or {}
+    note = ""
+    if partial.get("partial"):
+        incomplete = partial.get("incomplete_tasks") or []
+        note = f"partial: {len(incomplete)} incomplete task(s)" if incomplete else "partial"
+    return RunEntry(
+        run_id=None,
+        model=config.get("model_name"),
+        date_id=Path(path).stem.removeprefix("results_"),
+        status="saved",
+        tasks=len(task_names(data)),
+        samples=sum(counts.values()) if counts else None,
+        headline=headline(data),
+        results=display(fs, path),
+        run_dir=None,
+        started=config.get("start_time"),
+        note=note,
+    )
+
+
+def _key(path: str) -> tuple[str, str]:
+    """Results files are matched to run folders by model folder and file name."""
+    p = Path(path)
+    return p.parent.name, p.name
+
+
+def run_state(fs: Any, status: RunStatus) -> tuple[str, str]:
+    """(state as ``ls`` shows it, a note): a ``running`` run whose process is gone is ``dead``."""
+    if status.state != "running":
+        return status.state, ""
+    if not isinstance(fs, LocalFileSystem) or status.host != socket.gethostname():
+        return "running", f"on {status.host}: cannot check from here"
+    if is_alive(status):
+        return "running", f"pid {status.pid}"
+    return "dead", f"pid {status.pid} is gone: evalstream recover"
+
+
+def _folder_entry(fs: Any, folder: str) -> tuple[RunEntry, RunStatus | None]:
+    status = None
+    if fs.exists(f"{folder}/status.json"):
+        status = msgspec.json.decode(fs.cat_file(f"{folder}/status.json"), type=RunStatus)
+    state, note = run_state(fs, status) if status else ("dead", "no status marker")
+    entry = RunEntry(
+        run_id=status.run_id if status else Path(folder).name,
+        model=None,
+        date_id=None,
+        status=state,
+        tasks=0,
+        samples=None,
+        headline=None,
+        results=status.results_path if status else None,
+        run_dir=display(fs, folder),
+        started=status.start_time if status else None,
+        note=note,
+    )
+    if status is not None and status.state == "resumed":
+        entry.note = f"resumed by {status.successor}"
+    journal = f"{folder}/journal"
+    if not status or status.state not in ("saved", "recovered", "resumed"):
+        if isinstance(fs, LocalFileSystem) and fs.isdir(journal):
+            peek = peek_journal(Path(journal))
+            entry.model = peek.model_name
+            entry.tasks = len(peek.samples)
+            entry.samples = peek.total_samples
+            if peek.reached_save and entry.status == "dead":
+                entry.note += "; died while saving"
+        elif entry.status in RECOVERABLE:
+            entry.note = "no journal left: nothing to recover"
+    return entry, status
+
+
+def _merge(folder: RunEntry, saved: RunEntry) -> RunEntry:
+    """A run folder joined with the results file it names."""
+    return msgspec.structs.replace(
+        saved,
+        run_id=folder.run_id,
+        status=folder.status,
+        run_dir=folder.run_dir,
+        started=folder.started or saved.started,
+        note="; ".join(n for n in (folder.note, saved.note) if n),
+    )
+
+
+def list_runs(output_dir: str) -> list[RunEntry]:
+    """Every run in ``output_dir``, oldest first (blocking)."""
+    fs, root = filesystem(output_dir)
+    files = {
+        _key(p): p for p in sorted(fs.glob(f"{root}/results/**/results_*.json")) if fs.isfile(p)
+    }
+    saved = {key: _results_entry(fs, path) for key, path in files.items()}
+    folders: list[tuple[RunEntry, RunStatus | None]] = []
+    if fs.isdir(f"{root}/.evalstream"):
+        for folder in sorted(fs.ls(f"{root}/.evalstream", detail=False)):
+            folder = str(folder).rstrip("/")
+            # a run folder has a status marker or a journal (not, e.g., .evalstream/shards)
+            if fs.exists(f"{folder}/status.json") or fs.isdir(f"{folder}/journal"):
+                folders.append(_folder_entry(fs, folder))
+    by_results: dict[tuple[str, str], list[RunEntry]] = {}
+    entries: list[RunEntry] = []
+    for entry, status in folders:
+        if status is not None and status.results_path and _key(status.results_path) in saved:
+            by_results.setdefault(_key(status.results_path), []).append(entry)
+            continue
+        if status is not None and status.results_path:
+            entry.note = f"results file {status.results_path} is gone"
+        entries.append(entry)
+    for key, entry in saved.items():
+        claimed = by_results.get(key, [])
+        # a recovery saves through a fresh run folder: the dead run's folder names the run
+        owner = next((e for e in claimed if e.status == "recovered"), None)
+        owner = owner or (claimed[0] if claimed else None)
+        entries.append(_merge(owner, entry) if owner else entry)
+    entries.sort(key=lambda e: (e.started or 0.0, e.date_id or "", e.run_id or ""))
+    return entries

@@ -1,0 +1,135 @@
+"""One saved run, found from what a user types: a results file, a run folder, or an output folder.
+
+``RUN`` may be a ``results_*.json`` file, a run folder (``OUTPUT_DIR/.evalstream/RUN_ID``, whose
+status marker names its results file), or an output folder with ``latest=True`` (its newest
+saved run). Details files are found beside the results, as ``save()`` wrote them:
+``details/MODEL/DATE/details_TASK_DATE.parquet``.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pyarrow.parquet as pq
+
+from evalstream._errors import ConfigError, RunStateError
+from evalstream.durability.runstate import RunStatus
+from evalstream.runs.catalog import (
+    display,
+    filesystem,
+    list_runs,
+    read_json,
+    run_state,
+    task_names,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class LoadedRun:
+    """A saved run's results, and where its details files are."""
+
+    def __init__(self, fs: Any, results_path: str, run_dir: str | None = None) -> None:
+        self.fs = fs
+        self.results_path = results_path
+        self.results: dict[str, Any] = read_json(fs, results_path)
+        config = self.results.get("config_general") or {}
+        self.model_name: str = config.get("model_name") or "?"
+        self.date_id = PurePosixPath(results_path).stem.removeprefix("results_")
+        self.run_dir = run_dir
+        parts = len(PurePosixPath(self.model_name).parts) + 2  # results/MODEL/results_DATE.json
+        self.root = str(PurePosixPath(results_path).parents[parts - 1])
+
+    @property
+    def label(self) -> str:
+        """``model @ date`` for tables and plot legends."""
+        return f"{self.model_name} @ {self.date_id}"
+
+    @property
+    def where(self) -> str:
+        """The results file as the user would type it."""
+        return display(self.fs, self.results_path)
+
+    def tasks(self) -> list[str]:
+        """The evaluated tasks, without the derived rows."""
+        return task_names(self.results)
+
+    def details_path(self, task: str) -> str:
+        """Where ``save()`` wrote the details of ``task``."""
+        return (
+            f"{self.root}/details/{self.model_name}/{self.date_id}/"
+            f"details_{task}_{self.date_id}.parquet"
+        )
+
+    def read_details(
+        self, task: str, columns: list[str] | None = None, *, limit: int | None = None
+    ) -> pa.Table | None:
+        """The details of ``task`` (the first ``limit`` rows), or None without a details file."""
+        path = self.details_path(task)
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as handle:
+            file = pq.ParquetFile(handle)
+            wanted = [c for c in columns or file.schema_arrow.names if c in file.schema_arrow.names]
+            if limit is None:
+                return file.read(columns=wanted)
+            import pyarrow as pa
+
+            batches = []
+            rows = 0
+            for batch in file.iter_batches(batch_size=min(limit, 1024), columns=wanted):
+                batches.append(batch.slice(0, limit - rows))
+                rows += batches[-1].num_rows
+                if rows >= limit:
+                    break
+            schema = pa.schema([file.schema_arrow.field(c) for c in wanted])
+            return pa.Table.from_batches(batches, schema=schema)
+
+
+def _from_run_folder(fs: Any, path: str, target: str) -> LoadedRun:
+    status = msgspec.json.decode(fs.cat_file(f"{path}/status.json"), type=RunStatus)
+    if status.state in ("saved", "recovered") and status.results_path:
+        results_fs, results_path = filesystem(status.results_path)
+        if not results_fs.exists(results_path):
+            raise ConfigError(f"{target} names the results file {status.results_path}, gone")
+        return LoadedRun(results_fs, results_path, run_dir=display(fs, path))
+    state, _ = run_state(fs, status)
+    hint = {
+        "running": "it has no results until it saves",
+        "resumed": f"it was resumed by {status.successor}: show that run",
+    }.get(state, "run `evalstream recover` on it first")
+    raise RunStateError(f"the run in {target} is {state}; {hint}")
+
+
+def resolve_run(target: str, *, latest: bool = False) -> LoadedRun:
+    """The saved run ``target`` names (blocking); raises ConfigError saying what is there."""
+    fs, path = filesystem(target)
+    if not fs.exists(path):
+        raise ConfigError(f"{target} does not exist")
+    if fs.isfile(path):
+        if not path.endswith(".json"):
+            raise ConfigError(f"{target} is not a results_*.json file, a run or output folder")
+        return LoadedRun(fs, path)
+    if fs.exists(f"{path}/status.json"):
+        return _from_run_folder(fs, path, target)
+    if not (fs.isdir(f"{path}/results") or fs.isdir(f"{path}/.evalstream")):
+        raise ConfigError(
+            f"{target} holds no evalstream run: pass a results_*.json file, a run folder "
+            "(OUTPUT_DIR/.evalstream/RUN_ID) or an output folder with --latest"
+        )
+    entries = [e for e in list_runs(target) if e.results]
+    if not entries:
+        raise ConfigError(f"the output folder {target} holds no saved run yet")
+    if not latest:
+        raise ConfigError(
+            f"{target} is an output folder with {len(entries)} saved run(s); pass --latest "
+            f"(show, push, report) or one of them, e.g. {entries[-1].results} (evalstream ls "
+            "lists them)"
+        )
+    newest = entries[-1]
+    assert newest.results is not None
+    results_fs, results_path = filesystem(newest.results)
+    return LoadedRun(results_fs, results_path, run_dir=newest.run_dir)

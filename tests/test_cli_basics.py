@@ -1,0 +1,137 @@
+"""What a newcomer sees first: --version, help texts, push tokens, quiet pipes, progress on a tty."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from evalstream._cli import build_parser, main
+from evalstream.cli.output import Output
+from evalstream.testing import LoopbackHub
+
+from _runs import saved_run
+
+ORG = "evals-org"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"evalstream {version('evalstream')}"
+
+
+def test_top_level_help_is_plain_text() -> None:
+    """No raw reStructuredText markup; every subcommand listed."""
+    text = build_parser().format_help()
+    assert "``" not in text
+    for command in ("ls", "show", "compare", "report", "recover", "push", "demo"):
+        assert re.search(rf"^\s+{command}\s+\w", text, re.MULTILINE), command
+
+
+def test_demo_help_describes_every_option_with_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = capsys.readouterr().out.split("options:", 1)[1]
+    for option, default in (
+        ("--output-dir", "evalstream-out"), ("--samples", "20000"), ("--concurrency", "64"),
+        ("--seed", "0"),
+    ):  # fmt: skip
+        line = re.search(rf"^  {option} [A-Z_]+\s+([^(]+)\(default: ([^)]+)\)", text, re.MULTILINE)
+        assert line and line.group(1).strip() and line.group(2) == default, option
+    assert re.search(r"--quiet\s+no progress bar", text)
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_push_without_a_token_names_hub_token_and_token_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = saved_run(tmp_path, 0.5, docs=20)
+    assert main(["push", run.workdir, "--org", ORG, "--endpoint", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "hub_token=" in err and "--token-file" in err and "HF_TOKEN" in err
+    assert " token=..." not in err
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_push_latest_with_a_token_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """`push OUTPUT_DIR --latest --token-file F` publishes the newest run; the token stays off
+    the command line and out of the output."""
+    saved_run(tmp_path / "out", 0.5, docs=20)
+    newest = saved_run(tmp_path / "out", 0.6, docs=20)
+    with LoopbackHub() as hub:
+        token_file = tmp_path / "token"
+        token_file.write_text(hub.token + "\n")
+        argv = ["push", str(tmp_path / "out"), "--org", ORG, "--endpoint", hub.endpoint]
+        assert main([*argv, "--token-file", str(tmp_path / "missing")]) == 2
+        assert "cannot read the token file" in capsys.readouterr().err
+        assert main(argv) == 2  # an output folder needs --latest
+        assert "pass --latest" in capsys.readouterr().err
+        assert main([*argv, "--latest", "--token-file", str(token_file)]) == 0
+        said = capsys.readouterr()
+        repo = f"{ORG}/details_org__model_private"
+        assert f"to {repo}" in said.out and hub.token not in said.out + said.err
+        written = Path(newest.results_path).read_bytes()
+        assert hub.file_bytes(repo, f"results_{newest.date_id}.json") == written
+
+
+def test_commands_are_quiet_on_a_pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """No progress output when stderr is not a terminal."""
+    assert main(["demo", "--samples", "160", "--output-dir", str(tmp_path / "o")]) == 0
+    said = capsys.readouterr()
+    assert said.err == "" and "samples tracked and saved" in said.out
+    assert main(["report", str(tmp_path / "o"), "-o", str(tmp_path / "r.html")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_demo_draws_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """With stderr on a pseudo-terminal the demo draws rich's progress bar there."""
+    primary, secondary = os.openpty()
+    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+    argv = [sys.executable, "-m", "evalstream._cli", "demo", "--samples", "3000"]
+    child = subprocess.Popen(
+        [*argv, "--output-dir", str(tmp_path)], stderr=secondary, stdout=subprocess.PIPE, env=env
+    )
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = child.communicate(timeout=60)
+    os.close(primary)
+    assert child.returncode == 0 and b"samples tracked and saved" in out
+    text = seen.decode(errors="replace")
+    assert "demo: logging" in text and "\u2501" in text  # rich's bar glyph
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tables_are_rich_on_a_terminal_and_plain_in_a_pipe() -> None:
+    rows = [["suite|t|0", "acc", "0.5000"], ["all", "acc", "-"]]
+    tty, pipe = _Terminal(), io.StringIO()
+    Output(stream=tty).table("results", ["task", "metric", "value"], rows)
+    Output(stream=pipe).table("results", ["task", "metric", "value"], rows)
+    drawn = tty.getvalue()
+    assert "┏━━━" in drawn and "│ suite|t|0 │ acc    │ 0.5000 │" in drawn  # value right-aligned
+    assert pipe.getvalue().splitlines()[1:3] == [
+        "task       metric  value ",
+        "---------  ------  ------",
+    ]

@@ -1,0 +1,98 @@
+"""`evalstream report`: one self-contained HTML file with plots, suites, runs and samples."""
+
+from __future__ import annotations
+
+import html.parser
+import re
+from pathlib import Path
+
+import pytest
+
+from evalstream._cli import main
+
+from _runs import TASKS, saved_run
+
+
+class _Page(html.parser.HTMLParser):
+    """Counts tags and collects every URL the page would load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: dict[str, int] = {}
+        self.loads: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        for name, value in attrs:
+            if name in ("src", "href") or (name == "xlink:href" and value and "#" not in value):
+                self.loads.append(f"{tag} {name}={value}")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rep")
+    for skill in (0.4, 0.5, 0.65):  # three checkpoints
+        saved_run(out, skill, docs=60, prompt_tag="<b>&</b> ")
+    return out
+
+
+def test_report_of_several_runs_is_self_contained(root: Path, tmp_path: Path) -> None:
+    """Scores, suite and run-over-run plots as inline SVG, nothing loaded, samples escaped."""
+    report = tmp_path / "r" / "report.html"
+    assert main(["report", str(root), "-o", str(report), "--samples", "5"]) == 0
+    text = report.read_text()
+    page = _Page()
+    page.feed(text)
+    assert page.loads == []  # no script, stylesheet, image or font from anywhere
+    assert "script" not in page.tags and "link" not in page.tags
+    plots = re.findall(r"<figure class='plot' data-plot='([^']+)'>\s*<svg", text)
+    assert plots == ["scores-acc", "suites", "run-over-run"]
+    assert page.tags["svg"] == 3 and page.tags["path"] > 100
+    # the sample browser: 5 rows for each of 3 tasks of 3 runs, prompts escaped
+    assert text.count("(first 5 of 60 rows)") == 9
+    assert "&lt;b&gt;&amp;&lt;/b&gt; Q: suite|bench:alpha|0 question 0?" in text
+    assert "<b>&</b>" not in text
+    for task in TASKS:
+        assert task in text
+
+
+def test_report_of_one_run_has_no_run_over_run(root: Path, tmp_path: Path) -> None:
+    report = tmp_path / "one.html"
+    assert main(["report", str(root), "--latest", "-o", str(report)]) == 0
+    text = report.read_text()
+    assert "data-plot='scores-acc'" in text and "run-over-run" not in text
+    assert text.count("(first 20 of 60 rows)") == 3
+
+
+def test_report_needs_a_saved_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "none"), "-o", str(tmp_path / "x.html")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_readme_looking_at_runs_commands_run(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each command of the README's "Looking at runs" block runs as written (push aside: its
+    own test needs a Hub), on an output folder named like the README's."""
+    import shlex
+    import shutil
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme[readme.index("## Looking at runs") :].split("```bash\n", 1)[1].split("```")[0]
+    shutil.copytree(root, tmp_path / "evalstream-out", symlinks=True)
+    monkeypatch.chdir(tmp_path)
+    results = sorted((tmp_path / "evalstream-out" / "results").rglob("results_*.json"))
+    ran = []
+    for line in block.splitlines():
+        argv = shlex.split(line.split("#", 1)[0])
+        if not argv or argv[1] == "push":
+            continue
+        argv = [{"RUN_A": str(results[0]), "RUN_B": str(results[1])}.get(a, a) for a in argv]
+        assert main(argv[1:]) == 0, line
+        ran.append(argv[1])
+    assert ran == ["ls", "show", "compare", "report", "recover"]
+    assert (tmp_path / "report.html").stat().st_size > 10_000
