@@ -25,6 +25,7 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
+from evalstream.actors.base import Faults
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -57,6 +58,9 @@ class Coordinator:
         self.versions = versions
         self.task_config = task_config
         self.actors: tuple[Actor, ...] = (general, details, metrics, versions, task_config)
+        self.faults = Faults()
+        for actor in self.actors:
+            actor.faults = self.faults
         self.capacity = capacity
         self._sends: dict[str, MemoryObjectSendStream[Inbound]] = {}
         self._routes: dict[type, tuple[MemoryObjectSendStream[Inbound], ...]] = {}
@@ -116,7 +120,8 @@ class Coordinator:
         for send in self._sends.values():
             await send.aclose()
         for actor in self.actors:
-            await actor.done.wait()
+            if actor.started:
+                await actor.done.wait()
 
     def stats(self) -> tuple[ActorStats, ...]:
         """Snapshots of every actor's progress."""

@@ -16,7 +16,8 @@ class ConfigError(EvalStreamError):
 
 
 class UnsafeNameError(ConfigError):
-    """Raised when a model or task name would escape ``output_dir`` or is empty."""
+    """Raised when a model or task name would escape ``output_dir`` or is empty, or a path
+    inside ``output_dir`` is a symbolic link (never followed)."""
 
 
 class InputError(EvalStreamError):
@@ -28,11 +29,22 @@ class UnknownTaskError(InputError):
 
 
 class MetricValueError(InputError):
-    """Raised when a metric value is neither a number nor an aggregation's accepted input."""
+    """Raised when a metric value is neither a number nor an aggregation's accepted input, or
+    its kind differs from the first value logged for the same task and metric."""
+
+
+class InvalidSampleError(InputError):
+    """Raised when a sample cannot be stored: a wrong shape (``outputs`` not a list of
+    ``ModelResponse``), a lone surrogate, an int beyond 64 bits, nesting too deep."""
 
 
 class RunStateError(EvalStreamError):
     """Raised when a call does not fit the run's lifecycle (a sample after ``save()``)."""
+
+
+class RunFailedError(EvalStreamError):
+    """Raised when part of the run failed inside evalstream (a bug): the cause is chained, the
+    journal keeps every accepted sample, and ``evalstream recover`` gives the partial results."""
 
 
 class StorageError(EvalStreamError):

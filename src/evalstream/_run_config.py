@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from evalstream._messages import RunMessage
     from evalstream._types import ModelInfo, TaskSpec
+    from evalstream.durability.storage import OutputStore
+    from evalstream.sinks.hub import HubPublisher
     from evalstream.stats.aggregations import AggregationRegistry
 
 
@@ -33,9 +35,13 @@ def check_options(
 
 
 class RunConfigCalls:
-    """Mixin for EvaluationTracker: needs ``_send``, ``registry``, ``_tasks`` and ``_model``."""
+    """Mixin for EvaluationTracker: needs ``_send``, ``registry``, ``store``, ``publisher``,
+    ``_tasks`` and ``_model``."""
 
     registry: AggregationRegistry
+    store: OutputStore
+    push_to_hub: bool
+    publisher: HubPublisher | None
     _tasks: dict[str, TaskSpec]
     _model: ModelInfo | None
 
@@ -62,8 +68,13 @@ class RunConfigCalls:
         )
 
     async def log_model_info(self, model_info: ModelInfo) -> None:
-        """Record the evaluated model; its name must be a safe relative path."""
-        check_model_name(model_info.model_name)
+        """Record the evaluated model; its name must be a safe relative path, and with
+        ``push_to_hub`` make a repo id the Hub accepts (refused here, not at the push)."""
+        name = check_model_name(model_info.model_name)
+        for folder in ("results", "details"):
+            self.store.local(f"{folder}/{name}")  # a symbolic link on the way fails now
+        if self.push_to_hub and self.publisher is not None:
+            self.publisher.check_model_name(name)
         self._model = model_info
         await self._send(ModelInfoLogged(info=model_info))
 

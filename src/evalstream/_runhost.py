@@ -7,6 +7,7 @@ a closed journal and an honest status marker behind). The tracker above it is th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -14,9 +15,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio import TASK_STATUS_IGNORED
 
 from evalstream import __version__
 from evalstream._coordinator import Coordinator
+from evalstream._errors import RunFailedError
 from evalstream._messages import ENCODER
 from evalstream.actors.details import DetailsActor
 from evalstream.actors.general_config import GeneralConfigActor
@@ -34,10 +37,19 @@ from evalstream.durability.runstate import (
     write_status,
 )
 
-if TYPE_CHECKING:
-    from types import TracebackType
 
-    from anyio.abc import TaskGroup
+def is_cancellation(exc: BaseException) -> bool:
+    """True for the event loop's cancellation, also inside an exception group of only those."""
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(cancelled)[1] is None
+    return isinstance(exc, cancelled)
+
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from anyio.abc import TaskGroup, TaskStatus
 
     from evalstream._errors import EvalStreamError
     from evalstream._messages import RunMessage
@@ -77,11 +89,14 @@ class RunHost:
         self.coordinator: Coordinator | None = None
         self._status: RunStatus | None = None
         self._tg: TaskGroup | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._status_lock = anyio.Lock()
 
     async def start(self) -> Coordinator:
         """Write the marker and settings, start the journal writer and the actors."""
         status = new_status(self.run_id, self.start_time)
-        await anyio.to_thread.run_sync(self._prepare, status)
+        with anyio.CancelScope(shield=True):  # short; a cancellation lands once the run is up
+            await anyio.to_thread.run_sync(self._prepare, status)
         self._status = status
         coordinator = Coordinator(
             general=GeneralConfigActor(
@@ -99,15 +114,33 @@ class RunHost:
             capacity=self.inbox_capacity,
         )
         self.coordinator = coordinator
+        coordinator.faults.on_first = self._mark_fault
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
-            await self._tg.start(self.journal.run)
-            await coordinator.start(self._tg)
+            with anyio.CancelScope(shield=True):
+                await self._tg.start(self._serve, coordinator)
         except BaseException as exc:
             await self.abort(exc)
             raise
         return coordinator
+
+    async def _serve(
+        self, coordinator: Coordinator, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the journal writer and the actors, shielded from the caller's cancellation.
+
+        A caller cancelled while logging (``move_on_after`` around the ``async with``, a client
+        disconnect) must still find a live journal and live actors in ``__aexit__``, to ship
+        what ``log_sample`` acknowledged and mark the run; they end when ``stop()`` closes
+        them, and are cancelled only if that takes longer than its bound.
+        """
+        with anyio.CancelScope(shield=True) as scope:
+            self._scope = scope
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.journal.run)
+                await coordinator.start(tg)
+                task_status.started()
 
     def _prepare(self, status: RunStatus) -> None:
         make_dirs_durable(self.workdir)
@@ -115,50 +148,126 @@ class RunHost:
         write_status(self.workdir, status)
 
     async def abort(self, exc: BaseException) -> None:
-        """Close everything after a failed start."""
+        """Close everything after a failed start, marked (the caller re-raises ``exc``)."""
+        if self.coordinator is not None and self._status is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await self.end(exc)
         await self.journal.close()
-        if self.coordinator is not None:
-            with anyio.CancelScope(shield=True):
-                await self.coordinator.close()
-        if self._tg is not None:
-            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
+        await self._leave(exc)
 
-    async def end(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+    async def exit(
+        self,
+        ship: Callable[[], Awaitable[object]] | None,
+        close_live: Callable[[], Awaitable[None]],
+        exc: BaseException | None,
+        *,
+        mark: bool = True,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Leave the run (the tracker's ``__aexit__``): ship the pending batch if ``ship``, end
+        and mark the run, ``close_live`` (all shielded, bounded), ``then`` (it leaves its own
+        task group, so outside the shield), stop. Errors of our own never replace the caller's
+        exception: they become a note on it."""
+        try:
+            with anyio.CancelScope(shield=True):
+                if ship is not None:
+                    with anyio.move_on_after(30):
+                        with contextlib.suppress(Exception):  # the journal holds what it queued
+                            await ship()
+                        await self.end(exc, mark=mark)
+                await close_live()
+            if then is not None:
+                await then()
+        except Exception as error:
+            if exc is None:
+                raise
+            exc.add_note(f"evalstream: closing the run also failed: {error!r}")
+        finally:
+            await self.stop(exc)
+
+    async def end(self, exc: BaseException | None, *, mark: bool = True) -> None:
         """End a run that was not saved: drain the actors and mark it failed or cancelled."""
         assert self.coordinator is not None
         await self.coordinator.close()
-        cancelled = exc_type is not None and issubclass(exc_type, anyio.get_cancelled_exc_class())
-        state = "failed" if exc is not None and not cancelled else "cancelled"
-        await self.set_status(state=state, error=repr(exc) if exc else "exited without save()")
-
-    async def stop(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        """Close the journal and leave the task group (shielded, at most 30 s)."""
-        assert self._tg is not None
-        try:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                await self.journal.close()
-        finally:
-            suppressed = await self._tg.__aexit__(exc_type, exc, tb)
-        return suppressed
-
-    async def set_status(self, **changes: Any) -> None:
-        """Replace the status marker with ``changes`` applied."""
-        if self._status is not None:
-            status = self._status
-            self._status = await anyio.to_thread.run_sync(
-                lambda: update_status(self.workdir, status, **changes)
+        if not mark:
+            return
+        fault = self.fault_error()
+        if fault is not None:
+            await self.set_status(state="failed", error=str(fault))
+        elif exc is not None and not is_cancellation(exc):
+            await self.set_status(state="failed", error=repr(exc))
+        else:
+            await self.set_status(
+                state="cancelled", error="cancelled" if exc is not None else "exited without save()"
             )
 
-    def failure(self) -> EvalStreamError | None:
-        """A storage failure producers must see, if any."""
+    async def stop(self, exc: BaseException | None) -> None:
+        """Close the journal, let the writer and actors end (shielded, bounded), leave the group.
+
+        The caller's own exception is never wrapped or replaced: ``__aexit__`` returns and it
+        propagates as raised.
+        """
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            await self.journal.close()
+        await self._leave(exc)
+
+    async def _leave(self, exc: BaseException | None) -> None:
+        """Wait (bounded) for the writer and the actors, then leave the task group.
+
+        Only a cancellation is passed on to the group: anything else would come back wrapped
+        in an ExceptionGroup, and the caller must get their own exception as raised.
+        """
+        assert self._tg is not None
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            await self.journal.stopped()
+            if self.coordinator is not None:
+                for actor in self.coordinator.actors:
+                    if actor.started:
+                        await actor.done.wait()
+        if self._scope is not None:
+            self._scope.cancel()  # only what outlived the bound above is still running
+        passed = exc if exc is not None and is_cancellation(exc) else None
+        try:
+            await self._tg.__aexit__(type(passed) if passed else None, passed, None)
+        except BaseException as error:
+            if exc is None or error is exc:
+                raise
+            exc.add_note(f"evalstream: the run's background tasks also failed: {error!r}")
+
+    async def set_status(self, **changes: Any) -> None:
+        """Replace the status marker with ``changes`` applied (one writer at a time)."""
+        async with self._status_lock:
+            if self._status is not None:
+                status = self._status
+                self._status = await anyio.to_thread.run_sync(
+                    lambda: update_status(self.workdir, status, **changes)
+                )
+
+    async def _mark_fault(self, cause: str) -> None:
+        await self.set_status(state="failed", error=cause)
+
+    def fault_error(self) -> RunFailedError | None:
+        """The error an actor's fault means for the caller, with the cause chained, if any."""
+        faults = self.coordinator.faults if self.coordinator is not None else None
+        if faults is None or faults.first is None:
+            return None
+        error = RunFailedError(
+            f"the {faults.actor} actor failed ({faults.first!r}; {faults.messages} message(s) "
+            f"and {faults.samples} sample(s) skipped); every accepted sample is in the journal: "
+            f"run `evalstream recover {self.workdir}` for the partial results"
+        )
+        error.__cause__ = faults.first
+        return error
+
+    def failure(self, *, faults: bool = True) -> EvalStreamError | None:
+        """A storage failure or an actor fault producers must see, if any."""
         if self.journal.failure is not None:
             return self.journal.failure
-        return self.coordinator.details.failure if self.coordinator else None
+        if self.coordinator is None:
+            return None
+        if faults and self.coordinator.faults.first is not None:
+            return self.fault_error()
+        return self.coordinator.details.failure
 
     async def send(
         self,
@@ -174,5 +283,5 @@ class RunHost:
 
     def clean(self) -> None:
         """Drop the journal and segments of a saved run; keep its status marker (blocking)."""
-        for name in ("journal", "segments"):
+        for name in ("journal", "segments", "rebuild"):
             shutil.rmtree(self.workdir / name, ignore_errors=True)

@@ -1,10 +1,11 @@
 """Sample intake: validation in the caller's task, and encoding once for the journal.
 
-A sample is checked where it is logged, so a bad value fails in the call that made it, and is
-msgpack-encoded there once: the encoding both proves the sample can be stored and becomes its
-bytes in the journal, which splices them into a batch frame without encoding them again. The
-bytes are decoded once against the schema too, so what the journal holds is always readable
-by recovery and the details worker (a float among token ids fails here, with its path).
+A sample is checked where it is logged (``_checks``), so a bad value fails in the call that
+made it, and is msgpack-encoded there once: the encoding both proves the sample can be stored
+and becomes its bytes in the journal, which splices them into a batch frame without encoding
+them again. The bytes are decoded once against the schema too, so what the journal holds is
+always readable by recovery and the details worker (a float among token ids fails here, with
+its path).
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from evalstream._errors import InputError, MetricValueError, UnknownTaskError
+from evalstream._checks import (
+    Kind,
+    check_depth,
+    check_metrics,
+    check_shapes,
+    plain_metrics,
+    unstorable,
+)
+from evalstream._errors import InputError, InvalidSampleError, UnknownTaskError
+from evalstream._lighteval import doc_from, outputs_from
 from evalstream._messages import ENCODER, Scope, ScoredSample
 
 if TYPE_CHECKING:
@@ -24,8 +34,8 @@ if TYPE_CHECKING:
 Prepared = tuple[ScoredSample, bytes]
 """A validated sample and its encoded bytes."""
 
-_NUMBER_TYPES = (int, float, bool)
 _CHECK = msgspec.msgpack.Decoder(ScoredSample)
+_UNSTORABLE = (TypeError, OverflowError, ValueError, UnicodeEncodeError, RecursionError)
 
 
 class _RawBatch(msgspec.Struct, frozen=True, tag="SampleBatch", kw_only=True):
@@ -39,57 +49,68 @@ def encode_batch(encoded: Sequence[bytes]) -> bytes:
     return ENCODER.encode(_RawBatch(samples=[msgspec.Raw(b) for b in encoded]))
 
 
-def check_metrics(task_name: str, metrics: Mapping[str, Any]) -> None:
-    """Raise MetricValueError for a value that is neither a number nor a corpus input."""
-    for name, value in metrics.items():
-        if type(value) in _NUMBER_TYPES:
-            continue
-        if isinstance(value, tuple | list | str) or hasattr(value, "__float__"):
-            continue
-        raise MetricValueError(
-            f"metric {name!r} of task {task_name!r} is a {type(value).__name__}, not a number "
-            "or a tuple for a corpus aggregation; convert it before logging"
-        )
-
-
 def prepare_sample(
     declared: Mapping[str, object],
     task_name: str,
-    doc: Doc,
-    outputs: Sequence[ModelResponse],
+    doc: Doc | object,
+    outputs: Sequence[ModelResponse] | object,
     metrics: Mapping[str, Any],
     judgement: tuple[str, str] | None = None,
     scope: Scope = "both",
+    kinds: dict[str, dict[str, Kind]] | None = None,
 ) -> Prepared:
-    """Validate and encode one sample of a task in ``declared``."""
+    """Validate and encode one sample of a task in ``declared``.
+
+    ``kinds`` holds the kind of every (task, metric) seen so far; the kinds this sample fixes
+    for the first time are added only once the whole sample is accepted.
+    """
     if task_name not in declared:
         known = sorted(declared)
         raise UnknownTaskError(
             f"task {task_name!r} was not declared; call log_tasks([...]) with it first "
             f"(declared: {known[:5]}{'...' if len(known) > 5 else ''})"
         )
-    if scope != "details":  # details-only values never reach the metric store
-        check_metrics(task_name, metrics)
+    try:  # ours, lighteval's (any version) or mappings of their fields; one response or many
+        ours, responses = doc_from(doc), outputs_from(outputs)
+    except InputError as exc:
+        raise InvalidSampleError(f"task {task_name!r}: {exc}") from exc
+    outs = check_shapes(task_name, ours, responses, metrics, judgement, scope)
+    if scope != "details":  # details-only values never reach the metric store: any kind goes
+        task_kinds = kinds.get(task_name) if kinds is not None else None
+        stored, new_kinds = check_metrics(task_name, metrics, task_kinds)
+    else:
+        stored, new_kinds = plain_metrics(task_name, metrics), []
+    check_depth(task_name, ours, outs)
     sample = ScoredSample(
         task_name=task_name,
-        doc=doc,
-        outputs=tuple(outputs),
-        metrics=dict(metrics),
-        judgement=judgement,
+        doc=ours,
+        outputs=outs,
+        metrics=stored,
+        judgement=tuple(judgement) if judgement is not None else None,  # type: ignore[arg-type]
         scope=scope,
     )
     try:
         encoded = ENCODER.encode(sample)
-    except (TypeError, OverflowError) as exc:
-        raise InputError(
-            f"a sample of task {task_name!r} holds a value that cannot be stored ({exc}); "
-            "convert it to str, number, list or dict"
-        ) from exc
+    except _UNSTORABLE as exc:
+        raise unstorable(task_name, ours, outs, stored, exc) from exc
     try:
         _CHECK.decode(encoded)  # what the journal and the details worker will read back
     except msgspec.ValidationError as exc:
-        raise InputError(
-            f"a sample of task {task_name!r} has a field of the wrong type: {exc} "
+        raise InvalidSampleError(
+            f"task {task_name!r}: a field has the wrong type: {exc} "
             "(token ids must be ints, choices strings)"
         ) from exc
+    if new_kinds and kinds is not None:
+        kinds.setdefault(task_name, {}).update(new_kinds)
     return sample, encoded
+
+
+def learn_kinds(kinds: dict[str, dict[str, Kind]], samples: Sequence[ScoredSample]) -> None:
+    """Record the metric kinds of replayed samples (a resumed run keeps the dead run's kinds)."""
+    for sample in samples:
+        if sample.scope == "details":
+            continue
+        task_kinds = kinds.setdefault(sample.task_name, {})
+        for name, value in sample.metrics.items():
+            if name not in task_kinds:
+                task_kinds[name] = "corpus" if isinstance(value, tuple | list | str) else "number"

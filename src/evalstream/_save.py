@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from evalstream._errors import EvalStreamError
+from evalstream._errors import EvalStreamError, StorageError
 from evalstream._messages import EndOfRun
 from evalstream._naming import make_date_id
 from evalstream._summary import OutputOutcome, RunResult
@@ -49,40 +49,84 @@ class SaveSteps:
     close_live: Callable[[], Awaitable[None]]
     keep_workdir: bool
     write: WriteFn | None = None  # None: the outputs; a shard's save() uploads instead
+    strict: bool = True  # False in recovery: what the actors skipped goes in the partial section
 
 
-async def save_run(steps: SaveSteps, plan: SavePlan, workdir: str) -> RunResult:
-    """End the run and write every output; on failure or cancellation, mark the run and re-raise."""
+@dataclass
+class SaveProgress:
+    """How far the save got, so a save that failed (disk full) resumes where it stopped."""
+
+    ended: bool = False  # EndOfRun is journaled
+    closed: bool = False  # the actors (and the details workers) have finished
+    date_id: str = ""
+
+
+def retryable(exc: BaseException) -> bool:
+    """A storage failure: once the disk is fixed, ``save()`` again finishes the run."""
+    return isinstance(exc, StorageError)
+
+
+def steps_for(tracker: EvaluationTracker, host: RunHost, coordinator: Coordinator) -> SaveSteps:
+    """The save steps of ``tracker``'s run."""
+    return SaveSteps(
+        host=host,
+        coordinator=coordinator,
+        ship=tracker._ship,
+        close_live=tracker._close_live,
+        keep_workdir=tracker.keep_workdir,
+        write=tracker._shard.write,
+        strict=not tracker.contain_faults,
+    )
+
+
+async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> RunResult:
+    """End the run and write every output; on failure or cancellation, mark the run and re-raise.
+
+    A StorageError before the actors close leaves them running and ``progress`` says what is
+    done; a failed local output returns its outcome; either way ``save()`` can be called again.
+    """
     host, coordinator, journal = steps.host, steps.coordinator, steps.host.journal
     try:
-        await steps.ship()
-        await host.send(EndOfRun(end_time=time.time()))
-        await steps.close_live()
-        await journal.wait_synced()
-        date_id = make_date_id()
-        if steps.write is None:
-            coordinator.details.set_output(plan.store.root, plan.model_name, date_id)
-        await coordinator.close()  # the details workers write the parquet files now
-        result = await (steps.write or write_run)(plan, coordinator, workdir, date_id)
+        if not progress.closed:
+            await steps.ship()
+            if not progress.ended:
+                await host.send(EndOfRun(end_time=time.time()))
+                progress.ended = True
+                await steps.close_live()
+            await journal.wait_synced()
+            progress.date_id = progress.date_id or make_date_id()
+            if steps.write is None:
+                coordinator.details.set_output(plan.store.root, plan.model_name, progress.date_id)
+            await coordinator.close()  # the details workers write the parquet files now
+            progress.closed = True
+            fault = host.fault_error()
+            if fault is not None and steps.strict:
+                raise fault
+        elif steps.write is None and coordinator.details.written.error is not None:
+            await coordinator.details.rebuild(journal.folder)
+        write = steps.write or write_run
+        result = await write(plan, coordinator, str(host.workdir), progress.date_id)
     except BaseException as exc:
         cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(30):
-                with contextlib.suppress(EvalStreamError):  # the original error wins
-                    await steps.ship()  # logged samples reach the journal regardless
-                    await journal.wait_synced()
-                await coordinator.close()  # idempotent; the actors must not outlive save()
+            if cancelled or not retryable(exc):
+                with anyio.move_on_after(30):
+                    with contextlib.suppress(EvalStreamError):  # the original error wins
+                        await steps.ship()  # logged samples reach the journal regardless
+                        await journal.wait_synced()
+                    await coordinator.close()  # idempotent; the actors must not outlive save()
             await host.set_status(state="cancelled" if cancelled else "failed", error=repr(exc))
         raise
     local = result.outputs[0]
     await host.set_status(
         state="saved" if local.ok else "failed",
         results_path=result.results_path or None,
-        error=None if local.ok else local.error,
+        error=None if local.ok else f"{local.error}; call save() again once fixed",
     )
-    await journal.close()
-    if local.ok and not steps.keep_workdir:
-        await anyio.to_thread.run_sync(host.clean)
+    if local.ok:
+        await journal.close()
+        if not steps.keep_workdir:
+            await anyio.to_thread.run_sync(host.clean)
     return result
 
 
@@ -168,7 +212,7 @@ async def write_run(
     """Compile, then run the outputs: local and TensorBoard at once, the Hub after local."""
     final, warnings = await compile_final(coordinator, plan.bootstrap_iters, plan.seed)
     if plan.partial is not None:
-        final["evalstream"] = plan.partial
+        final["evalstream"] = {**plan.partial, "skipped": coordinator.faults.summary()}
     results_json = encode_results(final)
     details = coordinator.details.tasks()
     written = coordinator.details.written

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -18,7 +19,7 @@ import anyio
 
 from evalstream._batcher import Batcher
 from evalstream._errors import ConfigError, RunStateError
-from evalstream._lighteval import check_layout, doc_from, outputs_from
+from evalstream._lighteval import check_layout
 from evalstream._messages import (
     ModelInfoLogged,
     RunMessage,
@@ -29,8 +30,15 @@ from evalstream._messages import (
 )
 from evalstream._run_config import RunConfigCalls, check_options
 from evalstream._runhost import RunHost
-from evalstream._samples import Prepared, prepare_sample
-from evalstream._save import SaveSteps, compile_final, plan_for, save_run
+from evalstream._samples import Prepared, learn_kinds, prepare_sample
+from evalstream._save import (
+    SaveProgress,
+    compile_final,
+    plan_for,
+    retryable,
+    save_run,
+    steps_for,
+)
 from evalstream.durability.resume import ResumeState, load_resume, replay_journal
 from evalstream.durability.runstate import RunSettings
 from evalstream.durability.storage import OutputStore
@@ -43,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from types import TracebackType
 
+    from evalstream._checks import Kind
     from evalstream._coordinator import Coordinator
     from evalstream._summary import RunResult
     from evalstream._types import DetailsLayout, Doc, ModelInfo, ModelResponse, TaskSpec
@@ -50,7 +59,8 @@ if TYPE_CHECKING:
     from evalstream.durability.journal import JournalStats
     from evalstream.sinks.retry import RetryPolicy
 
-State = Literal["new", "running", "saving", "saved", "closed"]
+State = Literal["new", "running", "saving", "unsaved", "saved", "closed"]
+"""``unsaved``: a save() failed (disk full, ...) and can be called again."""
 YIELD_EVERY = 16
 
 
@@ -157,12 +167,15 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         )
         self._state: State = "new"
         self._tasks: dict[str, TaskSpec] = {}
+        self._kinds: dict[str, dict[str, Kind]] = {}  # the first value's kind per task and metric
         self._model: ModelInfo | None = None
         self._batch = Batcher(self._host, workers=self.details_workers, on_shipped=self._observe)
         self._logged = 0
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
         self._result: RunResult | None = None
+        self._progress = SaveProgress()
+        self.contain_faults = False  # recovery: what actors cannot replay is skipped and counted
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -205,21 +218,11 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
-        try:
-            if self._state in ("running", "saving"):
-                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                    await self._ship()
-                    await self._host.end(exc_type, exc)
-        finally:
-            self._state = "closed"
-            try:
-                with anyio.CancelScope(shield=True):
-                    await self._close_live()
-                await self._shard.close(exc)
-            finally:
-                suppressed = await self._host.stop(exc_type, exc, tb)
-        return suppressed
+    ) -> None:
+        state, self._state = self._state, "closed"  # "unsaved": save() marked the run already
+        ship = self._ship if state in ("running", "saving", "unsaved") else None
+        shard = partial(self._shard.close, exc)
+        await self._host.exit(ship, self._close_live, exc, mark=state != "unsaved", then=shard)
 
     # -- logging -----------------------------------------------------------------------------
 
@@ -227,12 +230,16 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         if self._state != "running" or self._coordinator is None:
             if self._state == "new":
                 raise RunStateError("use the tracker inside 'async with EvaluationTracker(...)'")
+            fix = (
+                "fix the error and call save() again"
+                if self._state == "unsaved"
+                else "start a new tracker"
+            )
             raise RunStateError(
-                f"the run is {self._state}; nothing can be logged after save() — "
-                "start a new tracker for a new run"
+                f"the run is {self._state}; nothing can be logged after save(): {fix}"
             )
         if healthy:
-            failure = self._host.failure()
+            failure = self._host.failure(faults=not self.contain_faults)
             if failure is not None:
                 raise failure
         return self._coordinator
@@ -272,8 +279,9 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         scope: Scope = "both",
     ) -> Prepared:
         """Validate and encode one sample (no I/O; any thread); outputs: a list or one response."""
-        doc, outputs = doc_from(doc), outputs_from(outputs)
-        return prepare_sample(self._tasks, task_name, doc, outputs, metrics, judgement, scope)
+        return prepare_sample(
+            self._tasks, task_name, doc, outputs, metrics, judgement, scope, self._kinds
+        )
 
     async def log_samples(self, prepared: Sequence[Prepared]) -> None:
         """Log samples built by ``make_sample`` (one hop for many, as the sync tracker does)."""
@@ -339,6 +347,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
                 self._model = info
             case SampleBatch(samples=samples):
                 self._logged += len(samples)
+                learn_kinds(self._kinds, samples)
             case _:
                 pass
         await self._send(message)
@@ -358,31 +367,23 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         """Compile, aggregate and write every output; returns the run's frozen summary.
 
         If the caller is cancelled, the run is marked cancelled and stays recoverable from its
-        journal (``evalstream recover``).
+        journal (``evalstream recover``). A save that failed on storage (a full disk: a raised
+        StorageError, or a failed ``local`` outcome) can be called again once that is fixed.
         """
-        coordinator = self._running()
-        if self._model is None:
+        coordinator = self._coordinator if self._state == "unsaved" else self._running()
+        if self._model is None or coordinator is None:
             raise ConfigError(
                 "no model was logged; call log_model_info(ModelInfo(model_name=...))"
                 " before save() — the logged samples are kept"
             )
         self._state = "saving"
-        steps = SaveSteps(
-            host=self._host,
-            coordinator=coordinator,
-            ship=self._ship,
-            close_live=self._close_live,
-            keep_workdir=self.keep_workdir,
-            write=self._shard.write,
-        )
+        steps = steps_for(self, self._host, coordinator)
         try:
-            result = await save_run(
-                steps, plan_for(self, self._model.model_name), str(self.workdir)
-            )
-        except BaseException:
-            self._state = "closed"
+            result = await save_run(steps, plan_for(self, self._model.model_name), self._progress)
+        except BaseException as exc:
+            self._state = "unsaved" if retryable(exc) else "closed"
             raise
-        self._state = "saved"
+        self._state = "saved" if result.outputs[0].ok else "unsaved"
         self._result = result
         return result
 

@@ -4,11 +4,15 @@ An actor owns its state; nothing else reads or writes it while the actor runs. T
 bounded memory object stream, so a slow actor makes its producers wait instead of growing memory.
 The last sender clone closing is the end of the run: the actor then ``finish()``es (compiles) and
 sets ``done``, which is what ``save()`` waits on.
+
+An exception while handling a message (a bug: inputs are checked in the caller) is contained:
+the message is skipped and counted in the run's ``Faults``, the actor goes on draining its inbox
+(so producers never block on a dead actor) and the run reports the failure instead of dying.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -17,6 +21,8 @@ from anyio import TASK_STATUS_IGNORED
 from evalstream._messages import EncodedBatch, Flush, Inbound, RunMessage
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
@@ -32,6 +38,41 @@ class ActorStats(msgspec.Struct, frozen=True):
     buffered_rows: int = 0
 
 
+class Faults:
+    """What the run's actors could not handle: the first exception, and what was skipped.
+
+    Shared by the actors of one run. ``on_first`` (set by the run host) is awaited once, at the
+    first fault, to mark the run ``failed`` with the cause while the journal keeps everything.
+    """
+
+    _KEPT = 10
+
+    def __init__(self) -> None:
+        self.first: Exception | None = None
+        self.actor = ""
+        self.messages = 0
+        self.samples = 0
+        self.errors: list[str] = []
+        self.on_first: Callable[[str], Awaitable[None]] | None = None
+
+    async def record(self, actor: str, exc: Exception, *, samples: int = 0) -> None:
+        """Count one skipped message (or ``samples`` samples of one) and keep its error."""
+        if samples:
+            self.samples += samples
+        else:
+            self.messages += 1
+        if len(self.errors) < self._KEPT:
+            self.errors.append(f"{actor}: {type(exc).__name__}: {exc}")
+        if self.first is None:
+            self.first, self.actor = exc, actor
+            if self.on_first is not None:
+                await self.on_first(f"the {actor} actor failed: {exc!r}")
+
+    def summary(self) -> dict[str, Any]:
+        """The skipped counts and the first errors, for a recovered run's partial section."""
+        return {"messages": self.messages, "samples": self.samples, "errors": list(self.errors)}
+
+
 class Actor:
     """Base of the five loggers; subclasses implement ``handle`` with one exhaustive ``match``."""
 
@@ -40,6 +81,8 @@ class Actor:
     def __init__(self) -> None:
         self.done = anyio.Event()
         self.received = 0
+        self.started = False
+        self.faults = Faults()  # replaced by the coordinator's, shared by the run's actors
         self._inbox: MemoryObjectReceiveStream[Inbound] | None = None
 
     async def run(
@@ -50,21 +93,33 @@ class Actor:
     ) -> None:
         """Consume ``inbox`` until every sender has closed, then finish."""
         self._inbox = inbox
+        self.started = True
         task_status.started()
         try:
             async with inbox:
                 async for message in inbox:
                     self.received += 1
-                    if isinstance(message, Flush):
-                        await self.flush()
-                        message.done.set()
-                    elif isinstance(message, EncodedBatch):
-                        await self.handle_encoded(message.payloads)
-                    else:
-                        await self.handle(message)
-            await self.finish()
+                    try:
+                        await self._dispatch(message)
+                    except Exception as exc:  # noqa: BLE001 - contained: skipped and counted
+                        await self.faults.record(self.name, exc)
+            try:
+                await self.finish()
+            except Exception as exc:  # noqa: BLE001 - contained: the run reports it
+                await self.faults.record(self.name, exc)
         finally:
             self.done.set()
+
+    async def _dispatch(self, message: Inbound) -> None:
+        if isinstance(message, Flush):
+            try:
+                await self.flush()
+            finally:
+                message.done.set()
+        elif isinstance(message, EncodedBatch):
+            await self.handle_encoded(message.payloads)
+        else:
+            await self.handle(message)
 
     async def handle(self, message: RunMessage) -> None:
         """Apply one data message to the actor's state."""

@@ -33,7 +33,12 @@ from evalstream._messages import (
     TaskVersion,
 )
 from evalstream.actors.base import Actor
-from evalstream.actors.details_worker import command, encode_request, shard_of
+from evalstream.actors.details_worker import (
+    command,
+    encode_request,
+    rebuild_details,
+    shard_of,
+)
 from evalstream.durability.frames import read_frames
 from evalstream.sinks.local import DetailsWritten
 from evalstream.sinks.rows import iter_rows
@@ -215,6 +220,18 @@ class DetailsActor(Actor):
             self.written = DetailsWritten(
                 dict(sorted(paths.items())), warnings, "; ".join(write_errors) or None
             )
+
+    async def rebuild(self, journal: Path) -> None:
+        """Write the details parquet again from ``journal`` after the workers failed to."""
+        output = self._output
+        if output is None or not self.save_details:
+            return
+        written = await anyio.to_thread.run_sync(
+            rebuild_details, journal, self.workdir / "rebuild", output
+        )
+        self.written = DetailsWritten(
+            dict(sorted(written["paths"].items())), written["warnings"], written["error"]
+        )
 
     async def flush(self) -> None:
         """Have the workers write and fsync every segment, and report."""

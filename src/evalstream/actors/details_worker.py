@@ -26,6 +26,8 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import msgspec
+
 from evalstream._errors import EvalStreamError
 from evalstream._messages import DECODER, SampleBatch, ScoredSample, TasksDeclared
 from evalstream.durability.frames import frame, iter_frames
@@ -239,6 +241,30 @@ def serve(
             worker.answer(stdout, written)
             return 0
     return 0
+
+
+def rebuild_details(
+    journal: Path, workdir: Path, output: dict[str, Any], layout: str = "flat"
+) -> dict[str, Any]:
+    """Replay ``journal``'s samples into fresh segments under ``workdir``, write the parquet.
+
+    For a retried save whose workers could not write their files (disk full): the workers have
+    exited, the journal holds every sample. Runs in the tracker's process (a worker thread);
+    a frame that does not decode is skipped.
+    """
+    import shutil
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    worker = Worker(workdir, keep_rows=True, layout=layout)
+    for path in sorted(journal.glob("*.wal")):
+        with path.open("rb") as handle:
+            for payload in iter_frames(handle):
+                with contextlib.suppress(msgspec.DecodeError):
+                    worker.message(payload)
+    for task in worker.tasks.values():
+        worker.attempt(task.sync)
+        task.close()
+    return worker.convert(output)
 
 
 def command(workdir: Path, keep_rows: bool, shard: int = 0, layout: str = "flat") -> list[str]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, assert_never
 import anyio
 import msgspec
 
+from evalstream._errors import MetricValueError
 from evalstream._messages import (
     ArgsInfo,
     EndOfRun,
@@ -31,7 +32,10 @@ from evalstream.stats.compute import (
 )
 
 if TYPE_CHECKING:
+    from evalstream._messages import ScoredSample
     from evalstream._types import TaskSpec
+
+_EMPTY = MetricStore()  # admits what a metric's first value may be
 
 
 class TaskMetrics(msgspec.Struct, frozen=True):
@@ -64,22 +68,33 @@ class MetricsActor(Actor):
                 for i, sample in enumerate(samples):
                     if i % 64 == 63:  # a batch is ~0.5 ms of work: let the loop breathe
                         await anyio.lowlevel.checkpoint()
-                    if sample.scope == "details":
-                        continue
-                    task = sample.task_name
-                    stores = self._stores.get(task)
-                    if stores is None:
-                        stores = self._stores[task] = {}
-                    self._samples[task] = self._samples.get(task, 0) + 1
-                    for metric, value in sample.metrics.items():
-                        store = stores.get(metric)
-                        if store is None:
-                            store = stores[metric] = MetricStore()
-                        store.append(value)
+                    if sample.scope != "details":
+                        await self._add(sample)
             case ArgsInfo() | ModelInfoLogged() | TaskVersion() | NumDocs() | EndOfRun():
                 pass
             case _:
                 assert_never(message)
+
+    async def _add(self, sample: ScoredSample) -> None:
+        """Store one sample's values, all or none: a value its store refuses skips the sample."""
+        task = sample.task_name
+        stores = self._stores.get(task)
+        if stores is None:
+            stores = self._stores[task] = {}
+        try:
+            admitted = [
+                (metric, stores.get(metric, _EMPTY).admit(value))
+                for metric, value in sample.metrics.items()
+            ]
+        except MetricValueError as exc:  # checked at log time: only an old journal gets here
+            await self.faults.record(self.name, exc, samples=1)
+            return
+        self._samples[task] = self._samples.get(task, 0) + 1
+        for metric, item in admitted:
+            store = stores.get(metric)
+            if store is None:
+                store = stores[metric] = MetricStore()
+            store.push(item)
 
     def values(self) -> dict[str, dict[str, list[object]]]:
         """A copy of every stored value (lighteval's ``metrics_values``); costly for big runs."""

@@ -82,6 +82,8 @@ class Journal:
         self._progress = anyio.Event()
         self._closed = False
         self._stopped = False
+        self._started = False
+        self._ended = anyio.Event()
         self._handle: BinaryIO | None = None
         self._segment_index = 0
         self._segments = 0
@@ -150,6 +152,7 @@ class Journal:
             await anyio.to_thread.run_sync(self._open_folder)
         except OSError as exc:
             raise translate_oserror(exc, f"the journal folder {self.folder}") from exc
+        self._started = True
         task_status.started()
         last_sync = anyio.current_time()
         try:
@@ -182,6 +185,7 @@ class Journal:
                     if not self._queue:
                         self._synced = self._written
             self._notify()
+            self._ended.set()
 
     def _open_folder(self) -> None:
         """Create the journal folder (its entry made durable) and continue after any segment."""
@@ -289,6 +293,11 @@ class Journal:
         self._closed = True
         self._wake.set()
 
+    async def stopped(self) -> None:
+        """Return once the writer loop has ended (at once if it never started)."""
+        if self._started:
+            await self._ended.wait()
+
     def stats(self) -> JournalStats:
         """A snapshot of sequence numbers, segments created and queue size."""
         return JournalStats(
@@ -310,6 +319,7 @@ class JournalScan:
     def __init__(self) -> None:
         self.messages = 0
         self.bytes = 0  # of the frames read so far, for progress reports
+        self.skipped = 0
         self.torn_tail = False
         self.corrupt: str | None = None
 
@@ -319,8 +329,9 @@ def scan_journal(
 ) -> Iterator[RunMessage]:
     """Decode the messages of ``folder``'s segments one at a time (blocking), in order.
 
-    A torn tail of the last segment (frames cut by a crash) is dropped silently. A corrupt or
-    undecodable frame, or a torn tail of any earlier segment (the journal fsyncs a segment before
+    A torn tail of the last segment (frames cut by a crash) is dropped silently. A frame whose
+    checksum holds but whose message does not decode is skipped and counted in ``scan.skipped``.
+    A corrupt frame, or a torn tail of any earlier segment (the journal fsyncs a segment before
     starting the next, so only the last can be cut), stops reading there and is reported in
     ``scan.corrupt`` (or raised as JournalCorruptError when ``strict``): everything before it
     is kept.
@@ -333,16 +344,14 @@ def scan_journal(
             for payload in iter_frames(handle, frames):
                 try:
                     message = DECODER.decode(payload)
-                except msgspec.DecodeError as exc:
-                    start = frames.good_bytes - HEADER_SIZE - len(payload)
-                    frames.corrupt_at = start
-                    reason = f"undecodable frame ({exc})"
-                    break
+                except msgspec.DecodeError:
+                    scan.skipped += 1  # its checksum holds: a message this version cannot read
+                    scan.bytes += HEADER_SIZE + len(payload)
+                    continue
                 scan.messages += 1
                 scan.bytes += HEADER_SIZE + len(payload)
                 yield message
-            else:
-                reason = "corrupt frame"
+            reason = "corrupt frame"
         if frames.torn_tail and n < len(paths) - 1:
             frames.corrupt_at = frames.good_bytes
             reason = "torn frame before the last segment"

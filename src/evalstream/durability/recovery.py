@@ -5,7 +5,9 @@ memory) into a fresh tracker writing to the dead run's output_dir with its recor
 and saved. Consecutive sample batches are merged up to ``_MERGE`` samples on the way, so a run
 logged in tiny batches (``durable=True``, ``batch_size=1``) is rebuilt in large ones. The results file says it is partial: a top-level ``evalstream`` section lists, per
 declared task, the samples recovered and the documents expected (when the harness logged them),
-which tasks are incomplete, and whether the run had reached ``save()``.
+which tasks are incomplete, and whether the run had reached ``save()``. Nothing in the journal is
+fatal to recovery: a frame that does not decode (``skipped_frames``), and a message or sample an
+actor cannot apply (``skipped``), are skipped and counted there.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ async def recover(
         seed=settings.seed if settings else 1234,
         details_layout=settings.details_layout if settings else "flat",
     )
+    tracker.contain_faults = True  # what cannot be replayed is skipped and counted, not fatal
     scan = JournalScan()
     messages = scan_journal(run_dir / "journal", scan=scan)
     total = sum(p.stat().st_size for p in segment_paths(run_dir / "journal"))
@@ -157,7 +160,7 @@ async def recover(
                     await tracker.replay(message)
         if pending:
             await tracker.replay(SampleBatch(samples=tuple(pending)))
-        tracker.partial = tally.section(run_dir, scan.corrupt)
+        tracker.partial = {**tally.section(run_dir, scan.corrupt), "skipped_frames": scan.skipped}
         if model_name is not None:
             await tracker.log_model_info(ModelInfo(model_name=model_name))
         try:

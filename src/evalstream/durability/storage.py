@@ -8,6 +8,8 @@ the umask), not ``mkstemp``'s private 0600, so a shared results folder stays rea
 Accepted trade-off: a crash may leave a ``.tmp-*`` file behind, which is ignored by every reader
 and removed by the next write of the same file.
 
+Nothing is written through a symbolic link inside the output folder (``local`` refuses one).
+
 A remote ``output_dir`` (any fsspec URL other than ``file://``) is staged: every file is first
 written atomically to a local staging folder, then copied to the target with fsspec.
 """
@@ -110,10 +112,24 @@ class OutputStore:
             self.root = Path(text.removeprefix("file://")).expanduser().absolute()
 
     def local(self, relpath: str) -> Path:
-        """Local path of ``relpath``; raises if it would leave the output folder."""
+        """Local path of ``relpath``; raises if it would leave the output folder.
+
+        Symbolic links inside the output folder are refused, not followed: a ``details`` or
+        ``.evalstream`` link would put files outside it while the save reports success. (The
+        output folder itself may be a link: that is where the caller chose to write.)
+        """
         candidate = Path(os.path.normpath(self.root / relpath))
         if not candidate.is_relative_to(self.root):
             raise UnsafeNameError(f"{relpath!r} would be written outside output_dir")
+        current = self.root
+        for part in candidate.relative_to(self.root).parts:
+            current = current / part
+            if current.is_symlink():
+                raise UnsafeNameError(
+                    f"{current} is a symbolic link inside output_dir; evalstream does not follow "
+                    "links there (files would land outside output_dir): replace it with a folder "
+                    "or choose another output_dir"
+                )
         return candidate
 
     def url(self, relpath: str) -> str:

@@ -26,6 +26,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from evalstream._errors import ConfigError, HubPushError
+from evalstream.sinks import redact
 from evalstream.sinks.card import build_dataset_card, index_repo_files
 from evalstream.sinks.retry import RetryPolicy, call_with_retry, scrub
 
@@ -37,6 +38,8 @@ __all__ = ["HubPublisher", "PushOutcome", "details_repo_id", "results_parquet_by
 logger = logging.getLogger("evalstream.hub")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]*")
+_REPO_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_MAX_REPO_NAME = 96
 _Files = dict[str, pathlib.Path | bytes]
 
 
@@ -121,6 +124,7 @@ class HubPublisher:
                 "the tracker, set the HF_TOKEN environment variable, run `hf auth login`, or "
                 "give `evalstream push` a --token-file"
             )
+        redact.install(resolved)  # no log line of the push shows the token, even at DEBUG
         self._org = org
         self._token = resolved
         self._public = public
@@ -134,6 +138,21 @@ class HubPublisher:
     def org(self) -> str:
         """The organisation pushed to."""
         return self._org
+
+    def check_model_name(self, model_name: str) -> None:
+        """Raise ConfigError unless ``model_name``'s details repo is a repo id the Hub accepts."""
+        repo_id = details_repo_id(self._org, model_name, self._public)
+        name = repo_id.split("/", 1)[1]
+        if len(name) > _MAX_REPO_NAME:
+            problem = f"is {len(name)} characters long (the Hub allows {_MAX_REPO_NAME})"
+        elif not _REPO_CHARS.fullmatch(name) or "--" in name or ".." in name:
+            problem = "holds characters the Hub refuses (only letters, digits, '-', '_', '.')"
+        else:
+            return
+        raise ConfigError(
+            f"push_to_hub=True: the model name {model_name!r} makes the details repo "
+            f"{repo_id!r}, which {problem}; log the model under a name the Hub accepts"
+        )
 
     @property
     def retry_hint(self) -> str:
@@ -272,6 +291,7 @@ class HubPublisher:
 
         ``private`` None means the repo must exist already (it is not created).
         """
+        redact.install(self._token)  # loggers the HTTP library made since the publisher was
         attempts = 0
         planned: list[str] = []
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
+from evalstream._errors import UnsafeNameError
 from evalstream._summary import OutputOutcome
 from evalstream.sinks.local import DetailsWritten, write_local
 from evalstream.sinks.tensorboard import RunInfo, event_files_for_hub, write_tensorboard
@@ -51,6 +52,10 @@ def tensorboard_output(
     ``{org}/tensorboard_logs`` (private) under ``tb/`` in one commit."""
 
     async def run() -> OutputOutcome:
+        try:
+            store.local("tb")  # refuses a symbolic link there
+        except UnsafeNameError as exc:
+            return OutputOutcome(name="tensorboard", ok=False, error=str(exc))
         tb = await write_tensorboard(
             output_dir=store.root,
             results=final["results"],

@@ -5,12 +5,15 @@ share a schema. For the rest, pass one infers an Arrow type per column and batch
 gain keys, a column all-null in one batch gets its type from another). Pass two converts each
 batch with the unified schema and writes it as a row group, so memory holds one batch, never the
 task. A column whose values Arrow cannot type consistently (say, predictions that mix floats and
-``(float, bool)`` pairs) is stored as JSON text, and the run summary says so.
+``(float, bool)`` pairs), whose schema nests deeper than parquet readers accept, or that parquet
+cannot store at all (empty dicts everywhere: a struct without fields) is stored as JSON text, and
+the run summary says so.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -89,6 +92,25 @@ def _as_json(values: list[Any]) -> list[str | None]:
     return [None if v is None else _JSON.encode(v).decode() for v in values]
 
 
+MAX_PARQUET_DEPTH = 64
+"""Deepest column schema stored as such: readers refuse schemas nested about 100 levels deep
+(a list counts two), so a deeper column is stored as JSON text and every file opens."""
+
+
+def parquet_depth(kind: pa.DataType) -> float:
+    """Levels of the parquet schema of an Arrow type (a list is two: the list and its item);
+    infinite for what parquet cannot store at all (a struct without fields, from ``{}``)."""
+    if pa.types.is_struct(kind):
+        if kind.num_fields == 0:
+            return math.inf
+        return 1 + max(parquet_depth(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_map(kind):
+        return 2 + max(parquet_depth(kind.key_type), parquet_depth(kind.item_type))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return 2 + parquet_depth(kind.value_type)
+    return 1
+
+
 def _infer_schema(segment: Path, layout: str = "flat") -> tuple[pa.Schema, set[str]]:
     types: dict[str, pa.DataType] = {}
     json_columns: set[str] = set()
@@ -110,6 +132,11 @@ def _infer_schema(segment: Path, layout: str = "flat") -> tuple[pa.Schema, set[s
                 )
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
                 json_columns.add(name)
+    json_columns.update(
+        n  # an all-empty column gets its type below; a nested empty dict cannot be stored
+        for n, t in types.items()
+        if t != pa.struct([]) and parquet_depth(t) > MAX_PARQUET_DEPTH
+    )
     if layout == "lighteval":
         fields = [
             pa.field(n, pa.string() if n in json_columns else refine(n, types.get(n)))
@@ -220,6 +247,9 @@ def write_details_sync(
         except OSError as exc:
             raise translate_oserror(exc, str(target)) from exc
         if json_columns:
-            warnings.append(f"{task}: columns {json_columns} stored as JSON text (mixed types)")
+            warnings.append(
+                f"{task}: columns {json_columns} stored as JSON text (mixed types, or nested "
+                f"deeper than {MAX_PARQUET_DEPTH} parquet levels)"
+            )
         paths[task] = rel
     return paths, warnings

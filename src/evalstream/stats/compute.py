@@ -64,26 +64,34 @@ class MetricStore:
 
     def append(self, value: object) -> None:
         """Add one sample's value; anything but a real number, tuple, list or str is refused."""
+        self.push(self.admit(value))
+
+    def admit(self, value: object) -> float | object:
+        """``value`` as this store would hold it, or MetricValueError; changes nothing."""
         if isinstance(value, numbers.Real | np.bool_):
             self._refuse_if(bool(self._objects), value, "per-sample tuples")
             try:
-                number = float(value)
+                return float(value)
             except OverflowError:
                 raise MetricValueError(f"metric value {value!r} overflows a float64") from None
-            self._reserve(1)
-            self._buf[self._n] = number
-            self._n += 1
-        elif isinstance(value, tuple | list | str):
+        if isinstance(value, tuple | list | str):
             self._refuse_if(self._n > 0, value, "numbers")
-            item = tuple(value) if isinstance(value, list) else value
+            return tuple(value) if isinstance(value, list) else value
+        raise MetricValueError(
+            f"metric value {value!r} of type {type(value).__name__} is not supported: log a "
+            "number (bool, int, float, numpy number), or a tuple/list/str for a corpus "
+            "aggregation such as corpus_f1 or perplexity"
+        )
+
+    def push(self, item: float | object) -> None:
+        """Add a value ``admit`` returned for this store."""
+        if type(item) is float:
+            self._reserve(1)
+            self._buf[self._n] = item
+            self._n += 1
+        else:
             self._objects.append(item)
             self._object_bytes += _shallow_size(item)
-        else:
-            raise MetricValueError(
-                f"metric value {value!r} of type {type(value).__name__} is not supported: log a "
-                "number (bool, int, float, numpy number), or a tuple/list/str for a corpus "
-                "aggregation such as corpus_f1 or perplexity"
-            )
 
     def extend_numeric(self, values: np.ndarray[Any, Any]) -> None:
         """Add many numeric values at once (a 1-D bool, integer or float array)."""
