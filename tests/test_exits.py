@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from evalstream import (
     ModelResponse,
     RunFailedError,
     RunStateError,
+    StorageError,
     TaskSpec,
     UnsafeNameError,
     recover,
@@ -185,3 +187,29 @@ async def test_the_output_dir_itself_may_be_a_link(tmp_path: Path) -> None:
             await _start(tracker, 3)
             result: Any = await tracker.save()
     assert result.ok and list((real / "results").rglob("*.json"))
+
+
+async def test_a_save_on_a_full_disk_can_be_retried(small_fs: Path) -> None:
+    """On a really full file system save() fails with a StorageError (or a failed local
+    outcome) saying to free space; once freed, save() again saves every sample."""
+    filler = small_fs / "filler"
+    with anyio.fail_after(60):
+        async with EvaluationTracker(small_fs / "out", batch_size=8, bootstrap_iters=0) as tracker:
+            await _start(tracker, 30)
+            await tracker.flush()
+            stats = os.statvfs(small_fs)
+            filler.write_bytes(bytes(stats.f_bavail * stats.f_frsize))
+            try:
+                first = await tracker.save()
+            except StorageError as exc:
+                assert "disk is full" in str(exc)
+            else:
+                assert not first.ok and "disk is full" in str(first.outputs[0].error)
+            assert _state(tracker.workdir) in ("failed", "running")  # if the marker fitted
+            with pytest.raises(RunStateError, match="save"):
+                await _log(tracker, 1, first=99)
+            filler.unlink()
+            second = await tracker.save()
+        assert second.ok, second.outputs
+        assert _state(tracker.workdir) == "saved"
+    assert _examples(second.details_paths[TASK.name]) == {f"q{i}" for i in range(30)}

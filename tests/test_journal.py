@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import random
-import subprocess
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from evalstream.durability.journal import Journal, read_journal, segment_paths
 from _workload import TASKS, sample
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Callable
 
 
 def _message(i: int) -> NumDocs:
@@ -421,24 +420,6 @@ async def test_injected_write_fault_reaches_the_caller_and_loses_nothing(
             result = await tracker.save()
     assert message in error
     assert sorted(_saved_queries(result)) == sorted(_query(i) for i in accepted)
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs (root only; skipped where mounting is not allowed)."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 async def test_full_filesystem_reaches_the_caller_and_loses_nothing(small_fs: Path) -> None:

@@ -115,7 +115,8 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
                         await steps.ship()  # logged samples reach the journal regardless
                         await journal.wait_synced()
                     await coordinator.close()  # idempotent; the actors must not outlive save()
-            await host.set_status(state="cancelled" if cancelled else "failed", error=repr(exc))
+            with contextlib.suppress(StorageError):  # a full disk cannot take the marker either
+                await host.set_status(state="cancelled" if cancelled else "failed", error=repr(exc))
         raise
     local = result.outputs[0]
     await host.set_status(
