@@ -213,3 +213,27 @@ async def test_a_save_on_a_full_disk_can_be_retried(small_fs: Path) -> None:
         assert second.ok, second.outputs
         assert _state(tracker.workdir) == "saved"
     assert _examples(second.details_paths[TASK.name]) == {f"q{i}" for i in range(30)}
+
+
+async def test_a_dead_runs_poisoned_journal_can_be_resumed(tmp_path: Path) -> None:
+    """resume_from a run whose journal holds a sample no actor can apply: it is skipped with a
+    warning, the new run goes on and saves the dead run's good samples with its own."""
+    poisoned = ScoredSample(
+        task_name=TASK.name,
+        doc=Doc(query="poison"),
+        outputs=(),
+        metrics={"acc": decimal.Decimal(1)},
+    )
+    with anyio.fail_after(60):
+        async with EvaluationTracker(tmp_path, batch_size=4) as dead:
+            await _start(dead, 10)
+            await dead.replay(SampleBatch(samples=(poisoned,)))
+            await dead.flush()
+        async with EvaluationTracker(tmp_path, batch_size=4, resume_from=dead.workdir) as tracker:
+            assert _state(tracker.workdir) == "running"
+            await _log(tracker, 10, first=10)
+            result = await tracker.save()
+    assert result.ok, result.outputs
+    assert any("could not be replayed" in w for w in result.warnings)
+    assert result.results["results"][TASK.name]["acc"] == 0.5  # 20 good samples
+    assert _examples(result.details_paths[TASK.name]) >= {f"q{i}" for i in range(20)}

@@ -91,6 +91,7 @@ class RunHost:
         self._tg: TaskGroup | None = None
         self._scope: anyio.CancelScope | None = None
         self._status_lock = anyio.Lock()
+        self._replaying = False
 
     async def start(self) -> Coordinator:
         """Write the marker and settings, start the journal writer and the actors."""
@@ -259,13 +260,26 @@ class RunHost:
         error.__cause__ = faults.first
         return error
 
+    async def replay(self, feed: Callable[[], Awaitable[None]]) -> None:
+        """Run ``feed`` (a dead run's journal into this run: resume) with faults contained: what
+        an actor cannot apply is skipped and counted in a warning, and the new run goes on."""
+        assert self.coordinator is not None
+        self._replaying = True
+        try:
+            await feed()
+            await self.coordinator.flush()
+        finally:
+            self._replaying = False
+        if self.coordinator.faults.forgive() is not None:
+            await self.set_status(state="running", error=None)
+
     def failure(self, *, faults: bool = True) -> EvalStreamError | None:
         """A storage failure or an actor fault producers must see, if any."""
         if self.journal.failure is not None:
             return self.journal.failure
         if self.coordinator is None:
             return None
-        if faults and self.coordinator.faults.first is not None:
+        if faults and not self._replaying and self.coordinator.faults.first is not None:
             return self.fault_error()
         return self.coordinator.details.failure
 

@@ -250,6 +250,11 @@ async def write_run(
     outcomes = await run_outputs(outputs)
     local = outcomes[0]
     warnings.extend(local.detail.get("warnings", []))
+    if coordinator.faults.forgiven is not None:
+        warnings.append(
+            f"resume: the dead run's journal held what could not be replayed, skipped: "
+            f"{coordinator.faults.forgiven}"
+        )
     return RunResult(
         date_id=date_id,
         model_name=plan.model_name,

@@ -353,8 +353,8 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         await self._send(message)
 
     async def _replay(self, resume: ResumeState) -> None:
-        """Feed a dead run's journal into this run, and remember its samples' keys."""
-        await replay_journal(resume, self.replay, self.run_id)
+        """Feed a dead run's journal into this run (faults skipped), remember its samples' keys."""
+        await self._host.replay(partial(replay_journal, resume, self.replay, self.run_id))
         self._resume = resume
 
     def logged_keys(self) -> frozenset[tuple[str, str]]:

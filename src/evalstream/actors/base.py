@@ -53,6 +53,7 @@ class Faults:
         self.messages = 0
         self.samples = 0
         self.errors: list[str] = []
+        self.forgiven: dict[str, Any] | None = None
         self.on_first: Callable[[str], Awaitable[None]] | None = None
 
     async def record(self, actor: str, exc: Exception, *, samples: int = 0) -> None:
@@ -67,6 +68,14 @@ class Faults:
             self.first, self.actor = exc, actor
             if self.on_first is not None:
                 await self.on_first(f"the {actor} actor failed: {exc!r}")
+
+    def forgive(self) -> dict[str, Any] | None:
+        """Clear the faults (a resumed run's replay of a dead run), keeping their summary."""
+        if self.first is None:
+            return None
+        self.forgiven = self.summary()
+        self.first, self.actor, self.messages, self.samples, self.errors = None, "", 0, 0, []
+        return self.forgiven
 
     def summary(self) -> dict[str, Any]:
         """The skipped counts and the first errors, for a recovered run's partial section."""
