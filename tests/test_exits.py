@@ -7,7 +7,7 @@ import decimal
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -30,8 +30,14 @@ from evalstream._messages import SampleBatch, ScoredSample
 from evalstream.durability.frames import frame
 from evalstream.durability.runstate import read_status
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 TASK = TaskSpec(name="lb|t|0")
 OUT = [ModelResponse(result=[-1.0])]
+POISONED = ScoredSample(  # as an older version journaled it: no check at the call
+    task_name=TASK.name, doc=Doc(query="poison"), outputs=(), metrics={"acc": decimal.Decimal(1)}
+)
 
 
 async def _start(tracker: EvaluationTracker, n: int, *, first: int = 0) -> None:
@@ -73,17 +79,11 @@ async def test_an_actor_failure_is_contained_reported_and_recovered(tmp_path: Pa
     """A sample an actor cannot apply (replayed from an old journal: a Decimal metric) marks
     the run failed with the cause, log_sample and save raise one RunFailedError with it chained,
     and recover gives the partial results, the bad sample skipped and counted."""
-    poisoned = ScoredSample(
-        task_name=TASK.name,
-        doc=Doc(query="poison"),
-        outputs=(),
-        metrics={"acc": decimal.Decimal(1)},
-    )
     with anyio.fail_after(60):
         async with EvaluationTracker(tmp_path, batch_size=4) as tracker:
             await _start(tracker, 10)
             await tracker.flush()
-            await tracker.replay(SampleBatch(samples=(poisoned,)))
+            await tracker.replay(SampleBatch(samples=(POISONED,)))
             await tracker.flush()  # the actors have handled it
             status = read_status(tracker.workdir)
             assert status is not None and status.state == "failed"
@@ -120,6 +120,17 @@ async def test_a_frame_that_does_not_decode_is_skipped_and_counted(tmp_path: Pat
     assert _examples(result.details_paths[TASK.name]) == {f"q{i}" for i in range(16)}
 
 
+async def _fix_and_save_again(tracker: EvaluationTracker, fix: Callable[[], None]) -> Any:
+    """After a failed save: logging is refused; once ``fix()`` ran, save() again succeeds."""
+    with pytest.raises(RunStateError, match="save"):
+        await _log(tracker, 1, first=99)
+    fix()
+    second = await tracker.save()
+    assert second.ok, second.outputs
+    assert _state(tracker.workdir) == "saved"
+    return second
+
+
 @pytest.mark.parametrize("blocked", ["details/org/m", "results/org/m"])
 async def test_a_failed_save_can_be_retried(tmp_path: Path, blocked: str) -> None:
     """A save whose files cannot be written returns a failed local outcome and marks the run
@@ -133,12 +144,7 @@ async def test_a_failed_save_can_be_retried(tmp_path: Path, blocked: str) -> Non
             first = await tracker.save()
             assert not first.ok and first.outputs[0].error
             assert _state(tracker.workdir) == "failed"
-            with pytest.raises(RunStateError, match="save"):
-                await _log(tracker, 1, first=99)
-            blocker.unlink()
-            second = await tracker.save()
-        assert second.ok, second.outputs
-        assert _state(tracker.workdir) == "saved"
+            second = await _fix_and_save_again(tracker, blocker.unlink)
     assert _examples(second.details_paths[TASK.name]) == {f"q{i}" for i in range(21)}
     data = json.loads(Path(second.results_path).read_text())
     assert data["results"][TASK.name]["acc"] == pytest.approx(10 / 21)
@@ -206,28 +212,17 @@ async def test_a_save_on_a_full_disk_can_be_retried(small_fs: Path) -> None:
             else:
                 assert not first.ok and "disk is full" in str(first.outputs[0].error)
             assert _state(tracker.workdir) in ("failed", "running")  # if the marker fitted
-            with pytest.raises(RunStateError, match="save"):
-                await _log(tracker, 1, first=99)
-            filler.unlink()
-            second = await tracker.save()
-        assert second.ok, second.outputs
-        assert _state(tracker.workdir) == "saved"
+            second = await _fix_and_save_again(tracker, filler.unlink)
     assert _examples(second.details_paths[TASK.name]) == {f"q{i}" for i in range(30)}
 
 
 async def test_a_dead_runs_poisoned_journal_can_be_resumed(tmp_path: Path) -> None:
     """resume_from a run whose journal holds a sample no actor can apply: it is skipped with a
     warning, the new run goes on and saves the dead run's good samples with its own."""
-    poisoned = ScoredSample(
-        task_name=TASK.name,
-        doc=Doc(query="poison"),
-        outputs=(),
-        metrics={"acc": decimal.Decimal(1)},
-    )
     with anyio.fail_after(60):
         async with EvaluationTracker(tmp_path, batch_size=4) as dead:
             await _start(dead, 10)
-            await dead.replay(SampleBatch(samples=(poisoned,)))
+            await dead.replay(SampleBatch(samples=(POISONED,)))
             await dead.flush()
         async with EvaluationTracker(tmp_path, batch_size=4, resume_from=dead.workdir) as tracker:
             assert _state(tracker.workdir) == "running"

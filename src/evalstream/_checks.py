@@ -1,11 +1,12 @@
 """What ``log_sample`` checks before it acknowledges a sample, in the caller's task.
 
 Everything an actor, the details worker or the parquet writer could later choke on is refused
-here, with an error naming the task, the field and what to do: the shapes of ``doc``,
-``outputs``, ``metrics`` and the judgement; each metric value's kind (numbers, numpy scalars
-included, or per-sample tuples/lists/strings for corpus aggregations) and its consistency with
-the first value logged for that task and metric; nesting depth; and, when encoding fails, the
-exact value that cannot be stored (a lone surrogate, an int beyond 64 bits, an unknown type).
+here, with an error naming the task, the field and what to do: the shapes of ``metrics`` and
+the judgement (``doc`` and ``outputs`` are converted by ``_lighteval`` first, or refused); each
+metric value's kind (numbers, numpy scalars included, or per-sample tuples/lists/strings for
+corpus aggregations) and its consistency with the first value logged for that task and metric;
+nesting depth; and, when encoding fails, the exact value that cannot be stored (a lone
+surrogate, an int beyond 64 bits, an unknown type).
 A refused sample is not journaled and the run goes on.
 
 The checks cost a few type tests per field: the depth walk only descends into containers, and
@@ -23,10 +24,11 @@ import numpy as np
 
 from evalstream._errors import InvalidSampleError, MetricValueError
 from evalstream._messages import ENCODER
-from evalstream._types import Doc, ModelResponse
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+
+    from evalstream._types import Doc, ModelResponse
 
 Kind = Literal["number", "corpus"]
 """What a metric's values are: numbers (averaged and the like) or per-sample corpus inputs."""
@@ -40,29 +42,9 @@ _SCOPES = frozenset({"both", "details", "metrics"})
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what msgpack stores
 
 
-def check_shapes(
-    task: str, doc: object, outputs: object, metrics: object, judgement: object, scope: object
-) -> tuple[ModelResponse, ...]:
-    """Raise InvalidSampleError unless each argument has the shape ``log_sample`` takes."""
-    if not isinstance(doc, Doc):
-        raise InvalidSampleError(
-            f"task {task!r}: doc is a {type(doc).__name__}; pass evalstream.Doc(query=...)"
-        )
-    if type(outputs) is not list and isinstance(outputs, ModelResponse):
-        raise InvalidSampleError(
-            f"task {task!r}: outputs is one ModelResponse; pass a list of them: [response]"
-        )
-    if not isinstance(outputs, list | tuple):
-        raise InvalidSampleError(
-            f"task {task!r}: outputs is a {type(outputs).__name__}; pass a list of "
-            "ModelResponse ([] when the doc has none)"
-        )
-    for i, out in enumerate(outputs):
-        if type(out) is not ModelResponse and not isinstance(out, ModelResponse):
-            raise InvalidSampleError(
-                f"task {task!r}: outputs[{i}] is a {type(out).__name__}; pass "
-                "evalstream.ModelResponse(...) for each output"
-            )
+def check_shapes(task: str, metrics: object, judgement: object, scope: object) -> None:
+    """Raise InvalidSampleError unless the metrics, judgement and scope have the shapes
+    ``log_sample`` takes (``doc`` and ``outputs`` are converted, or refused, before)."""
     if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise InvalidSampleError(
             f"task {task!r}: metrics is a {type(metrics).__name__}; pass a dict "
@@ -79,7 +61,6 @@ def check_shapes(
         )
     if scope not in _SCOPES:
         raise InvalidSampleError(f"scope {scope!r} is not one of {sorted(_SCOPES)}")
-    return tuple(outputs)
 
 
 def metric_value(task: str, name: object, value: object) -> tuple[object, Kind]:
