@@ -113,10 +113,10 @@ samples = st.lists(
 )
 
 
-async def _run(out: Path, batch: list[tuple[Any, ...]]) -> None:
+async def _run(out: Path, batch: list[tuple[Any, ...]], layout: str) -> None:
     accepted: dict[str, int] = {}
     with anyio.fail_after(60):
-        result = await _log_and_save(out, batch, accepted)
+        result = await _log_and_save(out, batch, accepted, layout)
     assert result.outputs[0].ok, result.outputs
     assert result.samples == accepted
     for task, path in result.details_paths.items():
@@ -125,8 +125,12 @@ async def _run(out: Path, batch: list[tuple[Any, ...]]) -> None:
         table.to_pylist()
 
 
-async def _log_and_save(out: Path, batch: list[tuple[Any, ...]], accepted: dict[str, int]) -> Any:
-    async with EvaluationTracker(out, batch_size=4, bootstrap_iters=10) as tracker:
+async def _log_and_save(
+    out: Path, batch: list[tuple[Any, ...]], accepted: dict[str, int], layout: Any
+) -> Any:
+    async with EvaluationTracker(
+        out, batch_size=4, bootstrap_iters=10, details_layout=layout
+    ) as tracker:
         await tracker.log_model_info(ModelInfo(model_name="org/fuzz"))
         await tracker.log_tasks(TASKS)
         for task, doc, outs, values, judgement in batch:
@@ -144,8 +148,11 @@ async def _log_and_save(out: Path, batch: list[tuple[Any, ...]], accepted: dict[
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(batch=samples)
-def test_hostile_samples_are_refused_or_stored(tmp_path_factory: Any, batch: list[Any]) -> None:
-    """Arbitrary docs, responses and metrics: refused with our error, or saved and readable."""
+@given(batch=samples, layout=st.sampled_from(["flat", "lighteval"]))
+def test_hostile_samples_are_refused_or_stored(
+    tmp_path_factory: Any, batch: list[Any], layout: str
+) -> None:
+    """Arbitrary docs, responses and metrics, in both details layouts: refused with our error,
+    or saved and readable."""
     out = tmp_path_factory.mktemp("fuzz")
-    anyio.run(_run, out, batch)
+    anyio.run(_run, out, batch, layout)
