@@ -19,7 +19,7 @@ from anyio import TASK_STATUS_IGNORED
 
 from evalstream import __version__
 from evalstream._coordinator import Coordinator
-from evalstream._errors import RunFailedError
+from evalstream._errors import RunFailedError, StorageError
 from evalstream._messages import ENCODER
 from evalstream.actors.details import DetailsActor
 from evalstream.actors.general_config import GeneralConfigActor
@@ -245,7 +245,8 @@ class RunHost:
                 )
 
     async def _mark_fault(self, cause: str) -> None:
-        await self.set_status(state="failed", error=cause)
+        with contextlib.suppress(StorageError):  # the fault still reaches the caller; see failure()
+            await self.set_status(state="failed", error=cause)
 
     def fault_error(self) -> RunFailedError | None:
         """The error an actor's fault means for the caller, with the cause chained, if any."""
