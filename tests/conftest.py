@@ -58,3 +58,33 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+# -- both anyio backends ----------------------------------------------------------------------
+# Every async test runs under anyio's pytest plugin; the core modules run on asyncio and trio
+# (the API promises both), the others on asyncio only.
+CORE_MODULES = {
+    "test_tracker",
+    "test_backpressure",
+    "test_recovery",
+    "test_journal",
+    "test_runtime",
+}
+BACKENDS = ("asyncio", "trio")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Mark every coroutine test for anyio's plugin (before it looks for the marker)."""
+    import inspect
+
+    if collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj):  # type: ignore[attr-defined]
+        pytest.mark.anyio(obj)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``anyio_backend`` per module (before the fixture's own params apply)."""
+    if "anyio_backend" in metafunc.fixturenames:
+        core = metafunc.module.__name__.rpartition(".")[2] in CORE_MODULES
+        metafunc.parametrize("anyio_backend", BACKENDS if core else BACKENDS[:1], scope="module")

@@ -19,6 +19,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
         ("bench_stats.py", "|"),
         ("bench_hub_requests.py", "1 commit"),
         ("bench_merge.py", "| 8,000 | 4 |"),
+        ("bench_daemon.py", "all saved: True"),
     ],
 )
 def test_benchmark_runs_in_smoke_mode(script: str, expect: str, tmp_path: Path) -> None:

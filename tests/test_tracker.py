@@ -17,6 +17,7 @@ import xxhash
 from evalstream import EvaluationTracker, ModelInfo
 
 from _workload import TASKS, Sent, sample
+from conftest import BACKENDS
 
 N_PER_TASK = 2000
 PRODUCERS = 64
@@ -61,10 +62,12 @@ async def _track(
     return result, sent
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Sent], Path]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def run(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Any, dict[str, Sent], Path]:
     out = tmp_path_factory.mktemp("run")
-    result, sent = anyio.run(_run, out)
+    result, sent = anyio.run(_run, out, backend=request.param)
     return result, sent, out
 
 

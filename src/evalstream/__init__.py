@@ -32,6 +32,8 @@ if TYPE_CHECKING:
         UnknownTaskError,
         UnsafeNameError,
     )
+    from evalstream._progress import Progress
+    from evalstream._runtime import Runtime
     from evalstream._summary import OutputOutcome, RunResult
     from evalstream._sync import SyncEvaluationTracker
     from evalstream._tracker import EvaluationTracker
@@ -61,10 +63,12 @@ _EXPORTS = {
     "ModelInfo": "evalstream._types",
     "ModelResponse": "evalstream._types",
     "OutputOutcome": "evalstream._summary",
+    "Progress": "evalstream._progress",
     "RetryPolicy": "evalstream.sinks.retry",
     "RunInfo": "evalstream.sinks.tensorboard",
     "RunResult": "evalstream._summary",
     "RunFailedError": "evalstream._errors",
+    "Runtime": "evalstream._runtime",
     "RunStateError": "evalstream._errors",
     "ShardInfo": "evalstream.shards.info",
     "ShardMismatchError": "evalstream._errors",
@@ -100,11 +104,13 @@ __all__ = [
     "ModelInfo",
     "ModelResponse",
     "OutputOutcome",
+    "Progress",
     "RetryPolicy",
     "RunFailedError",
     "RunInfo",
     "RunResult",
     "RunStateError",
+    "Runtime",
     "ShardInfo",
     "ShardMismatchError",
     "SinkError",

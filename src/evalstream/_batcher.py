@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from evalstream._messages import SampleBatch
+from evalstream._progress import Meter
 from evalstream._samples import encode_batch
 from evalstream.actors.details_worker import shard_of
 
@@ -28,19 +29,22 @@ if TYPE_CHECKING:
 class Batcher:
     """Pending samples and their bytes; ``ship()`` journals and routes them."""
 
-    def __init__(self, host: RunHost, *, workers: int, on_shipped: Shipped | None = None) -> None:
+    def __init__(self, host: RunHost, *, on_shipped: Shipped | None = None) -> None:
         self.host = host
-        self.workers = workers
+        self.workers = host.workers
         self.on_shipped = on_shipped
         self._samples: list[ScoredSample] = []
         self._raws: list[bytes] = []
         self._lock = anyio.Lock()
         self._shards: dict[str, int] = {}
+        self.meter = Meter()
+        host.batcher = self  # the runtime's shutdown ships the pending batch
 
     def add(self, sample: ScoredSample, encoded: bytes) -> None:
         """Queue one validated sample and its encoding."""
         self._samples.append(sample)
         self._raws.append(encoded)
+        self.meter.count(sample.task_name)
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -56,6 +60,7 @@ class Batcher:
                 SampleBatch(samples=tuple(batch)), encode_batch(raws), self._split(batch, raws)
             )
             seq = self.host.journal.stats().appended
+            self.meter.shipped_batch(seq, len(batch))
             if self.on_shipped is not None:
                 await self.on_shipped(batch)
             return seq

@@ -70,7 +70,11 @@ class Coordinator:
         for actor in self.actors:
             send, receive = anyio.create_memory_object_stream[Inbound](self.capacity)
             self._sends[actor.name] = send
-            await tg.start(actor.run, receive)
+            try:
+                await tg.start(actor.run, receive)
+            except BaseException:
+                receive.close()  # a start cancelled before the actor ran
+                raise
         s = self._sends
         every = tuple(s[a.name] for a in self.actors)
         self._routes = {

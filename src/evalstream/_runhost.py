@@ -2,7 +2,10 @@
 
 ``RunHost`` owns the task group in which the journal writer and the five actors run, opened in
 ``start()`` and closed in ``stop()`` (shielded and bounded, so a cancelled caller still leaves
-a closed journal and an honest status marker behind). The tracker above it is the API.
+a closed journal and an honest status marker behind). It joins the run's ``Runtime`` (shared
+details workers; the thread's default one if none was given) for its lifetime, and on the
+runtime's ``shutdown()`` makes the journal durable and marks the run cancelled. The tracker
+above it is the API.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from anyio import TASK_STATUS_IGNORED
 
 from evalstream import __version__
 from evalstream._coordinator import Coordinator
-from evalstream._errors import RunFailedError, StorageError
+from evalstream._errors import RunFailedError, RunStateError, StorageError
 from evalstream._messages import ENCODER
+from evalstream._runtime import DEFAULT, default_runtime
 from evalstream.actors.details import DetailsActor
 from evalstream.actors.general_config import GeneralConfigActor
 from evalstream.actors.metrics import MetricsActor
@@ -51,8 +55,10 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup, TaskStatus
 
+    from evalstream._batcher import Batcher
     from evalstream._errors import EvalStreamError
     from evalstream._messages import RunMessage
+    from evalstream._runtime import Runtime
     from evalstream.durability.storage import OutputStore
     from evalstream.stats.compute import AggregationRegistry
 
@@ -70,9 +76,14 @@ class RunHost:
         inbox_capacity: int,
         flush_every_frames: int,
         flush_interval: float,
-        workers: int = 1,
+        workers: int | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
-        self.workers = workers
+        self.workers = workers or (runtime or DEFAULT).details_workers
+        self.runtime = runtime
+        self.batcher: Batcher | None = None  # the tracker's; shipped by shutdown()
+        self.shut_down: RunStateError | None = None
+        self.ended: anyio.Event | None = None
         self.store = store
         self.settings = settings
         self.registry = registry
@@ -94,10 +105,18 @@ class RunHost:
         self._replaying = False
 
     async def start(self) -> Coordinator:
-        """Write the marker and settings, start the journal writer and the actors."""
+        """Join the runtime, write the marker and settings, start the journal and the actors."""
+        runtime = self.runtime = self.runtime or default_runtime()
+        runtime.attach(self)
+        self.ended = anyio.Event()
         status = new_status(self.run_id, self.start_time)
-        with anyio.CancelScope(shield=True):  # short; a cancellation lands once the run is up
-            await anyio.to_thread.run_sync(self._prepare, status)
+        try:
+            channels = runtime.pool.channels(self.workers)
+            with anyio.CancelScope(shield=True):  # short; a cancellation lands once the run is up
+                await anyio.to_thread.run_sync(self._prepare, status)
+        except BaseException:
+            self._detach()
+            raise
         self._status = status
         coordinator = Coordinator(
             general=GeneralConfigActor(
@@ -105,8 +124,8 @@ class RunHost:
             ),
             details=DetailsActor(
                 self.workdir,
+                channels,
                 save_details=self.settings.save_details,
-                workers=self.workers,
                 layout=self.settings.details_layout,
             ),
             metrics=MetricsActor(self.registry),
@@ -144,7 +163,8 @@ class RunHost:
                 task_status.started()
 
     def _prepare(self, status: RunStatus) -> None:
-        make_dirs_durable(self.workdir)
+        # the journal folder too: a run folder is recoverable from its first moment
+        make_dirs_durable(self.journal.folder)
         write_settings(self.workdir, self.settings)
         write_status(self.workdir, status)
 
@@ -193,7 +213,9 @@ class RunHost:
         if not mark:
             return
         fault = self.fault_error()
-        if fault is not None:
+        if self.shut_down is not None:  # the producers' errors came from the shutdown
+            await self.set_status(state="cancelled", error=str(self.shut_down))
+        elif fault is not None:
             await self.set_status(state="failed", error=str(fault))
         elif exc is not None and not is_cancellation(exc):
             await self.set_status(state="failed", error=repr(exc))
@@ -219,6 +241,13 @@ class RunHost:
         in an ExceptionGroup, and the caller must get their own exception as raised.
         """
         assert self._tg is not None
+        try:
+            await self._wait_and_exit(exc)
+        finally:
+            self._detach()  # after the actors: the details channels are closed by now
+
+    async def _wait_and_exit(self, exc: BaseException | None) -> None:
+        assert self._tg is not None
         with anyio.CancelScope(shield=True), anyio.move_on_after(30):
             await self.journal.stopped()
             if self.coordinator is not None:
@@ -235,6 +264,13 @@ class RunHost:
                 raise
             exc.add_note(f"evalstream: the run's background tasks also failed: {error!r}")
 
+    def _detach(self) -> None:
+        """Leave the runtime (its channels are closed by then, or never opened)."""
+        if self.ended is not None:
+            self.ended.set()
+        if self.runtime is not None:
+            self.runtime.detach(self)
+
     async def set_status(self, **changes: Any) -> None:
         """Replace the status marker with ``changes`` applied (one writer at a time)."""
         async with self._status_lock:
@@ -243,6 +279,31 @@ class RunHost:
                 self._status = await anyio.to_thread.run_sync(
                     lambda: update_status(self.workdir, status, **changes)
                 )
+                if self._status.state != "running" and self.ended is not None:
+                    self.ended.set()
+
+    @property
+    def status_state(self) -> str | None:
+        """What the status marker says now (``running``, ``saved``, ...), once written."""
+        return self._status.state if self._status is not None else None
+
+    async def shutdown(self, reason: str) -> None:
+        """Make everything logged durable in the journal and mark the run ``cancelled``.
+
+        Producers see a RunStateError from then on; recover or resume_from continues the run.
+        """
+        if self.shut_down is not None or self.status_state != "running":
+            return
+        self.shut_down = RunStateError(
+            f"the runtime shut down ({reason}): this run is marked cancelled and its journal "
+            "is complete; `evalstream recover` or resume_from continues it"
+        )
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            with contextlib.suppress(Exception):  # a failing disk: the status still says so
+                if self.batcher is not None:
+                    await self.batcher.ship()
+                await self.journal.wait_synced()
+            await self.set_status(state="cancelled", error=f"shutdown: {reason}")
 
     async def _mark_fault(self, cause: str) -> None:
         with contextlib.suppress(StorageError):  # the fault still reaches the caller; see failure()
@@ -275,7 +336,9 @@ class RunHost:
             await self.set_status(state="running", error=None)
 
     def failure(self, *, faults: bool = True) -> EvalStreamError | None:
-        """A storage failure or an actor fault producers must see, if any."""
+        """A storage failure, an actor fault or the runtime's shutdown producers must see."""
+        if self.shut_down is not None:
+            return self.shut_down
         if self.journal.failure is not None:
             return self.journal.failure
         if self.coordinator is None:

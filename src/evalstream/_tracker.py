@@ -9,7 +9,6 @@ closes the inboxes, lets each actor compile, aggregates, and runs the outputs co
 
 from __future__ import annotations
 
-import os
 import time
 from functools import partial
 from pathlib import Path
@@ -30,6 +29,7 @@ from evalstream._messages import (
 )
 from evalstream._run_config import RunConfigCalls, check_options
 from evalstream._runhost import RunHost
+from evalstream._runtime import ProgressCalls, Runtime
 from evalstream._samples import Prepared, learn_kinds, prepare_sample
 from evalstream._save import (
     SaveProgress,
@@ -48,6 +48,7 @@ from evalstream.sinks.tensorboard import LiveScalars, run_info_from
 from evalstream.stats.compute import AggregationRegistry, default_registry
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Mapping, Sequence
     from types import TracebackType
 
@@ -64,7 +65,7 @@ State = Literal["new", "running", "saving", "unsaved", "saved", "closed"]
 YIELD_EVERY = 16
 
 
-class EvaluationTracker(RunConfigCalls, HubTargets):
+class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
     """Records one evaluation run; use as ``async with EvaluationTracker(...) as tracker``.
 
     Durability: ``flush()`` returns once every sample logged before it is fsynced. In the
@@ -101,6 +102,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         details_workers: int | None = None,
         shard: ShardInfo | None = None,
         details_layout: DetailsLayout = "flat",
+        runtime: Runtime | None = None,
     ) -> None:
         check_options(batch_size, inbox_capacity, flush_every, bootstrap_iters, flush_interval)
         check_layout(details_layout)
@@ -121,9 +123,6 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         self.keep_workdir = keep_workdir
         self.durable = durable
         self.resume_from = Path(resume_from) if resume_from is not None else None
-        # one core stays with the event loop: on 2 cores a second worker doubled loop lag
-        # (p99 3.5 -> 7 ms) for no throughput; more cores shard tasks over more workers
-        self.details_workers = details_workers or max(1, min(4, (os.cpu_count() or 1) - 1))
         self.start_time = time.time()
         self._host = RunHost(
             self.store,
@@ -140,7 +139,8 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
             inbox_capacity=inbox_capacity,
             flush_every_frames=max(1, flush_every // batch_size),
             flush_interval=flush_interval,
-            workers=self.details_workers,
+            workers=details_workers,
+            runtime=runtime,
         )
         self.run_id = self._host.run_id
         self.workdir = self._host.workdir
@@ -169,7 +169,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets):
         self._tasks: dict[str, TaskSpec] = {}
         self._kinds: dict[str, dict[str, Kind]] = {}  # the first value's kind per task and metric
         self._model: ModelInfo | None = None
-        self._batch = Batcher(self._host, workers=self.details_workers, on_shipped=self._observe)
+        self._batch = Batcher(self._host, on_shipped=self._observe)
         self._logged = 0
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None

@@ -1,10 +1,10 @@
 """The details logger: every sample's row, hashes and counters, kept by a worker process.
 
-The actor starts ``details_worker`` child processes in ``run()`` and forwards them the
-journal-encoded sample batches (bytes: nothing is encoded twice), so hashing and row encoding
-run on another core and never hold this process's GIL or event loop. Writing to the pipe is
-asynchronous and bounded by the pipe buffer: a worker that falls behind makes the actor, and so
-the producers, wait. ``flush()`` and the end of the run ask the worker for its state (segment
+The actor opens one channel per shard on the runtime's shared ``details_worker`` processes
+(``pool.py``) and forwards them the journal-encoded sample batches (bytes: nothing is encoded
+twice), so hashing and row encoding run on another core and never hold this process's GIL or
+event loop. Writing to the pipe is asynchronous, bounded by the pipe buffer and taken in turn
+with the other runs: a worker that falls behind makes the actor, and so the producers, wait. ``flush()`` and the end of the run ask the worker for its state (segment
 paths, counts, compiled hashes) and any write error, which producers then see.
 """
 
@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 
 import anyio
 import msgspec
 from anyio import TASK_STATUS_IGNORED
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from evalstream._errors import EvalStreamError, StorageError
 from evalstream._messages import (
@@ -33,23 +32,21 @@ from evalstream._messages import (
     TaskVersion,
 )
 from evalstream.actors.base import Actor
-from evalstream.actors.details_worker import (
-    command,
-    encode_request,
-    rebuild_details,
-    shard_of,
-)
+from evalstream.actors.details_worker import rebuild_details, shard_of
 from evalstream.durability.frames import read_frames
 from evalstream.sinks.local import DetailsWritten
 from evalstream.sinks.rows import iter_rows
 
 if TYPE_CHECKING:
-    from anyio.abc import Process, TaskStatus
+    from collections.abc import Awaitable
+
+    from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
     from evalstream._messages import Inbound
+    from evalstream.actors.pool import Channel
 
-_MAX_LINE = 1 << 30
+T = TypeVar("T")
 
 
 class TaskSummary(msgspec.Struct, frozen=True):
@@ -72,40 +69,6 @@ def read_rows(segment: Path) -> list[dict[str, Any]]:
     return list(iter_rows(read_frames(segment)))
 
 
-class _Worker:
-    """One worker process and its pipes."""
-
-    def __init__(self, process: Process) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        self.process = process
-        self.stdin = process.stdin
-        self.replies = BufferedByteReceiveStream(process.stdout)
-
-    async def send(self, data: bytes) -> None:
-        try:
-            await self.stdin.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise EvalStreamError(
-                f"the details worker process stopped ({exc!r}); the journal keeps every sample: "
-                "run `evalstream recover` on the run folder"
-            ) from exc
-
-    async def reply(self) -> dict[str, Any]:
-        state: dict[str, Any] = json.loads(await self.replies.receive_until(b"\n", _MAX_LINE))
-        return state
-
-    async def close(self) -> None:
-        """Wait briefly for a clean exit, else kill; always release the pipes."""
-        process = self.process
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                with anyio.move_on_after(5):
-                    await process.wait()
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
-
-
 class DetailsActor(Actor):
     """Forwards samples to the details worker processes and keeps their latest reports.
 
@@ -116,23 +79,28 @@ class DetailsActor(Actor):
     name = "details"
 
     def __init__(
-        self, workdir: Path, *, save_details: bool = True, workers: int = 1, layout: str = "flat"
+        self,
+        workdir: Path,
+        channels: list[Channel],
+        *,
+        save_details: bool = True,
+        layout: str = "flat",
     ) -> None:
         super().__init__()
         self.workdir = workdir
         self.save_details = save_details
-        self.shards = max(1, workers)
+        self.shards = len(channels)
+        self._workers = channels
         self.layout = layout
         self.failure: EvalStreamError | None = None
         self.written = DetailsWritten({}, [])
         self._output: dict[str, str] | None = None
         self._tasks: dict[str, TaskSummary] = {}
-        self._workers: list[_Worker] = []
 
     @property
     def pids(self) -> list[int]:
-        """The worker processes' ids."""
-        return [w.process.pid for w in self._workers]
+        """The ids of the (shared) worker processes this run's tasks are sharded over."""
+        return [w.pid for w in self._workers]
 
     async def run(
         self,
@@ -140,23 +108,22 @@ class DetailsActor(Actor):
         *,
         task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> None:
-        """Start the workers, then consume the inbox; no worker outlives the actor."""
+        """Open this run's channels, then consume the inbox; the workers forget the run after."""
         try:
-            for shard in range(self.shards):
-                cmd = command(self.workdir, self.save_details, shard, self.layout)
-                self._workers.append(_Worker(await anyio.open_process(cmd, stderr=None)))
+            for shard, channel in enumerate(self._workers):
+                await self._call(channel.open(self.workdir, self.save_details, shard, self.layout))
             await super().run(inbox, task_status=task_status)
         finally:
-            for worker in self._workers:
-                await worker.close()
+            for channel in self._workers:
+                await channel.close()
 
     async def handle(self, message: RunMessage) -> None:
         """Forward tasks to every worker and samples to their owners; ignore the rest."""
         match message:
             case TasksDeclared():
-                encoded = encode_request(b"M", ENCODER.encode(message))
+                encoded = ENCODER.encode(message)
                 for worker in self._workers:
-                    await self._send(worker, encoded)
+                    await self._call(worker.message(encoded))
             case SampleBatch(samples=samples):
                 groups: list[list[ScoredSample]] = [[] for _ in self._workers]
                 for sample in samples:
@@ -175,11 +142,11 @@ class DetailsActor(Actor):
         """Forward each worker its share of a batch, in the journal's encoding."""
         for worker, payload in zip(self._workers, payloads, strict=True):
             if payload:
-                await self._send(worker, encode_request(b"M", payload))
+                await self._call(worker.message(payload))
 
-    async def _send(self, worker: _Worker, data: bytes) -> None:
+    async def _call(self, call: Awaitable[T]) -> T:
         try:
-            await worker.send(data)
+            return await call
         except EvalStreamError as exc:
             self.failure = exc
             raise
@@ -189,16 +156,20 @@ class DetailsActor(Actor):
         self._output = {"root": str(root), "model_name": model_name, "date_id": date_id}
 
     async def _ask(self, kind: bytes, body: bytes = b"") -> None:
-        request = encode_request(kind, body)
-        for worker in self._workers:  # all at once, so the workers flush in parallel
-            await self._send(worker, request)
+        states: list[dict[str, Any]] = [{} for _ in self._workers]
+
+        async def ask(n: int, channel: Channel) -> None:
+            states[n] = await self._call(channel.request(kind, body))
+
+        async with anyio.create_task_group() as tg:  # all at once: the workers work in parallel
+            for n, channel in enumerate(self._workers):
+                tg.start_soon(ask, n, channel)
         tasks: dict[str, TaskSummary] = {}
         errors = []
         paths: dict[str, str] = {}
         warnings: list[str] = []
         write_errors = []
-        for worker in self._workers:
-            state = await worker.reply()
+        for state in states:
             written = state.get("written")
             if written is not None:
                 paths.update(written["paths"])
@@ -238,12 +209,10 @@ class DetailsActor(Actor):
         await self._ask(b"F")
 
     async def finish(self) -> None:
-        """Have the workers flush and close every segment, write parquet if asked, and exit."""
+        """Have the workers flush and close the run's segments, write parquet if asked, and
+        forget the run."""
         body = json.dumps(self._output).encode() if self._output and self.save_details else b""
         await self._ask(b"E", body)
-        for worker in self._workers:
-            await worker.stdin.aclose()
-            await worker.process.wait()
 
     def buffered_rows(self) -> int:
         """Rows the workers held in memory at their last report (unwritten after a failure)."""

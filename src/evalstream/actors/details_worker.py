@@ -5,15 +5,20 @@ wherever it runs; in the tracker's process it would compete with the event loop 
 inference server on it). The details actor starts this process and streams it the encoded
 sample batches the journal already holds, so the work runs on another core.
 
-Protocol, over the pipes: the parent sends frames (``_frames``) whose first byte says what
-follows: ``M`` a journal-encoded message (tasks, sample batch), ``F`` flush, ``E`` end. For
-``F`` and ``E`` the worker answers one JSON line: ``{"error": str | null, "tasks": {name:
-{"segment", "samples", "pending_rows", "summary"}}, "written": ...}``. ``E`` closes the
-segments and, when its body names the output (``root``, ``model_name``, ``date_id``), writes
-each of its tasks as a parquet file there (``written``: paths, warnings, error), then exits. A
-write that fails (disk full) keeps its rows pending, reports the error on the next answer, and
-is retried with the next batch or flush. If the parent dies, stdin closes and the worker exits:
-the journal, not the segments, is what recovery reads.
+One process serves many runs at once (the runtime's pool, ``actors/pool.py``). Protocol, over
+the pipes: the parent sends frames (``durability/frames``) of one kind byte, the run's channel
+number (u32), then a body: ``O`` opens the channel (JSON: workdir, keep_rows, shard, layout
+of the details columns, umask), ``M`` a journal-encoded message (tasks, sample batch), ``F`` flush and ``E`` end (a u32 request number,
+then for ``E`` optionally JSON naming the output), ``X`` drops a run that ended without ``E``.
+For ``F`` and ``E`` the worker answers one JSON line: ``{"id": request, "error": str | null,
+"tasks": {name: {"segment", "samples", "pending_rows", "summary"}}, "written": ...}``. ``E``
+closes the run's segments and, when its body names the output (``root``, ``model_name``,
+``date_id``), writes each of its tasks as a parquet file there (``written``: paths, warnings,
+error), then forgets the run. A write that fails (disk full) keeps its rows pending, reports the
+error on the next answer, and is retried with the next batch or flush; anything else a run's
+data breaks is that run's error. Runs share nothing but the process. When stdin closes (the
+pool closing, or the parent dying) the worker closes every segment and exits: the journal, not
+the segments, is what recovery reads.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import struct
 import sys
 import zlib
 from pathlib import Path
@@ -38,6 +45,8 @@ from evalstream.stats.hashing import GrowableU64, TaskCounters, compile_hashes, 
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+CHANNEL = struct.Struct("<I")  # a frame's run channel, and a request's number
 
 
 class TaskDetails:
@@ -136,6 +145,8 @@ class Worker:
         self.categories: dict[str, frozenset[str]] = {}
         self.tasks: dict[str, TaskDetails] = {}
         self.error: str | None = None
+        self.broken = False
+        self.umask = 0o022
 
     def task(self, name: str) -> TaskDetails:
         """The task's state, created on its first sample."""
@@ -173,8 +184,18 @@ class Worker:
         except OSError as exc:
             self.error = str(translate_oserror(exc, "a details segment"))
         else:
-            if not any(t.pending for t in self.tasks.values()):
+            if not self.broken and not any(t.pending for t in self.tasks.values()):
                 self.error = None
+
+    def guarded(self, body: bytes) -> None:
+        """Apply a message; anything it breaks is this run's lasting error, not the process's."""
+        if self.broken:
+            return
+        try:
+            self.message(body)
+        except Exception as exc:  # noqa: BLE001 - the process serves other runs: report, go on
+            self.broken = True
+            self.error = f"the details worker failed on this run: {type(exc).__name__}: {exc}"
 
     def convert(self, output: dict[str, Any]) -> dict[str, Any]:
         """Write this worker's tasks as parquet under the run's output folder."""
@@ -195,9 +216,21 @@ class Worker:
             return {"paths": {}, "warnings": [], "error": f"{type(exc).__name__}: {exc}"}
         return {"paths": paths, "warnings": warnings, "error": None}
 
-    def answer(self, out: BinaryIO, written: dict[str, Any] | None = None) -> None:
-        """Write the state line the parent waits for."""
+    def sync(self) -> None:
+        """Write pending rows and fsync every segment (errors are remembered)."""
+        for task in self.tasks.values():
+            self.attempt(task.sync)
+
+    def close(self) -> None:
+        """Close every segment file."""
+        for task in self.tasks.values():
+            with contextlib.suppress(OSError):
+                task.close()
+
+    def answer(self, out: BinaryIO, request: int, written: dict[str, Any] | None = None) -> None:
+        """Write the state line the parent waits for, numbered as its request."""
         state = {
+            "id": request,
             "written": written,
             "error": self.error,
             "tasks": {
@@ -214,32 +247,50 @@ class Worker:
         out.flush()
 
 
-def serve(
-    workdir: Path,
-    keep_rows: bool,
-    stdin: BinaryIO,
-    stdout: BinaryIO,
-    shard: int = 0,
-    layout: str = "flat",
-) -> int:
-    """Handle frames from ``stdin`` until ``E`` or end of input."""
-    worker = Worker(workdir, keep_rows, shard, layout)
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Handle frames from ``stdin`` until end of input; each run's state is its channel's.
+
+    A run's error (its disk, or a bug its data hits) stays in that run's state and is reported
+    to it; it never stops the process, which other runs share.
+    """
+    runs: dict[int, Worker] = {}
+    umask: int | None = None
     for payload in iter_frames(stdin):
-        kind, body = payload[:1], payload[1:]
+        kind, body = payload[:1], payload[1 + CHANNEL.size :]
+        (channel,) = CHANNEL.unpack_from(payload, 1)
+        if kind == b"O":
+            spec = json.loads(body)
+            runs[channel] = Worker(
+                Path(spec["workdir"]), spec["keep_rows"], spec["shard"], spec.get("layout", "flat")
+            )
+            runs[channel].umask = spec.get("umask", 0o022)
+            continue
+        if kind == b"X":
+            dropped = runs.pop(channel, None)
+            if dropped is not None:
+                dropped.close()
+            continue
+        if (owner := runs.get(channel)) is not None and owner.umask != umask:
+            umask = owner.umask  # files are created with the modes their run's process would use
+            os.umask(umask)
         if kind == b"M":
-            worker.message(body)
-        elif kind == b"F":
-            for task in worker.tasks.values():
-                worker.attempt(task.sync)
-            worker.answer(stdout)
-        elif kind == b"E":
-            for task in worker.tasks.values():
-                worker.attempt(task.sync)
-                with contextlib.suppress(OSError):
-                    task.close()
-            written = worker.convert(json.loads(body)) if body else None
-            worker.answer(stdout, written)
-            return 0
+            if owner is not None:
+                owner.guarded(body)
+        else:  # F or E: a request, answered with its number
+            (request,) = CHANNEL.unpack_from(body)
+            worker = runs.get(channel) if kind == b"F" else runs.pop(channel, None)
+            if worker is None:
+                worker = Worker(Path(), False)
+                worker.error = "the details worker holds no state for this run"
+            worker.sync()
+            written = None
+            if kind == b"E":
+                worker.close()
+                output = body[CHANNEL.size :]
+                written = worker.convert(json.loads(output)) if output else None
+            worker.answer(stdout, request, written)
+    for worker in runs.values():
+        worker.close()
     return 0
 
 
@@ -267,12 +318,9 @@ def rebuild_details(
     return worker.convert(output)
 
 
-def command(workdir: Path, keep_rows: bool, shard: int = 0, layout: str = "flat") -> list[str]:
-    """The command line that starts worker ``shard`` (``layout``: the details columns)."""
-    return [
-        sys.executable, "-m", "evalstream.actors.details_worker",
-        str(workdir), str(int(keep_rows)), str(shard), layout,
-    ]  # fmt: skip
+def command() -> list[str]:
+    """The command line that starts a worker process."""
+    return [sys.executable, "-m", "evalstream.actors.details_worker"]
 
 
 def shard_of(task_name: str, shards: int) -> int:
@@ -280,19 +328,13 @@ def shard_of(task_name: str, shards: int) -> int:
     return zlib.crc32(task_name.encode()) % shards
 
 
-def encode_request(kind: bytes, body: bytes = b"") -> bytes:
-    """One request frame for the worker."""
-    return frame(kind + body)
+def encode_frame(kind: bytes, channel: int, body: bytes = b"") -> bytes:
+    """One frame for the worker: its kind, the run's channel, then the body."""
+    return frame(kind + CHANNEL.pack(channel) + body)
 
 
 if __name__ == "__main__":
-    sys.exit(
-        serve(
-            Path(sys.argv[1]),
-            sys.argv[2] == "1",
-            sys.stdin.buffer,
-            sys.stdout.buffer,
-            int(sys.argv[3]) if len(sys.argv) > 3 else 0,
-            sys.argv[4] if len(sys.argv) > 4 else "flat",
-        )
-    )
+    # the parent's signals are its own: a worker ends when its stdin closes, after the last run
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer))

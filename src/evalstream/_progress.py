@@ -1,0 +1,79 @@
+"""Live progress of a run, for servers that stream it to their clients.
+
+The batcher counts samples per task as they are logged and remembers, per shipped batch, the
+journal sequence number that covers it, so the durable count is the samples whose batch the
+journal has fsynced. ``Progress`` is a frozen snapshot; nothing here waits or does I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import msgspec
+
+ENDED = frozenset({"saved", "failed", "cancelled", "closed"})
+_RATE_WINDOW = 5.0  # seconds of history behind ``rate``
+_RATE_STEP = 0.25  # at most one history point per this many seconds
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of one run (``tracker.progress()``); msgspec encodes it to JSON as is."""
+
+    run_id: str
+    state: str
+    """``new``, ``running``, ``saving``, then how it ended: ``saved``, ``failed``, ``cancelled``
+    (or ``closed`` for a tracker left before its end was marked)."""
+    elapsed: float
+    """Seconds since the tracker was created."""
+    samples: int
+    """Samples logged in this process (the pending batch included)."""
+    tasks: dict[str, int]
+    """Samples logged per task."""
+    rate: float
+    """Samples per second over the last few seconds."""
+    durable: int
+    """Samples fsynced in the journal: a crash now keeps at least these."""
+    inboxes: dict[str, int]
+    """Messages queued in each actor's inbox."""
+    waiting: int
+    """Producers waiting on a full inbox (back-pressure)."""
+
+
+class Meter:
+    """Counts behind ``Progress``: per-task samples, shipped batches' journal sequence numbers."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, int] = {}
+        self.shipped = 0
+        self._durable = 0
+        self._unsynced: deque[tuple[int, int]] = deque()  # (journal seq, samples shipped)
+        self._history: deque[tuple[float, int]] = deque()
+
+    def count(self, task_name: str) -> None:
+        """One sample logged."""
+        tasks = self.tasks
+        tasks[task_name] = tasks.get(task_name, 0) + 1
+
+    def shipped_batch(self, seq: int, samples: int) -> None:
+        """A batch of ``samples`` went to the journal as message ``seq``."""
+        self.shipped += samples
+        self._unsynced.append((seq, self.shipped))
+
+    def durable(self, synced: int) -> int:
+        """Samples whose batch is fsynced, given the journal's fsynced sequence number."""
+        pending = self._unsynced
+        while pending and pending[0][0] <= synced:
+            self._durable = pending.popleft()[1]
+        return self._durable
+
+    def rate(self, logged: int) -> float:
+        """Samples per second over the last ``_RATE_WINDOW`` seconds (0 before two points)."""
+        now = time.monotonic()
+        history = self._history
+        if not history or now - history[-1][0] >= _RATE_STEP:
+            history.append((now, logged))
+        while len(history) > 2 and now - history[1][0] >= _RATE_WINDOW:
+            history.popleft()
+        then, before = history[0]
+        return (logged - before) / (now - then) if now > then and logged > before else 0.0

@@ -1,0 +1,312 @@
+"""The shared pool of details worker processes, multiplexed between runs.
+
+A worker process serves many runs at once: each run talks to it over a *channel* (a number the
+pool gives it), and every frame on the worker's stdin names its channel, so one run's state,
+files and errors stay apart from the others' (see ``details_worker``). The processes are plain
+``subprocess.Popen`` children driven through non-blocking pipes with ``anyio.wait_readable`` /
+``wait_writable``: they belong to no event loop, so one pool outlives the loops that use it in
+turn (``asyncio.run`` after ``asyncio.run``, one test after another) and can be closed from
+``atexit``.
+
+Writes are fair between runs: each frame is written under a FIFO lock that hands over to the
+next waiting run, so a run with many producers gets one frame per turn, as a run with one does.
+A frame once started is finished even if its run is cancelled (else the stream would tear for
+every run); replies are read by whichever waiter holds the read lock and handed to their owners.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+from evalstream._errors import EvalStreamError
+from evalstream.actors.details_worker import CHANNEL, command, encode_frame
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_READ = 1 << 16
+_FINISH_TIMEOUT = 30.0  # seconds a cancelled run may take to finish a frame it started
+_EXIT_TIMEOUT = 5.0
+
+
+class PoolWorker:
+    """One worker process and its pipes, shared by the channels of many runs."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._in = self.process.stdin.fileno()
+        self._out = self.process.stdout.fileno()
+        os.set_blocking(self._in, False)
+        os.set_blocking(self._out, False)
+        self.channels = 0
+        self.failure: str | None = None
+        self._buffer = bytearray()
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._abandoned: set[int] = set()
+        self._next_channel = 0
+        self._next_request = 0
+        self._token: object = None
+        self._write_lock: anyio.Lock | None = None
+        self._read_lock: anyio.Lock | None = None
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.process.pid
+
+    @property
+    def healthy(self) -> bool:
+        """Alive, pipes intact."""
+        return self.failure is None and self.process.poll() is None
+
+    def channel(self) -> Channel:
+        """A new channel for one run."""
+        self._next_channel += 1
+        self.channels += 1
+        return Channel(self, self._next_channel)
+
+    def request_id(self) -> int:
+        """A fresh request number (replies carry it)."""
+        self._next_request += 1
+        return self._next_request
+
+    def _locks(self) -> tuple[anyio.Lock, anyio.Lock]:
+        """This event loop's locks (a new loop gets new ones: the old loop has ended)."""
+        token = anyio.lowlevel.current_token()
+        if self._write_lock is None or self._read_lock is None or token != self._token:
+            self._token = token
+            self._write_lock, self._read_lock = anyio.Lock(), anyio.Lock()
+        return self._write_lock, self._read_lock
+
+    def _error(self) -> EvalStreamError:
+        return EvalStreamError(
+            f"the details worker process stopped ({self.failure}); the journal keeps every "
+            "sample: run `evalstream recover` on the run folder"
+        )
+
+    def _break(self, reason: str) -> EvalStreamError:
+        if self.failure is None:
+            self.failure = reason
+            with contextlib.suppress(OSError):
+                self.process.kill()
+        return self._error()
+
+    def _write(self, data: memoryview) -> int:
+        try:
+            return os.write(self._in, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise self._break(repr(exc)) from exc
+
+    async def send(self, data: bytes) -> None:
+        """Write one whole frame, in turn with the other runs (FIFO)."""
+        if self.failure is not None:
+            raise self._error()
+        write_lock, _ = self._locks()
+        async with write_lock:
+            view = memoryview(data)
+            done = 0
+            while done == 0:  # nothing written yet: cancelling here tears nothing
+                await anyio.wait_writable(self._in)
+                done = self._write(view)
+            try:
+                while done < len(view):
+                    await anyio.wait_writable(self._in)
+                    done += self._write(view[done:])
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_FINISH_TIMEOUT):
+                    while done < len(view):
+                        await anyio.wait_writable(self._in)
+                        done += self._write(view[done:])
+                if done < len(view):
+                    self._break("a frame could not be finished after its run was cancelled")
+                raise
+
+    async def reply(self, request: int) -> dict[str, Any]:
+        """Wait for the answer to ``request``, reading others' answers on the way."""
+        _, read_lock = self._locks()
+        try:
+            while request not in self._replies:
+                if self.failure is not None:
+                    raise self._error()
+                async with read_lock:
+                    if request not in self._replies and self.failure is None:
+                        answer: dict[str, Any] = json.loads(await self._line())
+                        owner = answer.pop("id")
+                        if owner in self._abandoned:
+                            self._abandoned.discard(owner)
+                        else:
+                            self._replies[owner] = answer
+            return self._replies.pop(request)
+        except BaseException:
+            if self._replies.pop(request, None) is None:
+                self._abandoned.add(request)
+            raise
+
+    async def _line(self) -> bytes:
+        while (end := self._buffer.find(b"\n")) < 0:
+            await anyio.wait_readable(self._out)
+            try:
+                chunk = os.read(self._out, _READ)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise self._break(repr(exc)) from exc
+            if not chunk:
+                raise self._break(f"exit code {self.process.poll()}")
+            self._buffer += chunk
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return line
+
+    def close_input(self) -> None:
+        """Close stdin: the worker finishes what it has and exits."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+
+    def reap(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for the exit (blocking), then kill; release the pipes."""
+        self.close_input()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    async def aclose(self) -> None:
+        """Close without blocking the loop: EOF, wait for the exit in a thread, kill if it hangs."""
+        self.close_input()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.reap, _EXIT_TIMEOUT)
+
+
+def umask() -> int:
+    """This process's umask now (the worker writes each run's files under its opener's)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError), open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)  # Linux
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class Channel:
+    """One run's conversation with one worker process."""
+
+    def __init__(self, worker: PoolWorker, number: int) -> None:
+        self.worker = worker
+        self.number = number
+        self._ended = False
+        self._closed = False
+
+    @property
+    def pid(self) -> int:
+        """The worker process's id."""
+        return self.worker.pid
+
+    async def open(self, workdir: Path, keep_rows: bool, shard: int, layout: str = "flat") -> None:
+        """Give the worker this run's folder, shard number and details layout."""
+        spec = {
+            "workdir": str(workdir),
+            "keep_rows": keep_rows,
+            "shard": shard,
+            "layout": layout,
+            "umask": umask(),
+        }
+        await self.worker.send(encode_frame(b"O", self.number, json.dumps(spec).encode()))
+
+    async def message(self, payload: bytes) -> None:
+        """Forward one journal-encoded message."""
+        await self.worker.send(encode_frame(b"M", self.number, payload))
+
+    async def request(self, kind: bytes, body: bytes = b"") -> dict[str, Any]:
+        """Send ``F`` (flush) or ``E`` (end) and return the worker's answer."""
+        request = self.worker.request_id()
+        if kind == b"E":
+            self._ended = True
+        await self.worker.send(encode_frame(kind, self.number, CHANNEL.pack(request) + body))
+        return await self.worker.reply(request)
+
+    async def close(self) -> None:
+        """Release the channel; a run that did not end has its worker state dropped (``X``)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.worker.channels -= 1
+        if not self._ended and self.worker.healthy:
+            with anyio.CancelScope(shield=True), contextlib.suppress(EvalStreamError):
+                await self.worker.send(encode_frame(b"X", self.number))
+
+
+class WorkerPool:
+    """Worker processes shared by every run of a Runtime; grows to the largest run's need."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._workers: list[PoolWorker] = []
+        self.closed = False
+        # at garbage collection or interpreter exit, whichever comes first
+        self._finalizer = weakref.finalize(self, _reap_all, self._workers)
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids."""
+        return [w.pid for w in self._workers]
+
+    def start(self, count: int | None = None) -> None:
+        """Make sure ``count`` (default: ``size``) healthy workers run; replace dead ones."""
+        if self.closed:
+            raise EvalStreamError("the runtime is closed; its worker pool cannot start runs")
+        count = max(count or self.size, 1)
+        for slot, worker in enumerate(self._workers):
+            if not worker.healthy and worker.channels == 0:
+                worker.reap(0)
+                self._workers[slot] = PoolWorker()
+        while len(self._workers) < count:
+            self._workers.append(PoolWorker())
+
+    def channels(self, count: int) -> list[Channel]:
+        """One channel on each of the first ``count`` workers, for one run."""
+        self.start(max(count, self.size))
+        return [worker.channel() for worker in self._workers[:count]]
+
+    @property
+    def busy(self) -> int:
+        """Open channels over all workers."""
+        return sum(w.channels for w in self._workers)
+
+    async def aclose(self) -> None:
+        """Stop every worker (each finishes its queued frames first)."""
+        self.closed = True
+        workers = list(self._workers)
+        self._workers.clear()
+        for worker in workers:
+            worker.close_input()
+        for worker in workers:
+            await worker.aclose()
+
+    def close(self) -> None:
+        """Stop every worker, blocking (thread end, garbage collection, interpreter exit)."""
+        self.closed = True
+        self._finalizer()
+
+
+def _reap_all(workers: list[PoolWorker]) -> None:
+    for worker in workers:
+        worker.close_input()
+    for worker in workers:
+        worker.reap(_EXIT_TIMEOUT)
+    workers.clear()
