@@ -244,6 +244,28 @@ async def test_a_dead_worker_fails_its_runs_and_is_replaced(tmp_path: Path) -> N
     assert (await recover(folder, model_name=MODEL)).outputs[0].ok
 
 
+async def test_a_run_started_beside_a_dead_worker_gets_a_fresh_one(tmp_path: Path) -> None:
+    """A worker that dies under a live run is replaced at once for the runs that start next."""
+    rng = random.Random(8)
+    async with Runtime(details_workers=1) as runtime:
+        with pytest.raises(BaseException) as failed:
+            async with EvaluationTracker(tmp_path / "dead", runtime=runtime, batch_size=8) as dead:
+                await dead.log_model_info(ModelInfo(model_name=MODEL))
+                (pid,) = runtime.pool.pids
+                before = process_resources().children
+                os.kill(pid, signal.SIGKILL)
+                while process_resources().children == before:  # noqa: ASYNC110 - until it died
+                    await anyio.sleep(0.01)
+                fresh = await _small_run(runtime, tmp_path / "fresh", rng)  # the dead run is open
+                await dead.log_tasks(TASKS[:2])
+                await _log(dead, rng, 100)
+                await dead.flush()
+        assert any("details worker process stopped" in str(e) for e in _leaves(failed.value))
+        assert _rows(fresh) == 40
+        assert process_resources().children == before, "one live worker, as before the kill"
+        assert not os.path.exists(f"/proc/{pid}"), "the dead worker was reaped once its run let go"
+
+
 async def test_a_closed_runtime_refuses_new_runs(tmp_path: Path) -> None:
     """Runs start only inside the runtime's block."""
     async with Runtime(details_workers=1) as runtime:

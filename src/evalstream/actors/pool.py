@@ -246,6 +246,8 @@ class Channel:
             return
         self._closed = True
         self.worker.channels -= 1
+        if self.worker.channels == 0 and not self.worker.healthy:
+            self.worker.reap(0)  # dead already: collect it now, not at the pool's next start
         if not self._ended and self.worker.healthy:
             with anyio.CancelScope(shield=True), contextlib.suppress(EvalStreamError):
                 await self.worker.send(encode_frame(b"X", self.number))
@@ -257,9 +259,10 @@ class WorkerPool:
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
         self._workers: list[PoolWorker] = []
+        self._retired: list[PoolWorker] = []
         self.closed = False
         # at garbage collection or interpreter exit, whichever comes first
-        self._finalizer = weakref.finalize(self, _reap_all, self._workers)
+        self._finalizer = weakref.finalize(self, _reap_all, self._workers, self._retired)
 
     @property
     def pids(self) -> list[int]:
@@ -271,9 +274,12 @@ class WorkerPool:
         if self.closed:
             raise EvalStreamError("the runtime is closed; its worker pool cannot start runs")
         count = max(count or self.size, 1)
+        for worker in [w for w in self._retired if w.channels == 0]:
+            self._retired.remove(worker)
+            worker.reap(0)
         for slot, worker in enumerate(self._workers):
-            if not worker.healthy and worker.channels == 0:
-                worker.reap(0)
+            if not worker.healthy:  # its runs fail on their own; new runs get a fresh process
+                self._retired.append(worker)  # reaped once its last run has let go
                 self._workers[slot] = PoolWorker()
         while len(self._workers) < count:
             self._workers.append(PoolWorker())
@@ -291,8 +297,9 @@ class WorkerPool:
     async def aclose(self) -> None:
         """Stop every worker (each finishes its queued frames first)."""
         self.closed = True
-        workers = list(self._workers)
+        workers = self._workers + self._retired
         self._workers.clear()
+        self._retired.clear()
         for worker in workers:
             worker.close_input()
         for worker in workers:
@@ -304,9 +311,11 @@ class WorkerPool:
         self._finalizer()
 
 
-def _reap_all(workers: list[PoolWorker]) -> None:
+def _reap_all(*groups: list[PoolWorker]) -> None:
+    workers = [worker for group in groups for worker in group]
     for worker in workers:
         worker.close_input()
     for worker in workers:
         worker.reap(_EXIT_TIMEOUT)
-    workers.clear()
+    for group in groups:
+        group.clear()
