@@ -28,6 +28,7 @@ import anyio.lowlevel
 
 from evalstream._errors import EvalStreamError
 from evalstream.actors.details_worker import CHANNEL, command, encode_frame
+from evalstream.durability.storage import _umask
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -194,15 +195,6 @@ class PoolWorker:
             await anyio.to_thread.run_sync(self.reap, _EXIT_TIMEOUT)
 
 
-def umask() -> int:
-    """This process's umask now (the worker writes each run's files under its opener's)."""
-    with contextlib.suppress(OSError, StopIteration, ValueError), open("/proc/self/status") as f:
-        return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)  # Linux
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 class Channel:
     """One run's conversation with one worker process."""
 
@@ -224,7 +216,7 @@ class Channel:
             "keep_rows": keep_rows,
             "shard": shard,
             "layout": layout,
-            "umask": umask(),
+            "umask": _umask(),  # the worker writes the run's files under it
         }
         await self.worker.send(encode_frame(b"O", self.number, json.dumps(spec).encode()))
 
