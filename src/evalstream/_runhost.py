@@ -231,6 +231,11 @@ class RunHost:
         propagates as raised.
         """
         with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            if self.status_state == "running" and self.coordinator is not None:
+                # an exit that could not mark the run (cancelled between writing the results
+                # and the marker): a live process must never hold a run nobody can recover
+                with contextlib.suppress(StorageError):
+                    await self.end(exc)
             await self.journal.close()
         await self._leave(exc)
 
