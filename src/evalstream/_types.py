@@ -8,6 +8,7 @@ every full collection slower.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -46,9 +47,11 @@ class Doc(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fals
     num_effective_few_shots: int = -1
     unconditioned_query: str | None = None
     id: str = ""
-    # lighteval 0.13's Doc fields (``images`` is not stored: images are not data we can keep)
-    fewshot_samples: list[Any] = []
-    sampling_methods: list[str] = []
+    # lighteval 0.13's Doc fields (``images`` is not stored: images are not data we can keep).
+    # Their empty defaults are tuples: a ``[]`` default is a new GC-tracked list per instance,
+    # which made every Doc and ModelResponse 3x dearer to build and decode, and GC passes 2.5x.
+    fewshot_samples: Sequence[Any] = ()
+    sampling_methods: Sequence[str] = ()
     generation_size: int | None = None
     stop_sequences: list[str] | None = None
     use_logits: bool = False
@@ -75,14 +78,14 @@ class ModelResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     truncated_tokens_count: int = 0
     padded_tokens_count: int = 0
     logits: list[Any] | None = None
-    # lighteval 0.13's fields
+    # lighteval 0.13's fields (empty defaults are tuples: see Doc)
     input: str | list[Any] | None = None
-    text: list[str] = []
-    output_tokens: list[list[int]] = []
+    text: Sequence[str] = ()
+    output_tokens: Sequence[list[int]] = ()
     text_post_processed: list[str] | None = None
-    reasonings: list[str | None] = []
-    logprobs: list[float] = []
-    argmax_logits_eq_gold: list[bool] = []
+    reasonings: Sequence[str | None] = ()
+    logprobs: Sequence[float] = ()
+    argmax_logits_eq_gold: Sequence[bool] = ()
     unconditioned_logprobs: list[float] | None = None
 
     @property
@@ -98,7 +101,7 @@ class ModelResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
     def continuation_tokens(self) -> list[list[int]]:
         """The continuation token lists: one per choice or sample."""
-        return [self.generated_tokens] if not self.is_v013 else self.output_tokens
+        return [self.generated_tokens] if not self.is_v013 else list(self.output_tokens)
 
 
 class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):

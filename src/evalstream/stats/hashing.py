@@ -77,7 +77,7 @@ def sample_hashes(doc: Doc, outputs: Sequence[ModelResponse]) -> tuple[int, int,
             xxhash.xxh64_intdigest(doc.query.encode()),
             xxhash.xxh64_intdigest(str(doc.ctx).encode()),
             xxhash.xxh64_intdigest(token_repr(only.input_tokens)),
-            xxhash.xxh64_intdigest(token_repr(only.output_tokens)),
+            xxhash.xxh64_intdigest(token_repr(list(only.output_tokens))),
         )
     return (
         xxhash.xxh64_intdigest(doc.query.encode()),
