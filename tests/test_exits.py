@@ -232,3 +232,21 @@ async def test_a_dead_runs_poisoned_journal_can_be_resumed(tmp_path: Path) -> No
     assert any("could not be replayed" in w for w in result.warnings)
     assert result.results["results"][TASK.name]["acc"] == 0.5  # 20 good samples
     assert _examples(result.details_paths[TASK.name]) >= {f"q{i}" for i in range(20)}
+
+
+async def test_a_retried_save_keeps_the_runs_details_layout(tmp_path: Path) -> None:
+    """The retry rebuilds the details from the journal in the layout the run chose."""
+    with anyio.fail_after(60):
+        async with EvaluationTracker(tmp_path, batch_size=8, details_layout="lighteval") as tracker:
+            await _start(tracker, 9)
+            blocker = tmp_path / "details/org/m"
+            blocker.parent.mkdir(parents=True, exist_ok=True)
+            blocker.write_text("a file where a folder must go")
+            first = await tracker.save()
+            assert not first.ok
+            second = await _fix_and_save_again(tracker, blocker.unlink)
+    table = pq.read_table(second.details_paths[TASK.name])
+    assert {"doc", "metric", "model_response"} <= set(table.column_names)
+    assert sorted(row["query"] for row in table.column("doc").to_pylist()) == sorted(
+        f"q{i}" for i in range(9)
+    )

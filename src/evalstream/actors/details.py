@@ -198,7 +198,7 @@ class DetailsActor(Actor):
         if output is None or not self.save_details:
             return
         written = await anyio.to_thread.run_sync(
-            rebuild_details, journal, self.workdir / "rebuild", output
+            rebuild_details, journal, self.workdir / "rebuild", output, self.layout
         )
         self.written = DetailsWritten(
             dict(sorted(written["paths"].items())), written["warnings"], written["error"]
