@@ -218,6 +218,8 @@ async def measure(
     w2 = p["workload"] == "W2"
     pools = [itertools.cycle(list(raws(64, 1000 + k))) for k in range(p["producers"] if w2 else 0)]
     gc.collect()
+    if p.get("gc_freeze"):
+        gc.freeze()  # what a server can do once after start-up: later gen-2 passes skip all this
     base = rss_mb()
     reset_peak()
     watch, children = GcWatch(), ChildrenPeak()
@@ -416,6 +418,7 @@ def params(args: argparse.Namespace, wl: str, side: str, out: Path) -> dict[str,
         "batch_size": args.batch_size,
         "input_tokens": args.input_tokens,
         "marks": [m for m in MARKS if m <= samples] or [samples],
+        "gc_freeze": args.gc_freeze,
     }
 
 
@@ -522,6 +525,11 @@ def main() -> int:
         help="evalstream: the 40 input tokens on the first of the 4 responses (lighteval's content) or on each",
     )
     add("--no-lighteval", action="store_true")
+    add(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() after setup in each side's process (measures the GC's share of lag)",
+    )
     add(
         "--lighteval-python",
         type=Path,
