@@ -45,6 +45,19 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+def _no_growth(before: Any, after: Any) -> None:
+    """No fd, thread or child more than before. Not equality: an earlier test's idle anyio
+    worker threads or default-runtime workers may exit meanwhile, which is not this run's leak."""
+    grown = [
+        f"{name} {b} -> {a}"
+        for name, b, a in zip(
+            ("fds", "threads", "children"), before.counts(), after.counts(), strict=True
+        )
+        if a > b
+    ]
+    assert not grown, f"the runs accumulated: {', '.join(grown)}"
+
+
 def _rows(result: Any) -> int:
     return sum(pq.read_metadata(p).num_rows for p in result.details_paths.values())
 
@@ -61,8 +74,8 @@ async def test_fifty_runs_leak_no_fd_thread_or_child(tmp_path: Path) -> None:
         after_last = process_resources()
         assert set(runtime.pool.pids) == pids, "the runs reused the same worker processes"
     assert _rows(first) == _rows(last) == 40
-    assert after_last.counts() == after_first.counts()
-    assert process_resources().children == after_first.children - 2, "the workers are gone"
+    _no_growth(after_first, after_last)
+    assert process_resources().children <= after_first.children - 2, "the workers are gone"
 
 
 async def test_trackers_without_a_runtime_share_the_default_one(tmp_path: Path) -> None:
@@ -102,7 +115,7 @@ async def test_cancelled_runs_stay_recoverable_and_the_pool_survives(tmp_path: P
         assert recovered > 0
         again = await _small_run(runtime, tmp_path / "after", rng)  # the pool still serves
         assert _rows(again) == 40
-    assert after.counts() == before.counts()
+    _no_growth(before, after)
 
 
 async def test_one_run_cancelled_leaves_a_concurrent_run_whole(tmp_path: Path) -> None:
