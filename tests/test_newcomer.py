@@ -24,21 +24,21 @@ def _out() -> list[ModelResponse]:
     return [ModelResponse(result=["a"], input_tokens=[1, 2], generated_tokens=[3])]
 
 
-async def _one_sample_run(tmp_path: Path, *, declared: int) -> tuple[EvaluationTracker, RunResult]:
+async def _one_sample_run(tmp_path: Path, *, declared: int) -> RunResult:
     async with EvaluationTracker(tmp_path) as tracker:
         await tracker.log_model_info(ModelInfo(model_name="org/m"))
         await tracker.log_tasks([GEN])
         await tracker.log_sample(GEN.name, _doc(0), _out(), {"em": 1.0})
         await tracker.log_num_docs(GEN.name, declared, declared)
         result = await tracker.save()
-    return tracker, result
+    return result
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 async def test_written_files_honour_the_umask(tmp_path: Path, umask: int) -> None:
     old = os.umask(umask)
     try:
-        _, result = await _one_sample_run(tmp_path, declared=1)
+        result = await _one_sample_run(tmp_path, declared=1)
     finally:
         os.umask(old)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -50,19 +50,19 @@ async def test_written_files_honour_the_umask(tmp_path: Path, umask: int) -> Non
 
 
 async def test_incomplete_task_is_a_warning_and_in_the_summary(tmp_path: Path) -> None:
-    _, result = await _one_sample_run(tmp_path, declared=135)
+    result = await _one_sample_run(tmp_path, declared=135)
     assert result.incomplete_tasks == {GEN.name: {"logged": 1, "effective_num_docs": 135}}
     assert any("incomplete" in w and "1 of its 135" in w for w in result.warnings)
 
 
 async def test_complete_task_has_no_incomplete_warning(tmp_path: Path) -> None:
-    _, result = await _one_sample_run(tmp_path, declared=1)
+    result = await _one_sample_run(tmp_path, declared=1)
     assert result.incomplete_tasks == {}
     assert not any("incomplete" in w for w in result.warnings)
 
 
 async def test_one_sample_writes_a_null_stderr_with_a_warning(tmp_path: Path) -> None:
-    _, result = await _one_sample_run(tmp_path, declared=1)
+    result = await _one_sample_run(tmp_path, declared=1)
     written = json.loads(Path(result.results_path).read_text())
     row = written["results"][GEN.name]
     assert row["em"] == 1.0
@@ -71,7 +71,7 @@ async def test_one_sample_writes_a_null_stderr_with_a_warning(tmp_path: Path) ->
 
 
 async def test_empty_variable_columns_have_real_types(tmp_path: Path) -> None:
-    _, result = await _one_sample_run(tmp_path, declared=1)
+    result = await _one_sample_run(tmp_path, declared=1)
     (path,) = result.details_paths.values()
     schema = pq.read_schema(path)
     assert schema.field("pred_logits").type == pa.list_(pa.float64())

@@ -131,10 +131,17 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
     return result
 
 
-async def compile_final(
-    coordinator: Coordinator, bootstrap_iters: int, seed: int
-) -> tuple[dict[str, Any], list[str]]:
-    """lighteval's final dict from the actors' state, and the aggregation warnings."""
+@dataclass(frozen=True)
+class Compiled:
+    """lighteval's final dict, the aggregation warnings, and the incomplete tasks."""
+
+    final: dict[str, Any]
+    warnings: list[str]
+    incomplete: dict[str, tuple[int, int]]
+
+
+async def compile_final(coordinator: Coordinator, bootstrap_iters: int, seed: int) -> Compiled:
+    """lighteval's final dict from the actors' state, with what the run summary must say."""
     metrics = await coordinator.metrics.aggregate(bootstrap_iters, seed)
     details = coordinator.details.tasks()
     summary_tasks = await anyio.to_thread.run_sync(
@@ -150,14 +157,13 @@ async def compile_final(
         "summary_tasks": summary_tasks,
         "summary_general": summary_general(summary_tasks),
     }
+    incomplete = incomplete_tasks(final["config_tasks"], sizes, details)
     warnings = [w for m in metrics.values() for w in m.warnings]
     warnings += [
         f"task {task!r} is incomplete: {logged} of its {effective} effective docs were logged"
-        for task, (logged, effective) in incomplete_tasks(
-            final["config_tasks"], sizes, details
-        ).items()
+        for task, (logged, effective) in incomplete.items()
     ]
-    return final, warnings
+    return Compiled(final, warnings, incomplete)
 
 
 def incomplete_tasks(
@@ -211,7 +217,8 @@ async def write_run(
     plan: SavePlan, coordinator: Coordinator, workdir: str, date_id: str
 ) -> RunResult:
     """Compile, then run the outputs: local and TensorBoard at once, the Hub after local."""
-    final, warnings = await compile_final(coordinator, plan.bootstrap_iters, plan.seed)
+    compiled = await compile_final(coordinator, plan.bootstrap_iters, plan.seed)
+    final, warnings = compiled.final, compiled.warnings
     if plan.partial is not None:
         final["evalstream"] = {**plan.partial, "skipped": coordinator.faults.summary()}
     results_json = encode_results(final)
@@ -267,11 +274,7 @@ async def write_run(
         warnings=warnings,
         incomplete_tasks={
             task: {"logged": logged, "effective_num_docs": effective}
-            for task, (logged, effective) in incomplete_tasks(
-                final["config_tasks"],
-                {name: t.samples for name, t in details.items()},
-                details,
-            ).items()
+            for task, (logged, effective) in compiled.incomplete.items()
         },
         workdir=workdir,
     )

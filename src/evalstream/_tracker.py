@@ -391,8 +391,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         """The final dict as it would be saved now, without ending the run."""
         coordinator = self._running()
         await self.flush()
-        final, _ = await compile_final(coordinator, self.bootstrap_iters, self.seed)
-        return final
+        return (await compile_final(coordinator, self.bootstrap_iters, self.seed)).final
 
     @property
     def result(self) -> RunResult | None:

@@ -69,16 +69,18 @@ WHEN_EMPTY: dict[str, pa.DataType] = {
 
 
 def _empty(kind: pa.DataType) -> bool:
-    """``null`` or ``list<null>``: the column held only nulls or empty lists."""
+    """``null``, ``list<null>`` or a struct without fields: the column held only nulls, empty
+    lists or empty dicts, so there was nothing to infer its type from."""
     return bool(
-        pa.types.is_null(kind) or (pa.types.is_list(kind) and pa.types.is_null(kind.value_type))
+        pa.types.is_null(kind)
+        or (pa.types.is_list(kind) and pa.types.is_null(kind.value_type))
+        or kind == pa.struct([])
     )
 
 
 def _variable_type(name: str, inferred: pa.DataType | None) -> pa.DataType:
     """The inferred type, or the column's real type where nothing was there to infer from."""
-    if inferred is None or _empty(inferred) or inferred == pa.struct([]):
-        # a struct without fields (only empty dicts) cannot be written to parquet
+    if inferred is None or _empty(inferred):
         return WHEN_EMPTY.get(name, pa.string())
     return inferred
 
@@ -135,7 +137,7 @@ def _infer_schema(segment: Path, layout: str = "flat") -> tuple[pa.Schema, set[s
     json_columns.update(
         n  # an all-empty column gets its type below; a nested empty dict cannot be stored
         for n, t in types.items()
-        if t != pa.struct([]) and parquet_depth(t) > MAX_PARQUET_DEPTH
+        if not _empty(t) and parquet_depth(t) > MAX_PARQUET_DEPTH
     )
     if layout == "lighteval":
         fields = [
