@@ -1,7 +1,9 @@
 """The pending batch between ``log_sample`` and the actors.
 
 Samples wait here, already validated and encoded, until ``batch_size`` of them ship as one
-journal frame and one routed message. One ship at a time: producers that fill the batch while a
+journal frame and one routed message. Only each sample's bytes and metric values wait (the
+journal and the details workers read the bytes; the metrics actor needs only the values), so the
+caller's doc and responses are freed once ``log_sample`` returns. One ship at a time: producers that fill the batch while a
 ship waits on a full inbox queue on the lock holding nothing, instead of each holding a batch
 of its own, so the samples in flight stay bounded by the inboxes plus one batch.
 """
@@ -12,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from evalstream._messages import SampleBatch
 from evalstream._progress import Meter
 from evalstream._samples import encode_batch
 from evalstream.actors.details_worker import shard_of
@@ -20,20 +21,20 @@ from evalstream.actors.details_worker import shard_of
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from evalstream._messages import ScoredSample
+    from evalstream._messages import Score, ScoredSample
     from evalstream._runhost import RunHost
 
-    Shipped = Callable[[list[ScoredSample]], Awaitable[None]]
+    Shipped = Callable[[list[Score]], Awaitable[None]]
 
 
 class Batcher:
-    """Pending samples and their bytes; ``ship()`` journals and routes them."""
+    """Pending samples' bytes and scores; ``ship()`` journals and routes them."""
 
     def __init__(self, host: RunHost, *, on_shipped: Shipped | None = None) -> None:
         self.host = host
         self.workers = host.workers
         self.on_shipped = on_shipped
-        self._samples: list[ScoredSample] = []
+        self._scores: list[Score] = []
         self._raws: list[bytes] = []
         self._lock = anyio.Lock()
         self._shards: dict[str, int] = {}
@@ -41,39 +42,37 @@ class Batcher:
         host.batcher = self  # the runtime's shutdown ships the pending batch
 
     def add(self, sample: ScoredSample, encoded: bytes) -> None:
-        """Queue one validated sample and its encoding."""
-        self._samples.append(sample)
+        """Queue one validated sample's encoding and scores (the sample itself is not kept)."""
+        self._scores.append((sample.task_name, sample.metrics, sample.scope))
         self._raws.append(encoded)
         self.meter.count(sample.task_name)
 
     def __len__(self) -> int:
-        return len(self._samples)
+        return len(self._scores)
 
     async def ship(self) -> int:
         """Journal and route the pending samples; returns the journal sequence covering them."""
         async with self._lock:
-            if not self._samples or self.host.coordinator is None:
+            if not self._scores or self.host.coordinator is None:
                 return self.host.journal.stats().appended
-            batch, self._samples = self._samples, []
+            batch, self._scores = self._scores, []
             raws, self._raws = self._raws, []
-            await self.host.send(
-                SampleBatch(samples=tuple(batch)), encode_batch(raws), self._split(batch, raws)
-            )
+            await self.host.send_scores(batch, encode_batch(raws), self._split(batch, raws))
             seq = self.host.journal.stats().appended
             self.meter.shipped_batch(seq, len(batch))
             if self.on_shipped is not None:
                 await self.on_shipped(batch)
             return seq
 
-    def _split(self, batch: list[ScoredSample], raws: list[bytes]) -> tuple[bytes, ...] | None:
+    def _split(self, batch: list[Score], raws: list[bytes]) -> tuple[bytes, ...] | None:
         """The batch's bytes per details worker: each task belongs to one worker."""
         if self.workers == 1:
             return None
         groups: list[list[bytes]] = [[] for _ in range(self.workers)]
         shards = self._shards
-        for sample, raw in zip(batch, raws, strict=True):
-            shard = shards.get(sample.task_name)
+        for (task, _, _), raw in zip(batch, raws, strict=True):
+            shard = shards.get(task)
             if shard is None:
-                shard = shards[sample.task_name] = shard_of(sample.task_name, self.workers)
+                shard = shards[task] = shard_of(task, self.workers)
             groups[shard].append(raw)
         return tuple(encode_batch(g) if g else b"" for g in groups)

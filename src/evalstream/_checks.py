@@ -122,7 +122,9 @@ def check_metrics(
     for name, raw in metrics.items():
         value: object
         kind: Kind
-        if type(raw) is float and type(name) is str:  # the common case, without a call
+        if type(name) is str and (  # the common cases, without a call
+            type(raw) is float or (type(raw) is int and _INT_RANGE[0] <= raw <= _INT_RANGE[1])
+        ):
             value, kind = raw, "number"
         else:
             value, kind = metric_value(task, name, raw)

@@ -161,9 +161,10 @@ def response_from(response: Any) -> ModelResponse:
 def outputs_from(outputs: Any) -> tuple[ModelResponse, ...]:
     """A sample's responses: a sequence of them (seed-era) or one response (lighteval 0.13)."""
     if isinstance(outputs, list | tuple):
-        if all(type(o) is ModelResponse for o in outputs):
-            return tuple(outputs)
-        return tuple(response_from(o) for o in outputs)
+        for o in outputs:  # a plain loop: a generator costs more than the check, per sample
+            if type(o) is not ModelResponse:
+                return tuple(response_from(o) for o in outputs)
+        return tuple(outputs)
     if outputs is None:
         return ()
     return (response_from(outputs),)

@@ -106,7 +106,25 @@ class EncodedBatch:
         self.payloads = payloads
 
 
-Inbound = RunMessage | Flush | EncodedBatch
+Score = tuple[str, dict[str, Any], Scope]
+"""A live sample as the metrics actor needs it: task name, checked metric values, scope."""
+
+
+class ScoreBatch:
+    """Control: the metric values of a live SampleBatch, whose samples the journal holds.
+
+    The in-process actors need only these; routing the whole ``ScoredSample`` graphs (docs,
+    token lists) would keep thousands of tracked objects alive in the inboxes, for the garbage
+    collector to scan again at every pass, and free them later in a burst.
+    """
+
+    __slots__ = ("scores",)
+
+    def __init__(self, scores: list[Score]) -> None:
+        self.scores = scores
+
+
+Inbound = RunMessage | Flush | EncodedBatch | ScoreBatch
 """What an actor inbox carries."""
 
 ENCODER = msgspec.msgpack.Encoder()

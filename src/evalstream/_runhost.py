@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
     from evalstream._batcher import Batcher
     from evalstream._errors import EvalStreamError
-    from evalstream._messages import RunMessage
+    from evalstream._messages import RunMessage, Score
     from evalstream._runtime import Runtime
     from evalstream.durability.storage import OutputStore
     from evalstream.stats.compute import AggregationRegistry
@@ -363,6 +363,14 @@ class RunHost:
         payload = encoded if encoded is not None else ENCODER.encode(message)
         await self.journal.append(payload)
         await self.coordinator.route(message, payload, shards)
+
+    async def send_scores(
+        self, scores: list[Score], encoded: bytes, shards: tuple[bytes, ...] | None
+    ) -> None:
+        """Journal a live sample batch (``encoded``), then route its scores and its bytes."""
+        assert self.coordinator is not None
+        await self.journal.append(encoded)
+        await self.coordinator.route_scores(scores, encoded, shards)
 
     def clean(self) -> None:
         """Drop the journal and segments of a saved run; keep its status marker (blocking)."""

@@ -24,7 +24,7 @@ from evalstream._messages import (
     RunMessage,
     SampleBatch,
     Scope,
-    ScoredSample,
+    Score,
     TasksDeclared,
 )
 from evalstream._run_config import RunConfigCalls, check_options
@@ -202,11 +202,11 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
             raise
         return self
 
-    async def _observe(self, batch: list[ScoredSample]) -> None:
+    async def _observe(self, batch: list[Score]) -> None:
         if self._live is not None:
-            for sample in batch:
-                if sample.scope != "details":
-                    await self._live.observe(sample.task_name, sample.metrics)
+            for task, metrics, scope in batch:
+                if scope != "details":
+                    await self._live.observe(task, metrics)
 
     async def _close_live(self) -> None:
         live, self._live = self._live, None

@@ -18,13 +18,15 @@ import anyio
 import msgspec
 from anyio import TASK_STATUS_IGNORED
 
-from evalstream._messages import EncodedBatch, Flush, Inbound, RunMessage
+from evalstream._messages import EncodedBatch, Flush, Inbound, RunMessage, ScoreBatch
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
+
+    from evalstream._messages import Score
 
 
 class ActorStats(msgspec.Struct, frozen=True):
@@ -127,6 +129,8 @@ class Actor:
                 message.done.set()
         elif isinstance(message, EncodedBatch):
             await self.handle_encoded(message.payloads)
+        elif isinstance(message, ScoreBatch):
+            await self.handle_scores(message.scores)
         else:
             await self.handle(message)
 
@@ -136,6 +140,10 @@ class Actor:
 
     async def handle_encoded(self, payloads: tuple[bytes, ...]) -> None:
         """Apply an already-encoded sample batch (only the details actor is sent these)."""
+        raise NotImplementedError
+
+    async def handle_scores(self, scores: list[Score]) -> None:
+        """Apply a live batch's metric values (only the metrics actor is sent these)."""
         raise NotImplementedError
 
     async def flush(self) -> None:

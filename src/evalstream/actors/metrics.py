@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, assert_never
 
 import anyio
 import msgspec
+import numpy as np
 
 from evalstream._errors import MetricValueError
 from evalstream._messages import (
@@ -32,10 +33,11 @@ from evalstream.stats.compute import (
 )
 
 if TYPE_CHECKING:
-    from evalstream._messages import ScoredSample
+    from evalstream._messages import Score
     from evalstream._types import TaskSpec
 
 _EMPTY = MetricStore()  # admits what a metric's first value may be
+_NUMBERS = frozenset({float, int, bool})  # what log_sample stores a "number" metric as
 
 
 class TaskMetrics(msgspec.Struct, frozen=True):
@@ -69,22 +71,60 @@ class MetricsActor(Actor):
                     if i % 64 == 63:  # a batch is ~0.5 ms of work: let the loop breathe
                         await anyio.lowlevel.checkpoint()
                     if sample.scope != "details":
-                        await self._add(sample)
+                        await self._add(sample.task_name, sample.metrics)
             case ArgsInfo() | ModelInfoLogged() | TaskVersion() | NumDocs() | EndOfRun():
                 pass
             case _:
                 assert_never(message)
 
-    async def _add(self, sample: ScoredSample) -> None:
+    async def handle_scores(self, scores: list[Score]) -> None:
+        """Store a live batch's values a (task, metric) column at a time.
+
+        ``log_sample`` checked every value and fixed each metric's kind before acknowledging
+        it, so a column of numbers goes into its store as one float64 array; anything else
+        (corpus inputs) takes the per-sample path, which refuses what a store cannot hold.
+        """
+        columns: dict[tuple[str, str], list[object]] = {}
+        counts: dict[str, int] = {}
+        for task, metrics, scope in scores:
+            if scope == "details":
+                continue
+            counts[task] = counts.get(task, 0) + 1
+            for metric, value in metrics.items():
+                column = columns.get((task, metric))
+                if column is None:
+                    columns[(task, metric)] = [value]
+                else:
+                    column.append(value)
+        for task, n in counts.items():
+            self._samples[task] = self._samples.get(task, 0) + n
+            self._stores.setdefault(task, {})  # a task whose samples have no metrics has a row
+        for (task, metric), values in columns.items():
+            stores = self._stores[task]
+            store = stores.get(metric)
+            if store is None:
+                store = stores[metric] = MetricStore()
+            if type(values[0]) in _NUMBERS and all(type(v) in _NUMBERS for v in values):
+                try:
+                    store.extend_numeric(np.array(values, dtype=np.float64))
+                except MetricValueError as exc:  # a store of corpus inputs: only a bug gets here
+                    await self.faults.record(self.name, exc, samples=len(values))
+                continue
+            for value in values:
+                try:
+                    store.append(value)
+                except MetricValueError as exc:
+                    await self.faults.record(self.name, exc, samples=1)
+
+    async def _add(self, task: str, metrics: dict[str, object]) -> None:
         """Store one sample's values, all or none: a value its store refuses skips the sample."""
-        task = sample.task_name
         stores = self._stores.get(task)
         if stores is None:
             stores = self._stores[task] = {}
         try:
             admitted = [
                 (metric, stores.get(metric, _EMPTY).admit(value))
-                for metric, value in sample.metrics.items()
+                for metric, value in metrics.items()
             ]
         except MetricValueError as exc:  # checked at log time: only an old journal gets here
             await self.faults.record(self.name, exc, samples=1)
