@@ -326,7 +326,7 @@ def emit(result: dict[str, Any]) -> None:
 
 async def evalstream_run(p: dict[str, Any]) -> dict[str, Any]:
     """One evalstream measurement: 4 ModelResponses per doc, the same content as lighteval's one."""
-    from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, TaskSpec
+    from evalstream import Doc, ModelResponse, Runtime, TaskSpec
 
     every = p["input_tokens"] == "each"
 
@@ -353,7 +353,28 @@ async def evalstream_run(p: dict[str, Any]) -> dict[str, Any]:
         TaskSpec(name=n, categories=["multichoice"]) for n in task_names(p["workload"], p["tasks"])
     ]
     out = Path(p["out"])
-    async with EvaluationTracker(out, save_details=True, batch_size=p["batch_size"]) as t:
+    runtime = None
+    if p.get("details_workers") or p.get("details_nice") is not None:
+        nice = p.get("details_nice")
+        runtime = Runtime(
+            details_workers=p.get("details_workers") or None,
+            **({} if nice is None else {"details_nice": nice}),
+        )
+    async with contextlib.AsyncExitStack() as stack:
+        if runtime is not None:
+            await stack.enter_async_context(runtime)
+        return await _evalstream_tracked(p, out, specs, build, runtime)
+    raise AssertionError("unreachable")
+
+
+async def _evalstream_tracked(
+    p: dict[str, Any], out: Path, specs: list[Any], build: Any, runtime: Any
+) -> dict[str, Any]:
+    from evalstream import EvaluationTracker, ModelInfo
+
+    async with EvaluationTracker(
+        out, save_details=True, batch_size=p["batch_size"], runtime=runtime
+    ) as t:
         await t.log_args_info(num_fewshot_seeds=1, job_id="0")
         await t.log_model_info(ModelInfo(model_name="org/model"))
         await t.log_tasks(specs)
@@ -435,6 +456,8 @@ def params(args: argparse.Namespace, wl: str, side: str, out: Path) -> dict[str,
         "input_tokens": args.input_tokens,
         "marks": [m for m in MARKS if m <= samples] or [samples],
         "gc_freeze": args.gc_freeze,
+        "details_workers": args.details_workers,
+        "details_nice": args.details_nice,
     }
 
 
@@ -534,6 +557,8 @@ def main() -> int:
         help="lighteval's W3 size (1M takes ~5 min and GBs)",
     )
     add("--batch-size", type=int, default=256, help="evalstream's batch_size")
+    add("--details-workers", type=int, default=0, help="evalstream's worker processes (0: default)")
+    add("--details-nice", type=int, default=None, help="Runtime(details_nice=...) (default: 10)")
     add(
         "--input-tokens",
         choices=["first", "each"],

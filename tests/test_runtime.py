@@ -288,6 +288,19 @@ async def test_a_closed_runtime_refuses_new_runs(tmp_path: Path) -> None:
             pass
 
 
+async def test_workers_run_at_a_lower_cpu_priority_than_the_loop() -> None:
+    """The loop wins a contended core; ``details_nice=0`` keeps the parent's priority."""
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    async with (
+        Runtime(details_workers=2) as low,
+        Runtime(details_workers=1, details_nice=0) as same,
+    ):
+        assert [os.getpriority(os.PRIO_PROCESS, p) for p in low.pool.pids] == [
+            min(19, base + 10)
+        ] * 2
+        assert [os.getpriority(os.PRIO_PROCESS, p) for p in same.pool.pids] == [base]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigterm_flushes_every_live_run_for_recover(tmp_path: Path, backend: str) -> None:
     """SIGTERM to a daemon: each live run is marked cancelled and recovers every logged sample."""

@@ -20,7 +20,7 @@ import anyio
 
 from evalstream._errors import ConfigError, RunStateError
 from evalstream._progress import ENDED, Progress
-from evalstream.actors.pool import WorkerPool
+from evalstream.actors.pool import WORKER_NICE, WorkerPool
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -47,8 +47,12 @@ class Runtime:
     the ``async with`` block closes the workers once the last run using them has ended.
     """
 
-    def __init__(self, *, details_workers: int | None = None) -> None:
-        self.pool = WorkerPool(details_workers or default_workers())
+    def __init__(
+        self, *, details_workers: int | None = None, details_nice: int = WORKER_NICE
+    ) -> None:
+        """``details_nice``: how much lower the workers' CPU priority is than this process's
+        (0 keeps it equal: for batch jobs on a machine busy with other work)."""
+        self.pool = WorkerPool(details_workers or default_workers(), details_nice)
         self._runs: set[RunHost] = set()
         self._closing = False
         self._shutdown: str | None = None

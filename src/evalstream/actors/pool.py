@@ -36,15 +36,28 @@ if TYPE_CHECKING:
 _READ = 1 << 16
 _FINISH_TIMEOUT = 30.0  # seconds a cancelled run may take to finish a frame it started
 _EXIT_TIMEOUT = 5.0
+WORKER_NICE = 10
+"""How much lower than their parent's the workers' CPU priority is, by default.
+
+The workers do throughput work; the parent's event loop does latency work. When the cores are
+contended (more runnable processes than cores: an inference server, a second worker, anything
+else on the machine), the kernel then runs the loop first. Measured under load on 2 cores (W2):
+loop lag while logging p99 / max 10.5 / 25.8 ms at the same priority, 5.3 / 11.5 ms at +10,
+throughput unchanged. On an idle machine it changes nothing: each process has its core.
+"""
 
 
 class PoolWorker:
     """One worker process and its pipes, shared by the channels of many runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, nice: int = WORKER_NICE) -> None:
         self.process = subprocess.Popen(
             command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True
         )
+        if nice > 0:  # best effort: lowering a child's priority needs no privilege on Unix
+            with contextlib.suppress(OSError, AttributeError):
+                base = os.getpriority(os.PRIO_PROCESS, 0)
+                os.setpriority(os.PRIO_PROCESS, self.process.pid, min(19, base + nice))
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in = self.process.stdin.fileno()
         self._out = self.process.stdout.fileno()
@@ -248,8 +261,9 @@ class Channel:
 class WorkerPool:
     """Worker processes shared by every run of a Runtime; grows to the largest run's need."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, nice: int = WORKER_NICE) -> None:
         self.size = max(1, size)
+        self.nice = nice
         self._workers: list[PoolWorker] = []
         self._retired: list[PoolWorker] = []
         self.closed = False
@@ -272,9 +286,9 @@ class WorkerPool:
         for slot, worker in enumerate(self._workers):
             if not worker.healthy:  # its runs fail on their own; new runs get a fresh process
                 self._retired.append(worker)  # reaped once its last run has let go
-                self._workers[slot] = PoolWorker()
+                self._workers[slot] = PoolWorker(self.nice)
         while len(self._workers) < count:
-            self._workers.append(PoolWorker())
+            self._workers.append(PoolWorker(self.nice))
 
     def channels(self, count: int) -> list[Channel]:
         """One channel on each of the first ``count`` workers, for one run."""
