@@ -174,6 +174,13 @@ def decode_variable(payload: bytes) -> dict[str, list[Any]]:
     return dict(zip(VARIABLE, cols, strict=True))
 
 
+def decode_fixed(payload: bytes) -> dict[str, list[Any]]:
+    """The fixed columns of a flat frame (the write pass, when it has the variable ones)."""
+    (size,) = _LEN.unpack_from(payload)
+    fixed = _DECODER.decode(memoryview(payload)[_LEN.size + size :])
+    return dict(zip(FIXED_COLUMNS, fixed, strict=True))
+
+
 def decode_columns(payload: bytes) -> dict[str, list[Any]]:
     """Every column of a frame, by name; token columns stay packed (see ``tokens_array``)."""
     if is_lighteval(payload):
