@@ -2,10 +2,11 @@
 
 Samples wait here, already validated and encoded, until ``batch_size`` of them ship as one
 journal frame and one routed message. Only each sample's bytes and metric values wait (the
-journal and the details workers read the bytes; the metrics actor needs only the values), so the
-caller's doc and responses are freed once ``log_sample`` returns. One ship at a time: producers that fill the batch while a
-ship waits on a full inbox queue on the lock holding nothing, instead of each holding a batch
-of its own, so the samples in flight stay bounded by the inboxes plus one batch.
+journal and the details workers read the bytes; the metrics actor needs only the values), so
+the caller's doc and responses are freed once ``log_sample`` returns. One ship at a time:
+producers that fill the batch while a ship waits on a full inbox queue on the lock holding
+nothing, instead of each holding a batch of its own, so the samples in flight stay bounded by
+the inboxes plus one batch.
 """
 
 from __future__ import annotations
