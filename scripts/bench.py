@@ -353,18 +353,11 @@ async def evalstream_run(p: dict[str, Any]) -> dict[str, Any]:
         TaskSpec(name=n, categories=["multichoice"]) for n in task_names(p["workload"], p["tasks"])
     ]
     out = Path(p["out"])
-    runtime = None
-    if p.get("details_workers") or p.get("details_nice") is not None:
-        nice = p.get("details_nice")
-        runtime = Runtime(
-            details_workers=p.get("details_workers") or None,
-            **({} if nice is None else {"details_nice": nice}),
-        )
-    async with contextlib.AsyncExitStack() as stack:
-        if runtime is not None:
-            await stack.enter_async_context(runtime)
+    if not p.get("details_workers") and p.get("details_nice") is None:
+        return await _evalstream_tracked(p, out, specs, build, None)
+    options = {"details_nice": p["details_nice"]} if p.get("details_nice") is not None else {}
+    async with Runtime(details_workers=p.get("details_workers") or None, **options) as runtime:
         return await _evalstream_tracked(p, out, specs, build, runtime)
-    raise AssertionError("unreachable")
 
 
 async def _evalstream_tracked(

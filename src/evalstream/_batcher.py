@@ -58,17 +58,18 @@ class Batcher:
                 return self.host.journal.stats().appended
             batch, self._scores = self._scores, []
             raws, self._raws = self._raws, []
-            await self.host.send_scores(batch, encode_batch(raws), self._split(batch, raws))
+            encoded = encode_batch(raws)
+            await self.host.send_scores(batch, encoded, self._split(batch, raws, encoded))
             seq = self.host.journal.stats().appended
             self.meter.shipped_batch(seq, len(batch))
             if self.on_shipped is not None:
                 await self.on_shipped(batch)
             return seq
 
-    def _split(self, batch: list[Score], raws: list[bytes]) -> tuple[bytes, ...] | None:
+    def _split(self, batch: list[Score], raws: list[bytes], whole: bytes) -> tuple[bytes, ...]:
         """The batch's bytes per details worker: each task belongs to one worker."""
         if self.workers == 1:
-            return None
+            return (whole,)
         groups: list[list[bytes]] = [[] for _ in range(self.workers)]
         shards = self._shards
         for (task, _, _), raw in zip(batch, raws, strict=True):

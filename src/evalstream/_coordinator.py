@@ -111,16 +111,10 @@ class Coordinator:
                 EncodedBatch(shards) if shards is not None else message
             )
 
-    async def route_scores(
-        self, scores: list[Score], encoded: bytes, shards: tuple[bytes, ...] | None
-    ) -> None:
-        """Route a live sample batch: its scores to the metrics actor, its journal bytes (split
-        per details worker when there are several) to the details actor."""
+    async def route_scores(self, scores: list[Score], shards: tuple[bytes, ...]) -> None:
+        """Route a live sample batch: its scores to the metrics actor, its journal bytes, one
+        payload per details worker, to the details actor."""
         await self._sends["metrics"].send(ScoreBatch(scores))
-        if shards is None:
-            if self.details.shards != 1:
-                raise AssertionError("a batch for several details workers must come split")
-            shards = (encoded,)
         await self._sends["details"].send(EncodedBatch(shards))
 
     async def flush(self) -> None:

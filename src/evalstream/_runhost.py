@@ -365,12 +365,13 @@ class RunHost:
         await self.coordinator.route(message, payload, shards)
 
     async def send_scores(
-        self, scores: list[Score], encoded: bytes, shards: tuple[bytes, ...] | None
+        self, scores: list[Score], encoded: bytes, shards: tuple[bytes, ...]
     ) -> None:
-        """Journal a live sample batch (``encoded``), then route its scores and its bytes."""
+        """Journal a live sample batch (``encoded``), then route its scores and, per details
+        worker, its bytes."""
         assert self.coordinator is not None
         await self.journal.append(encoded)
-        await self.coordinator.route_scores(scores, encoded, shards)
+        await self.coordinator.route_scores(scores, shards)
 
     def clean(self) -> None:
         """Drop the journal and segments of a saved run; keep its status marker (blocking)."""

@@ -104,7 +104,7 @@ class MetricsActor(Actor):
             store = stores.get(metric)
             if store is None:
                 store = stores[metric] = MetricStore()
-            if type(values[0]) in _NUMBERS and all(type(v) in _NUMBERS for v in values):
+            if all(type(v) in _NUMBERS for v in values):
                 try:
                     store.extend_numeric(np.array(values, dtype=np.float64))
                 except MetricValueError as exc:  # a store of corpus inputs: only a bug gets here

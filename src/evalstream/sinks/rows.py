@@ -78,15 +78,15 @@ def _gold_index(sample: ScoredSample) -> list[int]:
     return [gold] if isinstance(gold, int) else list(gold)
 
 
+_INT32_MAX = 2**31 - 1
+
+
 def _offsets(lengths: Iterator[int], count: int) -> bytes:
     ends = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(np.fromiter(lengths, dtype=np.int64, count=count), out=ends[1:])
     if ends[-1] > _INT32_MAX:
         raise OverflowError("more values than int32 offsets address")
     return ends.astype(np.int32).tobytes()
-
-
-_INT32_MAX = 2**31 - 1
 
 
 def pack_tokens(per_row: list[list[list[int]]]) -> list[Any]:
