@@ -40,6 +40,14 @@ class GrowableU64:
         self._data[self._size] = value
         self._size += 1
 
+    def extend(self, values: Sequence[int]) -> None:
+        """Append many values at once (one numpy copy, not one scalar store per value)."""
+        end = self._size + len(values)
+        if end > self._data.shape[0]:
+            self._data = np.resize(self._data, max(end, self._size * 2))
+        self._data[self._size : end] = values
+        self._size = end
+
     def __len__(self) -> int:
         return self._size
 
@@ -87,6 +95,28 @@ def sample_hashes(doc: Doc, outputs: Sequence[ModelResponse]) -> tuple[int, int,
     )
 
 
+def batch_hashes(
+    examples: Sequence[str],
+    prompts: Sequence[str],
+    inputs: Sequence[list[list[int]]],
+    conts: Sequence[list[list[int]]],
+    single: Sequence[bool],
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """``sample_hashes`` of a batch, from its details columns (``sinks.rows.row_columns``).
+
+    ``inputs`` holds each row's input token lists, one per response; ``conts`` its continuation
+    token lists; ``single`` marks a row of one lighteval 0.13 response, whose input tokens are
+    hashed as that response's own list, as 0.13 does.
+    """
+    h = xxhash.xxh64_intdigest
+    return (
+        [h(q.encode()) for q in examples],
+        [h(str(c).encode()) for c in prompts],
+        [h(token_repr(row[0] if one else row)) for row, one in zip(inputs, single, strict=True)],
+        [h(token_repr(row)) for row in conts],
+    )
+
+
 def sorted_hex(column: np.ndarray) -> bytes:
     """The sorted digests as concatenated 16-digit hex: big-endian bytes, hex-encoded at once."""
     return np.sort(column).astype(">u8").tobytes().hex().encode()
@@ -131,6 +161,24 @@ class TaskCounters(msgspec.Struct):
             self.few_shot_sum += doc.num_effective_few_shots
             if doc.num_effective_few_shots < doc.num_asked_few_shots:
                 self.truncated_few_shots += 1
+
+    def add_rows(
+        self,
+        padded: Sequence[list[int]],
+        truncated: Sequence[list[int]],
+        asked: Sequence[int],
+        effective: Sequence[int],
+    ) -> None:
+        """Count a batch from its details columns (each row's per-response token counts)."""
+        self.samples += len(asked)
+        self.truncated += sum(1 for row in truncated if row and max(row) > 0)
+        self.padded += sum(1 for row in padded if row and max(row) > 0)
+        for n_asked, n_effective in zip(asked, effective, strict=True):
+            if n_effective >= 0:
+                self.few_shot_known += 1
+                self.few_shot_sum += n_effective
+                if n_effective < n_asked:
+                    self.truncated_few_shots += 1
 
     def summary(self) -> dict[str, int | float]:
         """The counters as lighteval's ``summary_tasks`` keys (without the hashes)."""
