@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from evalstream._messages import ScoredSample
 from evalstream._types import Doc, ModelResponse
 from evalstream.durability.frames import frame
-from evalstream.sinks.parquet import _ColumnError, _infer_schema, _write, segment_to_parquet
+from evalstream.sinks.parquet import ColumnError, _infer_schema, _write, segment_to_parquet
 from evalstream.sinks.rows import encode_rows
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def test_reusing_the_schema_pass_arrays_writes_the_same_parquet(
         try:
             _write(segment, slow, schema, json_columns)
             break
-        except _ColumnError as exc:
+        except ColumnError as exc:
             json_columns.add(exc.name)
             schema = schema.set(schema.get_field_index(exc.name), pa.field(exc.name, pa.string()))
     assert json_fast == sorted(json_columns)

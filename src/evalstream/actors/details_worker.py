@@ -1,6 +1,6 @@
 """The details worker: a child process that hashes, counts and stores every sample's row.
 
-Hashing and row encoding are pure-Python work of some 20 us per sample that holds the GIL
+Hashing, row encoding and Arrow conversion are Python work of some 20 us per sample that holds the GIL
 wherever it runs; in the tracker's process it would compete with the event loop (and an
 inference server on it). The details actor starts this process and streams it the encoded
 sample batches the journal already holds, so the work runs on another core.
@@ -14,7 +14,8 @@ For ``F`` and ``E`` the worker answers one JSON line: ``{"id": request, "error":
 "tasks": {name: {"segment", "samples", "pending_rows", "summary"}}, "written": ...}``. ``E``
 closes the run's segments and, when its body names the output (``root``, ``model_name``,
 ``date_id``), writes each of its tasks as a parquet file there (``written``: paths, warnings,
-error), then forgets the run. A write that fails (disk full) keeps its rows pending, reports the
+error), then forgets the run: a task whose parquet was written live (``sinks.live_parquet``,
+fed from each batch's columns as it is ingested) is only closed and moved into place. A write that fails (disk full) keeps its rows pending, reports the
 error on the next answer, and is retried with the next batch or flush; anything else a run's
 data breaks is that run's error. Runs share nothing but the process. When stdin closes (the
 pool closing, or the parent dying) the worker closes every segment and exits: the journal, not
@@ -32,120 +33,22 @@ import struct
 import sys
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 
 from evalstream._errors import EvalStreamError
 from evalstream._messages import DECODER, SampleBatch, ScoredSample, TasksDeclared
+from evalstream.actors.task_details import TaskDetails
 from evalstream.durability.frames import frame, iter_frames
 from evalstream.durability.storage import translate_oserror
-from evalstream.sinks.lighteval_layout import encode_lighteval_rows
-from evalstream.sinks.rows import encode_columns, row_columns
-from evalstream.stats.hashing import GrowableU64, TaskCounters, batch_hashes, compile_hashes
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
 
 CHANNEL = struct.Struct("<I")  # a frame's run channel, and a request's number
-
-
-class TaskDetails:
-    """One task's hashes, counters and segment file; touched only by the details actor."""
-
-    def __init__(
-        self, name: str, segment: Path, categories: frozenset[str], layout: str = "flat"
-    ) -> None:
-        self.name = name
-        self.layout = layout
-        self.segment = segment
-        self.categories = categories
-        self.hashes = tuple(GrowableU64() for _ in range(4))
-        self.counters = TaskCounters()
-        self.pending: list[bytes] = []
-        self.pending_rows = 0
-        self.handle: BinaryIO | None = None
-
-    def ingest(self, samples: Sequence[ScoredSample], keep_rows: bool) -> None:
-        """Hash, count and encode ``samples`` into a pending frame (CPU only, no I/O)."""
-        if not samples:
-            return
-        cols = row_columns(samples, self.categories)
-        for column, digests in zip(
-            self.hashes,
-            batch_hashes(
-                cols.column("example"),
-                cols.column("full_prompt"),
-                cols.column("input_tokens"),
-                cols.column("cont_tokens"),
-                cols.single,
-            ),
-            strict=True,
-        ):
-            column.extend(digests)
-        self.counters.add_rows(
-            cols.column("padded"),
-            cols.column("truncated"),
-            cols.column("num_asked_few_shots"),
-            cols.column("num_effective_few_shots"),
-        )
-        if keep_rows:
-            payload = (
-                encode_lighteval_rows(samples)
-                if self.layout == "lighteval"
-                else encode_columns(cols)
-            )
-            self.pending.append(frame(payload))
-            self.pending_rows += len(samples)
-
-    def write_pending(self) -> None:
-        """Append the pending frames to the segment; on failure keep them for the next try."""
-        if not self.pending:
-            return
-        good: int | None = None
-        try:
-            if self.handle is None:
-                self.segment.parent.mkdir(parents=True, exist_ok=True)
-                self.handle = self.segment.open("ab")
-            good = self.handle.tell()
-            self.handle.write(b"".join(self.pending))
-            self.handle.flush()
-        except OSError as exc:
-            self._cut_back(good)
-            raise translate_oserror(exc, f"the details segment of {self.name!r}") from exc
-        self.pending.clear()
-        self.pending_rows = 0
-
-    def _cut_back(self, good: int | None) -> None:
-        """After a short write, drop the partial frames so the retry does not duplicate them."""
-        handle, self.handle = self.handle, None
-        if handle is None:
-            return
-        with contextlib.suppress(OSError):  # the buffered tail is what we cut off anyway
-            handle.close()
-        if good is not None:
-            # if this fails too, the next write reports the disk; reading stops at the torn frame
-            with contextlib.suppress(OSError), self.segment.open("r+b") as again:
-                again.truncate(good)
-
-    def sync(self) -> None:
-        """Write pending frames and fsync the segment."""
-        self.write_pending()
-        if self.handle is not None:
-            os.fsync(self.handle.fileno())
-
-    def close(self) -> None:
-        """Close the segment file."""
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
-
-    def compiled(self) -> dict[str, Any]:
-        """``summary_tasks[task]``: hashes and counters."""
-        return {
-            "hashes": compile_hashes([c.values for c in self.hashes]),
-            **self.counters.summary(),
-        }
+LIVE_MAX_TASKS = 64
+"""Tasks of a run whose parquet is written live (each holds an open file); later ones are
+converted at the end of the run."""
+LIVE_PENDING_ROWS = 32768
+"""Rows the live files of a run may hold in memory before the largest group is written early."""
 
 
 class Worker:
@@ -170,8 +73,26 @@ class Worker:
         if task is None:
             segment = self.workdir / "segments" / f"{self.shard}-{len(self.tasks):05d}.seg"
             task = TaskDetails(name, segment, self.categories.get(name, frozenset()), self.layout)
+            if self.keep_rows and self.layout == "flat" and len(self.tasks) < LIVE_MAX_TASKS:
+                from evalstream.sinks.live_parquet import LiveParquet  # pyarrow: workers only
+
+                task.live = LiveParquet(segment.with_suffix(".parquet"))
             self.tasks[name] = task
         return task
+
+    def bound_live(self) -> None:
+        """Keep the live files' pending batches within ``LIVE_PENDING_ROWS``: write the largest."""
+        live = [t.live for t in self.tasks.values() if t.live is not None and t.live.group_rows]
+        while live and sum(f.group_rows for f in live) > LIVE_PENDING_ROWS:
+            largest = max(live, key=lambda f: f.group_rows)
+            largest.write_group()
+            live.remove(largest)
+
+    def drop_live(self) -> None:
+        """Abandon every live file (the run ended without converting, or the worker exits)."""
+        for task in self.tasks.values():
+            if task.live is not None:
+                task.live.abandon()
 
     def message(self, body: bytes) -> None:
         """Apply one journal-encoded message."""
@@ -190,6 +111,7 @@ class Worker:
                 task = self.task(name)
                 task.ingest(group, self.keep_rows)
                 self.attempt(task.write_pending)
+            self.bound_live()
 
     def attempt(self, write: Any) -> None:
         """Run a write; remember a failure instead of dying (the rows stay pending)."""
@@ -225,10 +147,16 @@ class Worker:
     def convert(self, output: dict[str, Any]) -> dict[str, Any]:
         """Write this worker's tasks as parquet under the run's output folder."""
         if self.error is not None or not self.keep_rows:
+            self.drop_live()
             return {"paths": {}, "warnings": [], "error": self.error}
         from evalstream.durability.storage import OutputStore
         from evalstream.sinks.parquet import write_details_sync  # pyarrow only when converting
 
+        live = {
+            name: path
+            for name, t in self.tasks.items()
+            if t.live is not None and (path := t.live.finish()) is not None
+        }
         try:
             paths, warnings = write_details_sync(
                 OutputStore(output["root"]),
@@ -236,9 +164,12 @@ class Worker:
                 output["date_id"],
                 {name: t.segment for name, t in self.tasks.items()},
                 self.layout,
+                live,
             )
         except Exception as exc:  # noqa: BLE001 - reported to the parent as the local outcome
             return {"paths": {}, "warnings": [], "error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            self.drop_live()
         return {"paths": paths, "warnings": warnings, "error": None}
 
     def sync(self) -> None:
@@ -294,6 +225,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
             dropped = runs.pop(channel, None)
             if dropped is not None:
                 dropped.close()
+                dropped.drop_live()
             continue
         if (owner := runs.get(channel)) is not None and owner.umask != umask:
             umask = owner.umask  # files are created with the modes their run's process would use
@@ -313,11 +245,13 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
                 worker.close()
                 output = body[CHANNEL.size :]
                 written = worker.convert(json.loads(output)) if output else None
+                worker.drop_live()
             worker.answer(stdout, request, written)
             if kind == b"E":
                 settle_gc()
     for worker in runs.values():
         worker.close()
+        worker.drop_live()
     return 0
 
 
@@ -334,6 +268,7 @@ def preload() -> None:
     import pyarrow.parquet  # noqa: F401
 
     import evalstream.durability.storage
+    import evalstream.sinks.live_parquet
     import evalstream.sinks.parquet  # noqa: F401
 
 

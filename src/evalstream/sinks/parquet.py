@@ -8,12 +8,18 @@ task. A column whose values Arrow cannot type consistently (say, predictions tha
 ``(float, bool)`` pairs), whose schema nests deeper than parquet readers accept, or that parquet
 cannot store at all (empty dicts everywhere: a struct without fields) is stored as JSON text, and
 the run summary says so.
+
+Most tasks need neither pass: their batches all have one schema, and the details worker writes
+their file while the run goes (``sinks.live_parquet``), so ``save()`` only closes and moves it. The two
+passes remain for the tasks whose schema changes, and for replays.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -70,7 +76,7 @@ WHEN_EMPTY: dict[str, pa.DataType] = {
 """Types of variable columns that hold no values in a file (pyarrow would infer ``null``)."""
 
 
-def _empty(kind: pa.DataType) -> bool:
+def empty_type(kind: pa.DataType) -> bool:
     """``null``, ``list<null>`` or a struct without fields: the column held only nulls, empty
     lists or empty dicts, so there was nothing to infer its type from."""
     return bool(
@@ -82,7 +88,7 @@ def _empty(kind: pa.DataType) -> bool:
 
 def _variable_type(name: str, inferred: pa.DataType | None) -> pa.DataType:
     """The inferred type, or the column's real type where nothing was there to infer from."""
-    if inferred is None or _empty(inferred):
+    if inferred is None or empty_type(inferred):
         return WHEN_EMPTY.get(name, pa.string())
     return inferred
 
@@ -159,7 +165,7 @@ def _infer_schema(
     json_columns.update(
         n  # an all-empty column gets its type below; a nested empty dict cannot be stored
         for n, t in types.items()
-        if not _empty(t) and parquet_depth(t) > MAX_PARQUET_DEPTH
+        if not empty_type(t) and parquet_depth(t) > MAX_PARQUET_DEPTH
     )
     if layout == "lighteval":
         fields = [
@@ -180,9 +186,44 @@ ROW_GROUP_ROWS = 16384
 """Rows per parquet row group: segment batches are small, row groups should not be."""
 
 
-class _ColumnError(Exception):
+class ColumnError(Exception):
     def __init__(self, name: str) -> None:
         self.name = name
+
+
+def _column_array(name: str, values: Any, kind: pa.DataType, as_json: bool) -> pa.Array:
+    """One column of a batch as an Arrow array of ``kind`` (token columns arrive packed)."""
+    try:
+        if name in TOKEN_COLUMNS and not as_json:
+            array = tokens_array(values)
+            return array if array.type == kind else array.cast(kind)
+        if as_json:
+            if name in TOKEN_COLUMNS:
+                values = unpack_tokens(values)
+            return pa.array(_as_json(values), type=pa.string())
+        if name in FIXED:
+            # infer, then a safe cast: converting with the type given would silently
+            # truncate a float among int64 token ids
+            array = pa.array(values)
+            return array if array.type == kind else array.cast(kind)
+        return pa.array(values, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+        raise ColumnError(name) from exc
+
+
+def batch_table(
+    columns: Mapping[str, Any],
+    schema: pa.Schema,
+    json_columns: set[str],
+    reuse: Mapping[str, pa.Array],
+) -> pa.Table:
+    arrays = [
+        reuse[f.name]
+        if f.name in reuse
+        else _column_array(f.name, columns[f.name], f.type, f.name in json_columns)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _write(
@@ -206,31 +247,8 @@ def _write(
             columns = (
                 decode_fixed(payload) if len(reuse) == len(VARIABLE) else decode_columns(payload)
             )
-            arrays = []
-            for field in schema:
-                if field.name in reuse:
-                    arrays.append(reuse[field.name])
-                    continue
-                values = columns[field.name]
-                try:
-                    if field.name in TOKEN_COLUMNS and field.name not in json_columns:
-                        array = tokens_array(values)
-                        arrays.append(array if array.type == field.type else array.cast(field.type))
-                    elif field.name in json_columns:
-                        if field.name in TOKEN_COLUMNS:
-                            values = unpack_tokens(values)
-                        arrays.append(pa.array(_as_json(values), type=pa.string()))
-                    elif field.name in FIXED:
-                        # infer, then a safe cast: converting with the type given would
-                        # silently truncate a float among int64 token ids
-                        array = pa.array(values)
-                        arrays.append(array if array.type == field.type else array.cast(field.type))
-                    else:
-                        arrays.append(pa.array(values, type=field.type))
-                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
-                    raise _ColumnError(field.name) from exc
-            group.append(pa.Table.from_arrays(arrays, schema=schema))
-            group_rows += len(arrays[0])
+            group.append(batch_table(columns, schema, json_columns, reuse))
+            group_rows += group[-1].num_rows
             if group_rows >= ROW_GROUP_ROWS:
                 writer.write_table(pa.concat_tables(group))
                 rows_written += group_rows
@@ -258,7 +276,7 @@ def segment_to_parquet(
     while True:
         try:
             return _write(segment, sink, schema, json_columns, cache), sorted(json_columns)
-        except _ColumnError as exc:
+        except ColumnError as exc:
             if exc.name in json_columns:
                 raise
             json_columns.add(exc.name)
@@ -274,16 +292,25 @@ def write_details_sync(
     date_id: str,
     segments: Mapping[str, Path],
     layout: str = "flat",
+    live: Mapping[str, Path] | None = None,
 ) -> tuple[dict[str, str], list[str]]:
-    """Write one parquet file per task; return their relative paths and any warnings."""
+    """Write one parquet file per task; return their relative paths and any warnings.
+
+    A task in ``live`` already has its finished file (``sinks.live_parquet``): it is moved into place.
+    """
     paths: dict[str, str] = {}
     warnings: list[str] = []
     for task in sorted(segments):
         rel = details_path(model_name, date_id, task)
         target = store.local(rel)
+        finished = live.get(task) if live is not None else None
         try:
             with atomic_path(target) as tmp:
-                _, json_columns = segment_to_parquet(segments[task], tmp, layout)
+                if finished is not None:
+                    _move(finished, tmp)
+                    json_columns: list[str] = []
+                else:
+                    _, json_columns = segment_to_parquet(segments[task], tmp, layout)
         except OSError as exc:
             raise translate_oserror(exc, str(target)) from exc
         if json_columns:
@@ -293,3 +320,12 @@ def write_details_sync(
             )
         paths[task] = rel
     return paths, warnings
+
+
+def _move(source: Path, target: Path) -> None:
+    """Move a finished file over ``target``: a rename, or a copy across file systems."""
+    try:
+        os.replace(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+        source.unlink(missing_ok=True)

@@ -225,19 +225,25 @@ def row_columns(samples: Sequence[ScoredSample], categories: frozenset[str]) -> 
     return Columns([metrics, logits, predictions, specifics], fixed, single)
 
 
-def encode_columns(columns: Columns) -> bytes:
-    """One frame payload: ``<u32 n><variable columns><fixed columns>``, token columns packed."""
+def packed_fixed(columns: Columns) -> list[Any]:
+    """The fixed columns with the token columns packed (as a frame stores them)."""
     fixed = list(columns.fixed)
     for name in TOKEN_COLUMNS:
         index = _FIXED_INDEX[name]
         fixed[index] = pack_tokens(fixed[index])
-    var_bytes = _ENCODER.encode(columns.variable)
+    return fixed
+
+
+def encode_columns(variable: list[list[Any]], fixed: list[Any]) -> bytes:
+    """One frame payload: ``<u32 n><variable columns><fixed columns>`` (``packed_fixed``)."""
+    var_bytes = _ENCODER.encode(variable)
     return _LEN.pack(len(var_bytes)) + var_bytes + _ENCODER.encode(fixed)
 
 
 def encode_rows(samples: Sequence[ScoredSample], categories: frozenset[str]) -> bytes:
     """One frame payload holding ``samples`` as columns (see ``row_columns``)."""
-    return encode_columns(row_columns(samples, categories))
+    columns = row_columns(samples, categories)
+    return encode_columns(columns.variable, packed_fixed(columns))
 
 
 def decode_variable(payload: bytes) -> dict[str, list[Any]]:

@@ -1,0 +1,135 @@
+"""A task's parquet file written while the run goes (in the details worker).
+
+See ``LiveParquet``; ``sinks.parquet`` holds the conversion it shares with the two passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evalstream.sinks.parquet import (
+    FIXED,
+    MAX_PARQUET_DEPTH,
+    ROW_GROUP_ROWS,
+    WHEN_EMPTY,
+    ColumnError,
+    batch_table,
+    empty_type,
+    parquet_depth,
+)
+from evalstream.sinks.rows import COLUMNS, FIXED_COLUMNS, VARIABLE
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+
+class LiveParquet:
+    """A task's parquet file, written row group by row group while the run goes.
+
+    The end of a run converted every segment in two passes (infer and unify the schema, then
+    write), which was most of ``save()``. A task whose batches all convert to one schema needs
+    neither pass: its first batch fixes the schema, and each batch becomes Arrow arrays as it is
+    ingested, from the columns the worker built anyway (no decoding back). A batch that would
+    change the schema (a metrics key added, another type inferred, a column Arrow cannot type or
+    parquet cannot nest) abandons the file, and the end of the run converts the segment in two
+    passes as before, so the live file is only ever a shortcut to the same table. A column empty
+    in the first batch takes the type the two passes give a column empty throughout
+    (``WHEN_EMPTY``); a later batch that fills it abandons the file too.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.schema: pa.Schema | None = None
+        self.group: list[pa.Table] = []
+        self.group_rows = 0
+        self.rows = 0
+        self.abandoned = False
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, variable: Sequence[list[Any]], fixed: Sequence[Any]) -> None:
+        """Convert one batch (``VARIABLE`` then ``FIXED_COLUMNS`` values, tokens packed)."""
+        if self.abandoned:
+            return
+        try:
+            self._add(variable, fixed)
+        except (ColumnError, pa.ArrowException, TypeError, OverflowError, OSError):
+            self.abandon()
+
+    def _add(self, variable: Sequence[list[Any]], fixed: Sequence[Any]) -> None:
+        arrays: dict[str, pa.Array] = {}
+        for name, values in zip(VARIABLE, variable, strict=True):
+            known = self.schema.field(name).type if self.schema is not None else None
+            try:
+                array = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+                self.abandon()
+                return
+            if empty_type(array.type):
+                array = pa.array(values, type=known or WHEN_EMPTY.get(name, pa.string()))
+            elif known is None:
+                if parquet_depth(array.type) > MAX_PARQUET_DEPTH:
+                    self.abandon()
+                    return
+            elif array.type != known:
+                self.abandon()
+                return
+            arrays[name] = array
+        if self.schema is None:
+            self.schema = pa.schema(
+                [
+                    pa.field(n, arrays[n].type) if n in arrays else pa.field(n, FIXED[n])
+                    for n in COLUMNS
+                ]
+            )
+        columns = dict(zip(FIXED_COLUMNS, fixed, strict=True))
+        table = batch_table(columns, self.schema, set(), arrays)
+        self.group.append(table)
+        self.group_rows += table.num_rows
+        if self.group_rows >= ROW_GROUP_ROWS:
+            self.write_group()
+
+    def write_group(self) -> None:
+        """Write the pending batches as one row group (the memory they hold is freed)."""
+        if self.abandoned or not self.group or self.schema is None:
+            return
+        try:
+            if self._writer is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+            self._writer.write_table(pa.concat_tables(self.group))
+        except (pa.ArrowException, OSError):
+            self.abandon()
+            return
+        self.rows += self.group_rows
+        self.group, self.group_rows = [], 0
+
+    def finish(self) -> Path | None:
+        """Write what is pending and close; the finished file, or None if it was abandoned."""
+        self.write_group()
+        if self.abandoned or self._writer is None:
+            self.abandon()
+            return None
+        try:
+            self._writer.close()
+        except (pa.ArrowException, OSError):
+            self._writer = None
+            self.abandon()
+            return None
+        self._writer = None
+        return self.path
+
+    def abandon(self) -> None:
+        """Give the file up: drop the pending batches, close and delete what was written."""
+        self.abandoned = True
+        self.group, self.group_rows = [], 0
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(pa.ArrowException, OSError):
+                writer.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)

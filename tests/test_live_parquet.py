@@ -1,0 +1,146 @@
+"""The parquet a details worker writes while the run goes is the table the two-pass conversion
+of the same segment writes: when every batch keeps the first batch's schema (the live file is
+kept), and when one does not (it is abandoned and the segment converted at the end)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evalstream._messages import ENCODER, SampleBatch, ScoredSample, TasksDeclared, TaskSpec
+from evalstream._types import Doc, ModelResponse
+from evalstream.actors import details_worker
+from evalstream.actors.details_worker import Worker
+from evalstream.sinks.parquet import segment_to_parquet
+
+if TYPE_CHECKING:
+    import pytest
+
+_TOKENS = st.lists(st.integers(0, 50_000), max_size=8)
+
+
+def _sample(
+    task: str, acc: Any, extra: dict[str, Any], tokens: list[int], v013: bool
+) -> ScoredSample:
+    doc = Doc(query="q", ctx="ctx q", choices=[" A", " B"], gold_index=1, specific=extra or None)
+    if v013:
+        outs: tuple[ModelResponse, ...] = (
+            ModelResponse(text=["A"], input_tokens=tokens, output_tokens=[tokens[:1]]),
+        )
+    else:
+        outs = tuple(
+            ModelResponse(
+                result=[-0.5 * k], input_tokens=tokens if k == 0 else [], generated_tokens=[k]
+            )
+            for k in range(2)
+        )
+    return ScoredSample(task_name=task, doc=doc, outputs=outs, metrics={"acc": acc})
+
+
+def _run(
+    batches: list[list[ScoredSample]], categories: list[str]
+) -> tuple[dict[str, bool], dict[str, Any]]:
+    """Feed ``batches`` to a worker, convert; (task -> live file kept, task -> (live, 2-pass))."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        worker = Worker(root / "work", keep_rows=True)
+        tasks = sorted({s.task_name for b in batches for s in b})
+        worker.message(
+            ENCODER.encode(
+                TasksDeclared(tasks=[TaskSpec(name=t, categories=categories) for t in tasks])
+            )
+        )
+        for batch in batches:
+            worker.guarded(ENCODER.encode(SampleBatch(samples=batch)))
+        worker.sync()
+        worker.close()
+        kept = {n: t.live is not None and not t.live.abandoned for n, t in worker.tasks.items()}
+        written = worker.convert({"root": str(root / "out"), "model_name": "org/m", "date_id": "d"})
+        assert written["error"] is None
+        tables = {}
+        for name, rel in written["paths"].items():
+            slow = root / f"slow-{len(tables)}.parquet"
+            segment_to_parquet(worker.tasks[name].segment, slow)
+            tables[name] = (pq.read_table(root / "out" / rel), pq.read_table(slow))
+        assert not list((root / "work").rglob("*.parquet"))  # moved into place or deleted
+    return kept, tables
+
+
+_STABLE = st.lists(
+    st.lists(
+        st.builds(
+            _sample,
+            st.sampled_from(["a|0", "b|0"]),
+            st.floats(0, 1),
+            st.just({}),
+            _TOKENS.map(lambda t: [7, *t]),
+            st.just(False),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_STABLE, st.sampled_from([[], ["multichoice"], ["generative_logprob"]]))
+def test_a_stable_schema_is_written_live_and_equals_the_two_passes(
+    batches: list[list[ScoredSample]], categories: list[str]
+) -> None:
+    kept, tables = _run(batches, categories)
+    assert all(kept.values())
+    for live, slow in tables.values():
+        assert live.equals(slow)
+
+
+_VARYING = st.lists(
+    st.lists(
+        st.builds(
+            _sample,
+            st.just("t|0"),
+            st.one_of(st.floats(0, 1), st.integers(0, 1), st.just("x")),
+            st.one_of(st.just({}), st.just({"k": "v"}), st.just({"k": 1})),
+            _TOKENS.map(lambda t: [7, *t]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_VARYING)
+def test_a_changing_schema_falls_back_to_the_same_table(batches: list[list[ScoredSample]]) -> None:
+    _, tables = _run(batches, [])
+    for live, slow in tables.values():
+        assert live.equals(slow)
+
+
+def test_a_schema_change_abandons_the_live_file() -> None:
+    first = [_sample("t|0", 0.5, {}, [1, 2], False)]
+    kept, tables = _run([first, [_sample("t|0", "yes", {}, [1], False)]], [])
+    assert kept == {"t|0": False}
+    live, slow = tables["t|0"]
+    assert live.equals(slow) and live.num_rows == 2
+
+
+def test_pending_rows_stay_bounded_across_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(details_worker, "LIVE_PENDING_ROWS", 3)
+    batches = [
+        [_sample(t, 0.5, {}, [1, k], False) for k in range(2)] for t in ("a|0", "b|0", "c|0")
+    ] * 2
+    kept, tables = _run(batches, [])
+    assert all(kept.values())
+    for live, slow in tables.values():
+        assert live.equals(slow)
+        assert live.num_rows == 4
