@@ -21,6 +21,8 @@ from evalstream.sinks.parquet import segment_to_parquet
 if TYPE_CHECKING:
     import pytest
 
+_PARTS: dict[str, int] = {}
+"""Part files per task of the last ``_run``, before they were joined."""
 _TOKENS = st.lists(st.integers(0, 50_000), max_size=8)
 
 
@@ -60,6 +62,8 @@ def _run(
         worker.sync()
         worker.close()
         kept = {n: t.live is not None and not t.live.abandoned for n, t in worker.tasks.items()}
+        _PARTS.clear()
+        _PARTS.update({n: len(t.live.parts) for n, t in worker.tasks.items() if t.live})
         written = worker.convert({"root": str(root / "out"), "model_name": "org/m", "date_id": "d"})
         assert written["error"] is None
         tables = {}
@@ -144,3 +148,16 @@ def test_pending_rows_stay_bounded_across_tasks(monkeypatch: pytest.MonkeyPatch)
     for live, slow in tables.values():
         assert live.equals(slow)
         assert live.num_rows == 4
+
+
+def test_suspended_files_join_their_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(details_worker, "LIVE_PENDING_ROWS", 0)  # every batch is written
+    monkeypatch.setattr(details_worker, "LIVE_OPEN_FILES", 1)  # and every other task suspended
+    tasks = ("a|0", "b|0")
+    batches = [[_sample(t, 0.25 * k, {}, [k, 9], False)] for k in range(3) for t in tasks]
+    kept, tables = _run(batches, [])
+    assert all(kept.values())
+    assert _PARTS == {"a|0": 3, "b|0": 3}
+    for live, slow in tables.values():
+        assert live.equals(slow)
+        assert live.column("metrics").to_pylist() == [{"acc": 0.25 * k} for k in range(3)]

@@ -44,9 +44,8 @@ from evalstream.durability.frames import frame, iter_frames
 from evalstream.durability.storage import translate_oserror
 
 CHANNEL = struct.Struct("<I")  # a frame's run channel, and a request's number
-LIVE_MAX_TASKS = 64
-"""Tasks of a run whose parquet is written live (each holds an open file); later ones are
-converted at the end of the run."""
+LIVE_OPEN_FILES = 8
+"""Live parquet parts a run keeps open at once (each open writer holds a few MB)."""
 LIVE_PENDING_ROWS = 32768
 """Rows the live files of a run may hold in memory before the largest group is written early."""
 
@@ -66,6 +65,7 @@ class Worker:
         self.error: str | None = None
         self.broken = False
         self.umask = 0o022
+        self.batches = 0
 
     def task(self, name: str) -> TaskDetails:
         """The task's state, created on its first sample."""
@@ -73,7 +73,7 @@ class Worker:
         if task is None:
             segment = self.workdir / "segments" / f"{self.shard}-{len(self.tasks):05d}.seg"
             task = TaskDetails(name, segment, self.categories.get(name, frozenset()), self.layout)
-            if self.keep_rows and self.layout == "flat" and len(self.tasks) < LIVE_MAX_TASKS:
+            if self.keep_rows and self.layout == "flat":
                 from evalstream.sinks.live_parquet import LiveParquet  # pyarrow: workers only
 
                 task.live = LiveParquet(segment.with_suffix(".parquet"))
@@ -81,12 +81,17 @@ class Worker:
         return task
 
     def bound_live(self) -> None:
-        """Keep the live files' pending batches within ``LIVE_PENDING_ROWS``: write the largest."""
-        live = [t.live for t in self.tasks.values() if t.live is not None and t.live.group_rows]
-        while live and sum(f.group_rows for f in live) > LIVE_PENDING_ROWS:
-            largest = max(live, key=lambda f: f.group_rows)
+        """Keep the live files within ``LIVE_PENDING_ROWS`` pending rows (the largest group is
+        written early) and ``LIVE_OPEN_FILES`` open parts (the least recently fed is suspended)."""
+        live = [t.live for t in self.tasks.values() if t.live is not None]
+        pending = [f for f in live if f.group_rows]
+        while pending and sum(f.group_rows for f in pending) > LIVE_PENDING_ROWS:
+            largest = max(pending, key=lambda f: f.group_rows)
             largest.write_group()
-            live.remove(largest)
+            pending.remove(largest)
+        opened = sorted((f for f in live if f.is_open), key=lambda f: f.last_used)
+        for file in opened[: max(0, len(opened) - LIVE_OPEN_FILES)]:
+            file.suspend()
 
     def drop_live(self) -> None:
         """Abandon every live file (the run ended without converting, or the worker exits)."""
@@ -107,8 +112,11 @@ class Worker:
             for sample in message.samples:
                 if sample.scope != "metrics":
                     by_task.setdefault(sample.task_name, []).append(sample)
+            self.batches += 1
             for name, group in by_task.items():
                 task = self.task(name)
+                if task.live is not None:
+                    task.live.last_used = self.batches
                 task.ingest(group, self.keep_rows)
                 self.attempt(task.write_pending)
             self.bound_live()

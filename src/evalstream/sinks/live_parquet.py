@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalstream.sinks.parquet import (
+    COMPRESSION,
     FIXED,
     MAX_PARQUET_DEPTH,
     ROW_GROUP_ROWS,
@@ -48,6 +49,10 @@ class LiveParquet:
         self.group_rows = 0
         self.rows = 0
         self.abandoned = False
+        self.parts: list[Path] = []
+        self.last_used = 0
+        """When the worker last gave it a batch (its message count): the open part least
+        recently used is the one suspended."""
         self._writer: pq.ParquetWriter | None = None
 
     def add(self, variable: Sequence[list[Any]], fixed: Sequence[Any]) -> None:
@@ -93,14 +98,21 @@ class LiveParquet:
         if self.group_rows >= ROW_GROUP_ROWS:
             self.write_group()
 
+    @property
+    def is_open(self) -> bool:
+        """Whether a part file is open (it holds a few MB of writer state)."""
+        return self._writer is not None
+
     def write_group(self) -> None:
         """Write the pending batches as one row group (the memory they hold is freed)."""
         if self.abandoned or not self.group or self.schema is None:
             return
         try:
             if self._writer is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+                part = self.path.with_suffix(f".{len(self.parts)}.parquet")
+                part.parent.mkdir(parents=True, exist_ok=True)
+                self.parts.append(part)
+                self._writer = pq.ParquetWriter(part, self.schema, compression=COMPRESSION)
             self._writer.write_table(pa.concat_tables(self.group))
         except (pa.ArrowException, OSError):
             self.abandon()
@@ -108,19 +120,42 @@ class LiveParquet:
         self.rows += self.group_rows
         self.group, self.group_rows = [], 0
 
+    def suspend(self) -> None:
+        """Write what is pending and close the open part, freeing its writer's memory.
+
+        An open parquet writer holds about 4 MB (Arrow buffers and allocator pages): sixty open
+        at once held 220 MB. Tasks mostly run one after another, so a suspended task is usually
+        done and its one part is its file; one that gets rows again opens another part, and
+        ``finish`` joins the parts' row groups.
+        """
+        self.write_group()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except (pa.ArrowException, OSError):
+                self.abandon()
+
     def finish(self) -> Path | None:
         """Write what is pending and close; the finished file, or None if it was abandoned."""
-        self.write_group()
-        if self.abandoned or self._writer is None:
+        self.suspend()
+        if self.abandoned or not self.parts or self.schema is None:
             self.abandon()
             return None
+        if len(self.parts) == 1:
+            return self.parts[0]
         try:
-            self._writer.close()
+            with pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION) as joined:
+                for part in self.parts:
+                    source = pq.ParquetFile(part)
+                    for index in range(source.num_row_groups):
+                        joined.write_table(source.read_row_group(index))
         except (pa.ArrowException, OSError):
-            self._writer = None
             self.abandon()
             return None
-        self._writer = None
+        for part in self.parts:
+            part.unlink(missing_ok=True)
+        self.parts = []
         return self.path
 
     def abandon(self) -> None:
@@ -131,8 +166,10 @@ class LiveParquet:
         if writer is not None:
             with contextlib.suppress(pa.ArrowException, OSError):
                 writer.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
+        for part in (*self.parts, self.path):
+            with contextlib.suppress(OSError):
+                part.unlink(missing_ok=True)
+        self.parts = []
 
 
 def _fixed_array(name: str, values: Any) -> pa.Array:
