@@ -27,7 +27,7 @@ import anyio
 import anyio.lowlevel
 
 from evalstream._errors import EvalStreamError
-from evalstream.actors.details_worker import CHANNEL, command, encode_frame
+from evalstream.actors.details_worker import CHANNEL, command, encode_frame, worker_env
 from evalstream.durability.storage import _umask
 
 if TYPE_CHECKING:
@@ -52,7 +52,12 @@ class PoolWorker:
 
     def __init__(self, nice: int = WORKER_NICE) -> None:
         self.process = subprocess.Popen(
-            command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True
+            command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            close_fds=True,
+            env=worker_env(),
         )
         if nice > 0:  # best effort: lowering a child's priority needs no privilege on Unix
             with contextlib.suppress(OSError, AttributeError):

@@ -185,8 +185,10 @@ def _infer_schema(
 COMPRESSION = "zstd"
 """The details files' codec: W1's files are 16 MB with zstd, 27 MB with snappy (lighteval's
 pandas/datasets default, 26 MB); lighteval's loaders read both."""
-ROW_GROUP_ROWS = 16384
-"""Rows per parquet row group: segment batches are small, row groups should not be."""
+ROW_GROUP_ROWS = 8192
+"""Rows per parquet row group: segment batches are small, row groups should not be. Each group
+is held, then encoded by the writer, in memory: on W1 16384 rows cost the details worker ~12 MB
+more peak RSS than 8192 (files ~6 % larger)."""
 
 
 class ColumnError(Exception):
