@@ -161,3 +161,19 @@ def test_suspended_files_join_their_parts(monkeypatch: pytest.MonkeyPatch) -> No
     for live, slow in tables.values():
         assert live.equals(slow)
         assert live.column("metrics").to_pylist() == [{"acc": 0.25 * k} for k in range(3)]
+
+
+def test_the_bound_writes_a_finished_tasks_group_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the bound, the group a task is still filling stays whole: the stalest is written."""
+    monkeypatch.setattr(details_worker, "LIVE_PENDING_ROWS", 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        worker = Worker(Path(tmp), keep_rows=True)
+        a = [_sample("a|0", 0.5, {}, [1], False)]
+        b = [_sample("b|0", 0.5, {}, [1, k], False) for k in range(3)]
+        for batch in (a, b):
+            worker.guarded(ENCODER.encode(SampleBatch(samples=batch)))
+        live_a, live_b = (worker.tasks[n].live for n in ("a|0", "b|0"))
+        assert live_a is not None and live_b is not None
+        assert (live_a.group_rows, live_a.rows, live_b.group_rows) == (0, 1, 3)
+        worker.close()
+        worker.drop_live()

@@ -47,9 +47,9 @@ CHANNEL = struct.Struct("<I")  # a frame's run channel, and a request's number
 LIVE_OPEN_FILES = 8
 """Live parquet parts a run keeps open at once (each open writer holds a few MB)."""
 LIVE_PENDING_ROWS = 8192
-"""Rows the live files of a run may hold in memory before the largest group is written early
-(one row group's worth: a finished task's last partial group is written while the next task
-fills its own, not held to the end of the run)."""
+"""Rows the live files of a run may hold in memory before the stalest group is written early
+(one row group's worth: a finished task's last partial group is written once the next task
+has filled as much, not held to the end of the run)."""
 
 
 class Worker:
@@ -83,14 +83,16 @@ class Worker:
         return task
 
     def bound_live(self) -> None:
-        """Keep the live files within ``LIVE_PENDING_ROWS`` pending rows (the largest group is
-        written early) and ``LIVE_OPEN_FILES`` open parts (the least recently fed is suspended)."""
+        """Keep the live files within ``LIVE_PENDING_ROWS`` pending rows and ``LIVE_OPEN_FILES``
+        open parts: the least recently fed group is written early, the least recently fed part
+        suspended. The stalest group, not the largest: a finished task's last partial group goes
+        first, so the group a task is still filling is not cut short."""
         live = [t.live for t in self.tasks.values() if t.live is not None]
         pending = [f for f in live if f.group_rows]
         while pending and sum(f.group_rows for f in pending) > LIVE_PENDING_ROWS:
-            largest = max(pending, key=lambda f: f.group_rows)
-            largest.write_group()
-            pending.remove(largest)
+            stalest = min(pending, key=lambda f: f.last_used)
+            stalest.write_group()
+            pending.remove(stalest)
         opened = sorted((f for f in live if f.is_open), key=lambda f: f.last_used)
         for file in opened[: max(0, len(opened) - LIVE_OPEN_FILES)]:
             file.suspend()
