@@ -17,6 +17,7 @@ every run); replies are read by whichever waiter holds the read lock and handed 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -47,6 +48,11 @@ throughput unchanged. On an idle machine it changes nothing: each process has it
 """
 
 
+PIPE_BYTES = 1 << 20
+"""The worker's input pipe, enlarged from Linux's 64 KB (1 MB is the unprivileged maximum): a
+batch is a few hundred KB, so the default pipe took it in several wakeups of the loop, and held
+less than one batch while the worker wrote a row group, so the tracker stalled on it."""
+
 class PoolWorker:
     """One worker process and its pipes, shared by the channels of many runs."""
 
@@ -65,6 +71,8 @@ class PoolWorker:
                 os.setpriority(os.PRIO_PROCESS, self.process.pid, min(19, base + nice))
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in = self.process.stdin.fileno()
+        with contextlib.suppress(OSError, AttributeError):  # Linux only; elsewhere the default
+            fcntl.fcntl(self._in, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._out = self.process.stdout.fileno()
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
