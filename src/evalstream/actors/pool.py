@@ -53,6 +53,7 @@ PIPE_BYTES = 1 << 20
 batch is a few hundred KB, so the default pipe took it in several wakeups of the loop, and held
 less than one batch while the worker wrote a row group, so the tracker stalled on it."""
 
+
 class PoolWorker:
     """One worker process and its pipes, shared by the channels of many runs."""
 
