@@ -25,36 +25,45 @@ HASH_KEYS = ("hash_examples", "hash_full_prompts", "hash_input_tokens", "hash_co
 
 
 class GrowableU64:
-    """An append-only uint64 array with amortised doubling."""
+    """An append-only uint64 column kept in fixed chunks.
 
-    __slots__ = ("_data", "_size")
+    At most one part-filled chunk is slack and growing copies nothing. (Doubling one array left
+    up to half of it unused and held old and new at once while resizing: over W3's 60 tasks of
+    16,667 samples, 63 MB of digest arrays for 32 MB of digests.)
+    """
 
-    def __init__(self, capacity: int = 1024) -> None:
-        self._data = np.empty(capacity, dtype=np.uint64)
+    __slots__ = ("_chunk", "_chunks", "_size")
+
+    def __init__(self, chunk: int = 4096) -> None:
+        self._chunk = chunk
+        self._chunks: list[np.ndarray] = []
         self._size = 0
 
     def append(self, value: int) -> None:
         """Append one value."""
-        if self._size == self._data.shape[0]:
-            self._data = np.resize(self._data, self._size * 2)
-        self._data[self._size] = value
-        self._size += 1
+        self.extend((value,))
 
     def extend(self, values: Sequence[int]) -> None:
-        """Append many values at once (one numpy copy, not one scalar store per value)."""
-        end = self._size + len(values)
-        if end > self._data.shape[0]:
-            self._data = np.resize(self._data, max(end, self._size * 2))
-        self._data[self._size : end] = values
-        self._size = end
+        """Append many values (one numpy store per chunk touched, not one per value)."""
+        done, count = 0, len(values)
+        while done < count:
+            used = self._size % self._chunk
+            if used == 0:
+                self._chunks.append(np.empty(self._chunk, dtype=np.uint64))
+            take = min(self._chunk - used, count - done)
+            self._chunks[-1][used : used + take] = values[done : done + take]
+            done += take
+            self._size += take
 
     def __len__(self) -> int:
         return self._size
 
     @property
     def values(self) -> np.ndarray:
-        """The filled part."""
-        return self._data[: self._size]
+        """Every value, as one array (a copy: taken once, when the task is compiled)."""
+        if not self._chunks:
+            return np.empty(0, dtype=np.uint64)
+        return np.concatenate(self._chunks)[: self._size]
 
 
 _JSON = msgspec.json.Encoder()
