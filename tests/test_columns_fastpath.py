@@ -19,7 +19,6 @@ from evalstream._types import Doc, ModelResponse
 from evalstream.sinks.rows import _CHOICES as CHOICE_CATEGORIES
 from evalstream.sinks.rows import _GOLD as GOLD_CATEGORIES
 from evalstream.sinks.rows import (
-    FIXED_COLUMNS,
     decode_columns,
     encode_rows,
     pack_tokens,
@@ -133,11 +132,7 @@ def test_batch_hashes_and_counters_equal_the_per_sample_ones(
 ) -> None:
     decoded = _as_worker_sees(samples)
     cols = row_columns(decoded, categories)
-    index = {name: i for i, name in enumerate(FIXED_COLUMNS)}
-
-    def col(name: str) -> list[Any]:
-        return cols.fixed[index[name]]
-
+    col = cols.column
     per_sample = [sample_hashes(s.doc, s.outputs) for s in decoded]
     batched = batch_hashes(
         col("example"), col("full_prompt"), col("input_tokens"), col("cont_tokens"), cols.single

@@ -1,8 +1,8 @@
 """The details worker: a child process that hashes, counts and stores every sample's row.
 
-Hashing, row encoding and Arrow conversion are Python work of some 20 us per sample that holds the GIL
-wherever it runs; in the tracker's process it would compete with the event loop (and an
-inference server on it). The details actor starts this process and streams it the encoded
+Hashing, row encoding and Arrow conversion are Python work of some 20 us per sample that
+holds the GIL wherever it runs; in the tracker's process it would compete with the event loop
+(and an inference server on it). The details actor starts this process and streams it the encoded
 sample batches the journal already holds, so the work runs on another core.
 
 One process serves many runs at once (the runtime's pool, ``actors/pool.py``). Protocol, over
@@ -15,8 +15,9 @@ For ``F`` and ``E`` the worker answers one JSON line: ``{"id": request, "error":
 closes the run's segments and, when its body names the output (``root``, ``model_name``,
 ``date_id``), writes each of its tasks as a parquet file there (``written``: paths, warnings,
 error), then forgets the run: a task whose parquet was written live (``sinks.live_parquet``,
-fed from each batch's columns as it is ingested) is only closed and moved into place. A write that fails (disk full) keeps its rows pending, reports the
-error on the next answer, and is retried with the next batch or flush; anything else a run's
+fed from each batch's columns as it is ingested) is only closed and moved into place. A write
+that fails (disk full) keeps its rows pending, reports the error on the next answer, and is
+retried with the next batch or flush; anything else a run's
 data breaks is that run's error. Runs share nothing but the process. When stdin closes (the
 pool closing, or the parent dying) the worker closes every segment and exits: the journal, not
 the segments, is what recovery reads.
@@ -157,9 +158,15 @@ class Worker:
             gc.enable()
 
     def convert(self, output: dict[str, Any]) -> dict[str, Any]:
-        """Write this worker's tasks as parquet under the run's output folder."""
-        if self.error is not None or not self.keep_rows:
+        """Write this worker's tasks as parquet under the run's output folder; the live files
+        are finished or given up either way."""
+        try:
+            return self._convert(output)
+        finally:
             self.drop_live()
+
+    def _convert(self, output: dict[str, Any]) -> dict[str, Any]:
+        if self.error is not None or not self.keep_rows:
             return {"paths": {}, "warnings": [], "error": self.error}
         from evalstream.durability.storage import OutputStore
         from evalstream.sinks.parquet import write_details_sync  # pyarrow only when converting
@@ -180,8 +187,6 @@ class Worker:
             )
         except Exception as exc:  # noqa: BLE001 - reported to the parent as the local outcome
             return {"paths": {}, "warnings": [], "error": f"{type(exc).__name__}: {exc}"}
-        finally:
-            self.drop_live()
         return {"paths": paths, "warnings": warnings, "error": None}
 
     def sync(self) -> None:
@@ -256,8 +261,10 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
             if kind == b"E":
                 worker.close()
                 output = body[CHANNEL.size :]
-                written = worker.convert(json.loads(output)) if output else None
-                worker.drop_live()
+                if output:
+                    written = worker.convert(json.loads(output))
+                else:
+                    worker.drop_live()
             worker.answer(stdout, request, written)
             if kind == b"E":
                 settle_gc()

@@ -17,7 +17,6 @@ from evalstream.sinks.parquet import (
     MAX_PARQUET_DEPTH,
     ROW_GROUP_ROWS,
     WHEN_EMPTY,
-    ColumnError,
     empty_type,
     parquet_depth,
 )
@@ -61,18 +60,14 @@ class LiveParquet:
             return
         try:
             self._add(variable, fixed)
-        except (ColumnError, pa.ArrowException, TypeError, OverflowError, OSError):
+        except (pa.ArrowException, TypeError, OverflowError, OSError):
             self.abandon()
 
     def _add(self, variable: Sequence[list[Any]], fixed: Sequence[Any]) -> None:
         arrays: dict[str, pa.Array] = {}
         for name, values in zip(VARIABLE, variable, strict=True):
             known = self.schema.field(name).type if self.schema is not None else None
-            try:
-                array = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
-                self.abandon()
-                return
+            array = pa.array(values)  # what Arrow cannot type raises: ``add`` abandons
             if empty_type(array.type):
                 array = pa.array(values, type=known or WHEN_EMPTY.get(name, pa.string()))
             elif known is None:

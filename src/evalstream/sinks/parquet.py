@@ -10,8 +10,8 @@ cannot store at all (empty dicts everywhere: a struct without fields) is stored 
 the run summary says so.
 
 Most tasks need neither pass: their batches all have one schema, and the details worker writes
-their file while the run goes (``sinks.live_parquet``), so ``save()`` only closes and moves it. The two
-passes remain for the tasks whose schema changes, and for replays.
+their file while the run goes (``sinks.live_parquet``), so ``save()`` only closes and moves it.
+The two passes remain for the tasks whose schema changes, and for replays.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def _column_array(name: str, values: Any, kind: pa.DataType, as_json: bool) -> p
         raise ColumnError(name) from exc
 
 
-def batch_table(
+def _batch_table(
     columns: Mapping[str, Any],
     schema: pa.Schema,
     json_columns: set[str],
@@ -252,7 +252,7 @@ def _write(
             columns = (
                 decode_fixed(payload) if len(reuse) == len(VARIABLE) else decode_columns(payload)
             )
-            group.append(batch_table(columns, schema, json_columns, reuse))
+            group.append(_batch_table(columns, schema, json_columns, reuse))
             group_rows += group[-1].num_rows
             if group_rows >= ROW_GROUP_ROWS:
                 writer.write_table(pa.concat_tables(group))
