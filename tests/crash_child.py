@@ -204,8 +204,8 @@ async def kill_and_recover(root: Path, seed: int) -> CrashOutcome:
     """Run the child of ``seed`` under ``root``, SIGKILL it at a random line, recover, check."""
     from anyio.streams.buffered import BufferedByteReceiveStream
 
-    from evalstream.durability.recovery import recover
     from evalstream.durability.runstate import read_status
+    from evalstream.run.recover import recover
 
     rng = random.Random(seed * 7919 + 17)
     kill_on_saving = rng.random() < 0.1

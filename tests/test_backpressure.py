@@ -11,7 +11,7 @@ import anyio
 import pyarrow.parquet as pq
 
 from evalstream import EvaluationTracker, ModelInfo
-from evalstream.actors.details import read_rows
+from evalstream.details.rows import read_rows
 
 from _workload import TASKS, sample
 

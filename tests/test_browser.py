@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from evalstream._cli import main
+from evalstream.cli.main import main
 
 from _runs import saved_run
 

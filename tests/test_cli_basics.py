@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evalstream._cli import build_parser, main
+from evalstream.cli.main import build_parser, main
 from evalstream.cli.output import Output
 from evalstream.testing import LoopbackHub
 
@@ -98,7 +98,7 @@ def test_demo_draws_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     """With stderr on a pseudo-terminal the demo draws rich's progress bar there."""
     primary, secondary = os.openpty()
     env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
-    argv = [sys.executable, "-m", "evalstream._cli", "demo", "--samples", "3000"]
+    argv = [sys.executable, "-m", "evalstream.cli.main", "demo", "--samples", "3000"]
     child = subprocess.Popen(
         [*argv, "--output-dir", str(tmp_path)], stderr=secondary, stdout=subprocess.PIPE, env=env
     )

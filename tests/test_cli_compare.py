@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from evalstream._cli import main
+from evalstream.cli.main import main
 from evalstream.stats.paired import BOOTSTRAP, EXACT, mcnemar_exact, paired_difference
 
 from _runs import TASKS, saved_run

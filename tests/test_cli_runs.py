@@ -11,7 +11,7 @@ from typing import Any
 import fsspec
 import pytest
 
-from evalstream._cli import main
+from evalstream.cli.main import main
 from evalstream.cli.views import Z95
 
 from _runs import TASKS, killed_run, saved_run
@@ -173,7 +173,7 @@ def test_recover_reports_its_progress(tmp_path: Path) -> None:
     """recover(on_progress=...) counts journal bytes up to the journal's size."""
     import anyio
 
-    from evalstream.durability.recovery import recover
+    from evalstream.run.recover import recover
 
     run_dir = killed_run(tmp_path, 40)
     size = sum(p.stat().st_size for p in (run_dir / "journal").glob("*.wal"))

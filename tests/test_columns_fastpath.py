@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from evalstream._messages import ScoredSample
 from evalstream._types import Doc, ModelResponse
-from evalstream.sinks.rows import _CHOICES as CHOICE_CATEGORIES
-from evalstream.sinks.rows import _GOLD as GOLD_CATEGORIES
-from evalstream.sinks.rows import (
+from evalstream.details.rows import _CHOICES as CHOICE_CATEGORIES
+from evalstream.details.rows import _GOLD as GOLD_CATEGORIES
+from evalstream.details.rows import (
     decode_columns,
     encode_rows,
     pack_tokens,

@@ -265,7 +265,7 @@ def test_details_have_lighteval_shapes_and_values(runs: Runs) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from evalstream.sinks.lighteval_layout import DOC_TYPES, RESPONSE_TYPES
+    from evalstream.details.lighteval_layout import DOC_TYPES, RESPONSE_TYPES
 
     lv_files, es_files = _details(runs.root / "lv"), _details(runs.root / "es")
     assert set(lv_files) == set(es_files) == {"quiz:easy|0", "quiz:hard|0", "echo|0"}

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from evalstream._messages import ENCODER, SampleBatch, ScoredSample, TasksDeclared, TaskSpec
 from evalstream._types import Doc, ModelResponse
-from evalstream.actors import details_worker
-from evalstream.actors.details_worker import Worker
-from evalstream.sinks.parquet import segment_to_parquet
+from evalstream.details import worker as details_worker
+from evalstream.details.parquet import segment_to_parquet
+from evalstream.details.worker import Worker
 
 if TYPE_CHECKING:
     import pytest

@@ -11,11 +11,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalstream._checks import check_metrics
 from evalstream._errors import EvalStreamError
 from evalstream._messages import SampleBatch, Score, ScoredSample
 from evalstream._types import Doc
 from evalstream.actors.metrics import MetricsActor
+from evalstream.run.checks import check_metrics
 from evalstream.stats.compute import AggregationRegistry
 
 _NUMBER = st.one_of(

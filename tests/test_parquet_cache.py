@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from evalstream._messages import ScoredSample
 from evalstream._types import Doc, ModelResponse
+from evalstream.details.parquet import ColumnError, _infer_schema, _write, segment_to_parquet
+from evalstream.details.rows import encode_rows
 from evalstream.durability.frames import frame
-from evalstream.sinks.parquet import ColumnError, _infer_schema, _write, segment_to_parquet
-from evalstream.sinks.rows import encode_rows
 
 if TYPE_CHECKING:
     from pathlib import Path

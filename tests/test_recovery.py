@@ -27,7 +27,6 @@ from evalstream import (
     TaskSpec,
 )
 from evalstream.durability.journal import segment_paths
-from evalstream.durability.recovery import recover
 from evalstream.durability.runstate import (
     RunStatus,
     is_alive,
@@ -35,6 +34,7 @@ from evalstream.durability.runstate import (
     read_status,
     write_status,
 )
+from evalstream.run.recover import recover
 
 from _workload import TASKS, sample
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evalstream._cli import main
+from evalstream.cli.main import main
 
 from _runs import TASKS, saved_run
 

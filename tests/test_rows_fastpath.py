@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalstream.sinks.rows import pack_tokens, unpack_tokens
+from evalstream.details.rows import pack_tokens, unpack_tokens
 
 _TOKEN = st.one_of(
     st.integers(min_value=0, max_value=60_000),

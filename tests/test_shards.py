@@ -180,7 +180,7 @@ async def test_a_shard_count_that_differs_from_the_run_is_refused(tmp_path: Path
 
 
 async def test_the_merge_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from evalstream._cli import main
+    from evalstream.cli.main import main
 
     out = str(tmp_path)
     await run_shard(out, ShardInfo(run="cli", index=0, count=2), WORK)
@@ -215,8 +215,8 @@ def test_the_attempt_holding_a_shard_skips_one_that_died_while_resuming() -> Non
 
 async def test_flush_returns_once_the_samples_are_in_the_shared_folder(tmp_path: Path) -> None:
     from evalstream._messages import SampleBatch
+    from evalstream.run.merge import read_chunk
     from evalstream.shards.manifest import chunks_of, run_attempts
-    from evalstream.shards.merge import read_chunk
     from evalstream.shards.objects import ObjectFolder
 
     def uploaded() -> list[str]:

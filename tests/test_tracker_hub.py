@@ -13,7 +13,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from evalstream import ConfigError, EvaluationTracker, ModelInfo, RunInfo
-from evalstream._cli import main
+from evalstream.cli.main import main
 from evalstream.sinks.retry import RetryPolicy
 from evalstream.testing import LoopbackHub
 

@@ -32,15 +32,15 @@ if TYPE_CHECKING:
         UnknownTaskError,
         UnsafeNameError,
     )
-    from evalstream._progress import Progress
-    from evalstream._runtime import Runtime
-    from evalstream._summary import OutputOutcome, RunResult
-    from evalstream._sync import SyncEvaluationTracker
-    from evalstream._tracker import EvaluationTracker
+    from evalstream._summary import OutputOutcome, RunResult, __version__
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
-    from evalstream.durability.recovery import recover
+    from evalstream.lighteval.sync import SyncEvaluationTracker
+    from evalstream.run.merge import MergeResult, merge
+    from evalstream.run.progress import Progress
+    from evalstream.run.recover import recover
+    from evalstream.run.runtime import Runtime
+    from evalstream.run.tracker import EvaluationTracker
     from evalstream.shards.info import ShardInfo
-    from evalstream.shards.merge import MergeResult, merge
     from evalstream.sinks.push import push_saved_run
     from evalstream.sinks.retry import RetryPolicy
     from evalstream.sinks.tensorboard import RunInfo
@@ -52,40 +52,39 @@ _EXPORTS = {
     "DetailsNotFoundError": "evalstream._errors",
     "Doc": "evalstream._types",
     "EvalStreamError": "evalstream._errors",
-    "EvaluationTracker": "evalstream._tracker",
+    "EvaluationTracker": "evalstream.run.tracker",
     "HubPushError": "evalstream._errors",
     "InputError": "evalstream._errors",
     "InvalidSampleError": "evalstream._errors",
     "JournalCorruptError": "evalstream._errors",
     "MergeError": "evalstream._errors",
-    "MergeResult": "evalstream.shards.merge",
+    "MergeResult": "evalstream.run.merge",
     "MetricValueError": "evalstream._errors",
     "ModelInfo": "evalstream._types",
     "ModelResponse": "evalstream._types",
     "OutputOutcome": "evalstream._summary",
-    "Progress": "evalstream._progress",
+    "Progress": "evalstream.run.progress",
     "RetryPolicy": "evalstream.sinks.retry",
     "RunInfo": "evalstream.sinks.tensorboard",
     "RunResult": "evalstream._summary",
     "RunFailedError": "evalstream._errors",
-    "Runtime": "evalstream._runtime",
+    "Runtime": "evalstream.run.runtime",
     "RunStateError": "evalstream._errors",
     "ShardInfo": "evalstream.shards.info",
     "ShardMismatchError": "evalstream._errors",
     "SinkError": "evalstream._errors",
     "StorageError": "evalstream._errors",
-    "SyncEvaluationTracker": "evalstream._sync",
+    "SyncEvaluationTracker": "evalstream.lighteval.sync",
     "TaskSpec": "evalstream._types",
     "TensorBoardError": "evalstream._errors",
     "UnknownTaskError": "evalstream._errors",
     "UnsafeNameError": "evalstream._errors",
+    "__version__": "evalstream._summary",
     "default_registry": "evalstream.stats.aggregations",
-    "merge": "evalstream.shards.merge",
+    "merge": "evalstream.run.merge",
     "push_saved_run": "evalstream.sinks.push",
-    "recover": "evalstream.durability.recovery",
+    "recover": "evalstream.run.recover",
 }
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AggregationRegistry",

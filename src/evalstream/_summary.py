@@ -6,6 +6,9 @@ from typing import Any
 
 import msgspec
 
+__version__ = "0.1.0"
+"""evalstream's version (also pyproject.toml's): stamped into every run's ``config_general``."""
+
 
 class OutputOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """How one output (local files, Hub, TensorBoard) went; a failure is data, not a crash."""

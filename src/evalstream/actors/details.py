@@ -32,10 +32,8 @@ from evalstream._messages import (
     TaskVersion,
 )
 from evalstream.actors.base import Actor
-from evalstream.actors.details_worker import rebuild_details, shard_of
-from evalstream.durability.frames import read_frames
-from evalstream.sinks.local import DetailsWritten
-from evalstream.sinks.rows import iter_rows
+from evalstream.details.protocol import DetailsWritten
+from evalstream.details.worker import rebuild_details, shard_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -44,7 +42,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream
 
     from evalstream._messages import Inbound
-    from evalstream.actors.pool import Channel
+    from evalstream.details.pool import Channel
 
 T = TypeVar("T")
 
@@ -60,13 +58,6 @@ class TaskSummary(msgspec.Struct, frozen=True):
     def compiled(self) -> dict[str, Any]:
         """``summary_tasks[task]``: hashes and counters."""
         return self.summary
-
-
-def read_rows(segment: Path) -> list[dict[str, Any]]:
-    """Every row of a segment (for snapshots and tests; the parquet writer streams instead)."""
-    if not segment.exists():
-        return []
-    return list(iter_rows(read_frames(segment)))
 
 
 class DetailsActor(Actor):

@@ -1,4 +1,4 @@
-"""The ``evalstream`` command's subcommands, behind the parser in ``evalstream._cli``.
+"""The ``evalstream`` command's subcommands, behind the parser in ``evalstream.cli.main``.
 
 Top level (it may import anything): ``output.py`` writes tables as rich tables on a terminal,
 plain text otherwise, or JSON, and shows progress bars only on a terminal; ``views.py`` holds

@@ -27,7 +27,7 @@ def _ignore(**_: object) -> None:
 
 def demo(args: argparse.Namespace) -> int:
     """Run the simulated evaluation and print its results."""
-    from evalstream._demo import format_results, run_demo
+    from evalstream.cli.demo import format_results, run_demo
 
     started = time.perf_counter()
     bar = nullcontext(_ignore) if args.quiet else progress("demo: logging", args.samples)
@@ -54,7 +54,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def _recover_one(run_dir: Path, args: argparse.Namespace) -> bool:
-    from evalstream.durability.recovery import recover
+    from evalstream.run.recover import recover
 
     with progress(f"recover {run_dir.name}", None, unit="bytes") as update:
         result = anyio.run(

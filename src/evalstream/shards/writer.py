@@ -46,9 +46,6 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
-    from evalstream._coordinator import Coordinator
-    from evalstream._save import SavePlan, WriteFn
-    from evalstream._tracker import EvaluationTracker
     from evalstream.durability.journal import Journal
     from evalstream.durability.runstate import RunSettings
 
@@ -99,8 +96,6 @@ class JournalUploader:
 
 class NoShard:
     """The tracker's shard hooks when it records a whole run: nothing to do."""
-
-    write: WriteFn | None = None
 
     async def start(self, resume_from: Path | None) -> Path | None:
         """Nothing to resume from the object store."""
@@ -245,15 +240,14 @@ class ShardWriter:
             self._uploaded = max(self._uploaded, written)
 
     async def write(
-        self, plan: SavePlan, coordinator: Coordinator, workdir: str, date_id: str
+        self, model_name: str, samples: dict[str, int], workdir: str, date_id: str
     ) -> RunResult:
         """save()'s output for a shard: the rest uploaded, the attempt marked complete."""
         await self.sync()
-        samples = {name: t.samples for name, t in coordinator.details.tasks().items()}
         await self._set(state="complete", samples=sum(samples.values()))
         return RunResult(
             date_id=date_id,
-            model_name=plan.model_name,
+            model_name=model_name,
             results={},
             results_path="",
             details_paths={},
@@ -298,17 +292,25 @@ class ShardWriter:
         await anyio.to_thread.run_sync(write_manifest, folder, self.manifest)
 
 
-def shard_writer(info: ShardInfo | None, tracker: EvaluationTracker) -> ShardWriter | NoShard:
-    """The shard hooks of ``tracker``: a writer for a shard, no-ops for a whole run."""
+def shard_writer(
+    info: ShardInfo | None,
+    *,
+    output_dir: str,
+    attempt: str,
+    journal: Journal,
+    settings: RunSettings,
+    start_time: float,
+) -> ShardWriter | NoShard:
+    """A tracker's shard hooks: a writer for a shard, no-ops for a whole run."""
     if info is None:
         return NoShard()
     if not isinstance(info, ShardInfo):
         raise ConfigError(f"shard must be a ShardInfo, got {type(info).__name__}")
     return ShardWriter(
         info,
-        tracker.store.target,
-        attempt=tracker.run_id,
-        journal=tracker.journal,
-        settings=tracker._host.settings,
-        start_time=tracker.start_time,
+        output_dir,
+        attempt=attempt,
+        journal=journal,
+        settings=settings,
+        start_time=start_time,
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
-import msgspec
 
 from evalstream._errors import EvalStreamError
 from evalstream._naming import results_path
@@ -19,15 +18,8 @@ from evalstream._summary import OutputOutcome
 from evalstream.durability.storage import translate_oserror
 
 if TYPE_CHECKING:
+    from evalstream.details.protocol import DetailsWritten
     from evalstream.durability.storage import OutputStore
-
-
-class DetailsWritten(msgspec.Struct, frozen=True):
-    """What the details workers wrote at the end of the run: relative paths, or an error."""
-
-    paths: dict[str, str]
-    warnings: list[str]
-    error: str | None = None
 
 
 def write_local_sync(

@@ -1,7 +1,7 @@
 """The outputs of a save: local files, TensorBoard and the Hub, each as one awaitable.
 
 Each factory returns an ``OutputFn`` that never raises for its sink's failure: it returns a typed
-``OutputOutcome`` instead, so ``evalstream._save`` can run them concurrently and one failed sink
+``OutputOutcome`` instead, so ``evalstream.run.save`` can run them concurrently and one failed sink
 never loses another's work.
 """
 
@@ -16,10 +16,11 @@ import msgspec
 
 from evalstream._errors import UnsafeNameError
 from evalstream._summary import OutputOutcome
-from evalstream.sinks.local import DetailsWritten, write_local
+from evalstream.sinks.local import write_local
 from evalstream.sinks.tensorboard import RunInfo, event_files_for_hub, write_tensorboard
 
 if TYPE_CHECKING:
+    from evalstream.details.protocol import DetailsWritten
     from evalstream.durability.storage import OutputStore
     from evalstream.sinks.hub import HubPublisher
 

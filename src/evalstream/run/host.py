@@ -20,11 +20,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import TASK_STATUS_IGNORED
 
-from evalstream import __version__
-from evalstream._coordinator import Coordinator
 from evalstream._errors import RunFailedError, RunStateError, StorageError
 from evalstream._messages import ENCODER
-from evalstream._runtime import DEFAULT, default_runtime
+from evalstream._summary import __version__
 from evalstream.actors.details import DetailsActor
 from evalstream.actors.general_config import GeneralConfigActor
 from evalstream.actors.metrics import MetricsActor
@@ -40,6 +38,8 @@ from evalstream.durability.runstate import (
     write_settings,
     write_status,
 )
+from evalstream.run.coordinator import Coordinator
+from evalstream.run.runtime import DEFAULT, default_runtime
 
 
 def is_cancellation(exc: BaseException) -> bool:
@@ -55,11 +55,11 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup, TaskStatus
 
-    from evalstream._batcher import Batcher
     from evalstream._errors import EvalStreamError
     from evalstream._messages import RunMessage, Score
-    from evalstream._runtime import Runtime
     from evalstream.durability.storage import OutputStore
+    from evalstream.run.batcher import Batcher
+    from evalstream.run.runtime import Runtime
     from evalstream.stats.compute import AggregationRegistry
 
 

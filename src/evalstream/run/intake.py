@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from evalstream._checks import (
+from evalstream._errors import InputError, InvalidSampleError, UnknownTaskError
+from evalstream._messages import ENCODER, Scope, ScoredSample
+from evalstream.run.checks import (
     Kind,
     check_depth,
     check_metrics,
@@ -22,9 +24,7 @@ from evalstream._checks import (
     plain_metrics,
     unstorable,
 )
-from evalstream._errors import InputError, InvalidSampleError, UnknownTaskError
-from evalstream._lighteval import doc_from, outputs_from
-from evalstream._messages import ENCODER, Scope, ScoredSample
+from evalstream.run.coerce import doc_from, outputs_from
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

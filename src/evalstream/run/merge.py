@@ -40,7 +40,7 @@ from evalstream.shards.union import Duplicates, ShardIdentity
 
 if TYPE_CHECKING:
     from evalstream._messages import RunMessage
-    from evalstream._tracker import EvaluationTracker
+    from evalstream.run.tracker import EvaluationTracker
 
 _MERGE = 1024  # samples per replayed batch
 _POLL = 2.0  # seconds between looks at unfinished shards when waiting
@@ -210,7 +210,7 @@ async def merge(
     ...). Raises MergeError (ShardMismatchError for shards of different evaluations). Merging
     input already merged returns that run and does nothing else (publish it with ``push``).
     """
-    from evalstream._tracker import EvaluationTracker  # the merge drives a tracker
+    from evalstream.run.tracker import EvaluationTracker  # the merge drives a tracker
 
     folder = await anyio.to_thread.run_sync(ObjectFolder, output_dir)
     plan = await _plan(folder, run, partial, wait)

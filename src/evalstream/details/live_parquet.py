@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evalstream.sinks.parquet import (
+from evalstream.details.parquet import (
     COMPRESSION,
     FIXED,
     MAX_PARQUET_DEPTH,
@@ -20,7 +20,7 @@ from evalstream.sinks.parquet import (
     empty_type,
     parquet_depth,
 )
-from evalstream.sinks.rows import COLUMNS, FIXED_COLUMNS, TOKEN_COLUMNS, VARIABLE, tokens_array
+from evalstream.details.rows import COLUMNS, FIXED_COLUMNS, TOKEN_COLUMNS, VARIABLE, tokens_array
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -9,10 +9,10 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from evalstream.details.lighteval_layout import encode_lighteval_rows
+from evalstream.details.rows import encode_columns, packed_fixed, row_columns
 from evalstream.durability.frames import frame
 from evalstream.durability.storage import translate_oserror
-from evalstream.sinks.lighteval_layout import encode_lighteval_rows
-from evalstream.sinks.rows import encode_columns, packed_fixed, row_columns
 from evalstream.stats.hashing import GrowableU64, TaskCounters, batch_hashes, compile_hashes
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from evalstream._messages import ScoredSample
-    from evalstream.sinks.live_parquet import LiveParquet
+    from evalstream.details.live_parquet import LiveParquet
 
 
 class TaskDetails:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from evalstream._tracker import EvaluationTracker
 from evalstream._types import Doc, MetricCategory, ModelInfo, ModelResponse, TaskSpec
+from evalstream.run.tracker import EvaluationTracker
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -21,6 +21,7 @@ from evalstream._errors import EvalStreamError, StorageError
 from evalstream._messages import EndOfRun
 from evalstream._naming import make_date_id
 from evalstream._summary import OutputOutcome, RunResult
+from evalstream.shards.writer import ShardWriter
 from evalstream.sinks.outputs import OutputFn, hub_output, local_output, tensorboard_output
 from evalstream.sinks.results import count_nonfinite, encode_results, summary_general
 from evalstream.stats.compute import derive_rows
@@ -28,10 +29,11 @@ from evalstream.stats.compute import derive_rows
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
-    from evalstream._coordinator import Coordinator
-    from evalstream._runhost import RunHost
-    from evalstream._tracker import EvaluationTracker
     from evalstream.durability.storage import OutputStore
+    from evalstream.run.coordinator import Coordinator
+    from evalstream.run.host import RunHost
+    from evalstream.run.tracker import EvaluationTracker
+    from evalstream.shards.writer import NoShard
     from evalstream.sinks.hub import HubPublisher
     from evalstream.sinks.tensorboard import RunInfo
 
@@ -66,6 +68,20 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, StorageError)
 
 
+def shard_write(shard: ShardWriter | NoShard) -> WriteFn | None:
+    """A shard's save(): upload the rest and mark the attempt complete, instead of the outputs."""
+    if not isinstance(shard, ShardWriter):
+        return None
+
+    async def write(
+        plan: SavePlan, coordinator: Coordinator, workdir: str, date_id: str
+    ) -> RunResult:
+        samples = {name: t.samples for name, t in coordinator.details.tasks().items()}
+        return await shard.write(plan.model_name, samples, workdir, date_id)
+
+    return write
+
+
 def steps_for(tracker: EvaluationTracker, host: RunHost, coordinator: Coordinator) -> SaveSteps:
     """The save steps of ``tracker``'s run."""
     return SaveSteps(
@@ -74,7 +90,7 @@ def steps_for(tracker: EvaluationTracker, host: RunHost, coordinator: Coordinato
         ship=tracker._ship,
         close_live=tracker._close_live,
         keep_workdir=tracker.keep_workdir,
-        write=tracker._shard.write,
+        write=shard_write(tracker._shard),
         strict=not tracker.contain_faults,
     )
 

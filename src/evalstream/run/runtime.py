@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Self
 import anyio
 
 from evalstream._errors import ConfigError, RunStateError
-from evalstream._progress import ENDED, Progress
-from evalstream.actors.pool import WORKER_NICE, WorkerPool
+from evalstream.details.pool import WORKER_NICE, WorkerPool
+from evalstream.run.progress import ENDED, Progress
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from types import TracebackType
 
-    from evalstream._batcher import Batcher
-    from evalstream._runhost import RunHost
+    from evalstream.run.batcher import Batcher
+    from evalstream.run.host import RunHost
 
 
 def default_workers() -> int:

@@ -5,7 +5,7 @@ holds the GIL wherever it runs; in the tracker's process it would compete with t
 (and an inference server on it). The details actor starts this process and streams it the encoded
 sample batches the journal already holds, so the work runs on another core.
 
-One process serves many runs at once (the runtime's pool, ``actors/pool.py``). Protocol, over
+One process serves many runs at once (the runtime's pool, ``details/pool.py``). Protocol, over
 the pipes: the parent sends frames (``durability/frames``) of one kind byte, the run's channel
 number (u32), then a body: ``O`` opens the channel (JSON: workdir, keep_rows, shard, layout
 of the details columns, umask), ``M`` a journal-encoded message (tasks, sample batch), ``F`` flush and ``E`` end (a u32 request number,
@@ -40,7 +40,7 @@ import msgspec
 
 from evalstream._errors import EvalStreamError
 from evalstream._messages import DECODER, SampleBatch, ScoredSample, TasksDeclared
-from evalstream.actors.task_details import TaskDetails
+from evalstream.details.task_state import TaskDetails
 from evalstream.durability.frames import frame, iter_frames
 from evalstream.durability.storage import translate_oserror
 
@@ -77,7 +77,7 @@ class Worker:
             segment = self.workdir / "segments" / f"{self.shard}-{len(self.tasks):05d}.seg"
             task = TaskDetails(name, segment, self.categories.get(name, frozenset()), self.layout)
             if self.keep_rows and self.layout == "flat":
-                from evalstream.sinks.live_parquet import LiveParquet  # pyarrow: workers only
+                from evalstream.details.live_parquet import LiveParquet  # pyarrow: workers only
 
                 task.live = LiveParquet(segment.with_suffix(".parquet"))
             self.tasks[name] = task
@@ -168,8 +168,8 @@ class Worker:
     def _convert(self, output: dict[str, Any]) -> dict[str, Any]:
         if self.error is not None or not self.keep_rows:
             return {"paths": {}, "warnings": [], "error": self.error}
+        from evalstream.details.parquet import write_details_sync  # pyarrow only when converting
         from evalstream.durability.storage import OutputStore
-        from evalstream.sinks.parquet import write_details_sync  # pyarrow only when converting
 
         live = {
             name: path
@@ -286,10 +286,6 @@ def preload() -> None:
     import pyarrow.compute  # the first cast imports it (with pydoc and inspect)
     import pyarrow.parquet  # noqa: F401
 
-    import evalstream.durability.storage
-    import evalstream.sinks.live_parquet
-    import evalstream.sinks.parquet  # noqa: F401
-
 
 def settle_gc() -> None:
     """Collect once, then move every survivor (modules, caches) out of the collector's scans.
@@ -330,7 +326,7 @@ def rebuild_details(
 
 def command() -> list[str]:
     """The command line that starts a worker process."""
-    return [sys.executable, "-m", "evalstream.actors.details_worker"]
+    return [sys.executable, "-m", "evalstream.details.worker"]
 
 
 def worker_env() -> dict[str, str]:

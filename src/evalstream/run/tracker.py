@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
 
-from evalstream._batcher import Batcher
 from evalstream._errors import ConfigError, RunStateError
-from evalstream._lighteval import check_layout
 from evalstream._messages import (
     ModelInfoLogged,
     RunMessage,
@@ -27,11 +25,17 @@ from evalstream._messages import (
     Score,
     TasksDeclared,
 )
-from evalstream._run_config import RunConfigCalls, check_options
-from evalstream._runhost import RunHost
-from evalstream._runtime import ProgressCalls, Runtime
-from evalstream._samples import Prepared, learn_kinds, prepare_sample
-from evalstream._save import (
+from evalstream.durability.resume import ResumeState, load_resume, replay_journal
+from evalstream.durability.runstate import RunSettings
+from evalstream.durability.storage import OutputStore
+from evalstream.run.batcher import Batcher
+from evalstream.run.coerce import check_layout
+from evalstream.run.config import RunConfigCalls, check_options
+from evalstream.run.host import RunHost
+from evalstream.run.hub_calls import HubTargets, make_publisher
+from evalstream.run.intake import Prepared, learn_kinds, prepare_sample
+from evalstream.run.runtime import ProgressCalls, Runtime
+from evalstream.run.save import (
     SaveProgress,
     compile_final,
     plan_for,
@@ -39,11 +43,7 @@ from evalstream._save import (
     save_run,
     steps_for,
 )
-from evalstream.durability.resume import ResumeState, load_resume, replay_journal
-from evalstream.durability.runstate import RunSettings
-from evalstream.durability.storage import OutputStore
 from evalstream.shards.writer import ShardInfo, shard_writer
-from evalstream.sinks.hub_targets import HubTargets, make_publisher
 from evalstream.sinks.tensorboard import LiveScalars, run_info_from
 from evalstream.stats.compute import AggregationRegistry, default_registry
 
@@ -52,12 +52,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from types import TracebackType
 
-    from evalstream._checks import Kind
-    from evalstream._coordinator import Coordinator
     from evalstream._summary import RunResult
     from evalstream._types import DetailsLayout, Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.actors.base import ActorStats
     from evalstream.durability.journal import JournalStats
+    from evalstream.run.checks import Kind
+    from evalstream.run.coordinator import Coordinator
     from evalstream.sinks.retry import RetryPolicy
 
 State = Literal["new", "running", "saving", "unsaved", "saved", "closed"]
@@ -145,7 +145,14 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         self.run_id = self._host.run_id
         self.workdir = self._host.workdir
         self.journal = self._host.journal
-        self._shard = shard_writer(shard, self)  # a shard of a run: streams to the object store
+        self._shard = shard_writer(  # a shard of a run: streams to the object store
+            shard,
+            output_dir=self.store.target,
+            attempt=self.run_id,
+            journal=self.journal,
+            settings=self._host.settings,
+            start_time=self.start_time,
+        )
         self.partial: dict[str, Any] | None = None
         self._live = (
             LiveScalars(

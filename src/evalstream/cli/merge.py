@@ -9,7 +9,7 @@ import anyio
 if TYPE_CHECKING:
     import argparse
 
-    from evalstream.shards.merge import MergeResult
+    from evalstream.run.merge import MergeResult
 
 
 def add_merge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +37,7 @@ def add_merge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from evalstream.shards.merge import merge
+    from evalstream.run.merge import merge
 
     outcome = anyio.run(
         lambda: merge(

@@ -28,7 +28,7 @@ import anyio
 import anyio.lowlevel
 
 from evalstream._errors import EvalStreamError
-from evalstream.actors.details_worker import CHANNEL, command, encode_frame, worker_env
+from evalstream.details.worker import CHANNEL, command, encode_frame, worker_env
 from evalstream.durability.storage import _umask
 
 if TYPE_CHECKING:

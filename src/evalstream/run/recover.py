@@ -132,7 +132,7 @@ async def recover(
     status = await anyio.to_thread.run_sync(check_dead, run_dir)
     settings = await anyio.to_thread.run_sync(read_settings, run_dir)
     target = output_dir or (settings.output_dir if settings else str(run_dir.parent.parent))
-    from evalstream._tracker import EvaluationTracker  # recovery drives a tracker
+    from evalstream.run.tracker import EvaluationTracker  # recovery drives a tracker
 
     tracker = EvaluationTracker(
         target,

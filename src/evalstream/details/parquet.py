@@ -27,11 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalstream._naming import details_path
-from evalstream.durability.frames import read_frames
-from evalstream.durability.storage import atomic_path, translate_oserror
-from evalstream.sinks.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
-from evalstream.sinks.lighteval_layout import is_lighteval, refine
-from evalstream.sinks.rows import (
+from evalstream.details.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
+from evalstream.details.lighteval_layout import is_lighteval, refine
+from evalstream.details.rows import (
     COLUMNS,
     TOKEN_COLUMNS,
     VARIABLE,
@@ -41,6 +39,8 @@ from evalstream.sinks.rows import (
     tokens_array,
     unpack_tokens,
 )
+from evalstream.durability.frames import read_frames
+from evalstream.durability.storage import atomic_path, translate_oserror
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

@@ -18,17 +18,12 @@ import msgspec
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from evalstream._errors import ConfigError, InputError, RunStateError
-from evalstream._lighteval import (
-    CorpusInputs,
-    details_call,
-    model_info_from,
-    plain,
-    task_spec_from,
-)
-from evalstream._tracker import EvaluationTracker
 from evalstream._types import Doc, TaskSpec
-from evalstream.actors.details import read_rows
-from evalstream.sinks.lighteval_layout import load_details
+from evalstream.details.lighteval_layout import load_details
+from evalstream.details.rows import read_rows
+from evalstream.lighteval.adapters import CorpusInputs, details_call, task_spec_from
+from evalstream.run.coerce import model_info_from, plain
+from evalstream.run.tracker import EvaluationTracker
 
 if TYPE_CHECKING:
     import os
@@ -37,8 +32,8 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from types import TracebackType
 
-    from evalstream._samples import Prepared
     from evalstream._summary import RunResult
+    from evalstream.run.intake import Prepared
 
 T = TypeVar("T")
 _EMPTY_DOC = Doc(query="")

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from evalstream._progress import Meter
-from evalstream._samples import encode_batch
-from evalstream.actors.details_worker import shard_of
+from evalstream.details.worker import shard_of
+from evalstream.run.intake import encode_batch
+from evalstream.run.progress import Meter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from evalstream._messages import Score, ScoredSample
-    from evalstream._runhost import RunHost
+    from evalstream.run.host import RunHost
 
     Shipped = Callable[[list[Score]], Awaitable[None]]
 

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from evalstream._errors import EvalStreamError
-from evalstream.shards.cli import add_merge_parser
+from evalstream.cli.merge import add_merge_parser
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -22,12 +22,14 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from evalstream.sinks.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
-from evalstream.sinks.lighteval_layout import decode as lighteval_columns
-from evalstream.sinks.lighteval_layout import is_lighteval
+from evalstream.details.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
+from evalstream.details.lighteval_layout import decode as lighteval_columns
+from evalstream.details.lighteval_layout import is_lighteval
+from evalstream.durability.frames import read_frames
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
     from evalstream._messages import ScoredSample
 
@@ -289,3 +291,10 @@ def iter_rows(payloads: Iterator[bytes]) -> Iterator[dict[str, Any]]:
         n = len(cols["example"])
         for i in range(n):
             yield {name: cols[name][i] for name in COLUMNS}
+
+
+def read_rows(segment: Path) -> list[dict[str, Any]]:
+    """Every row of a segment (for snapshots and tests; the parquet writer streams instead)."""
+    if not segment.exists():
+        return []
+    return list(iter_rows(read_frames(segment)))

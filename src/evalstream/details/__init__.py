@@ -1,0 +1,1 @@
+"""The details pipeline: the worker processes that turn samples into details files."""

@@ -1,0 +1,1 @@
+"""The run: the tracker and everything that carries a sample from the caller to save()."""
