@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).parent.parent / "src" / "evalstream"
-VOCABULARY = {"_types", "_messages", "_errors", "_naming", "_summary"}
+VOCABULARY = {"_types", "_messages", "_errors", "_naming", "_options", "_summary"}
 LAYERS = (
     "vocabulary",
     "stats",

@@ -87,8 +87,7 @@ async def test_trackers_without_a_runtime_share_the_default_one(tmp_path: Path) 
             await tracker.log_model_info(ModelInfo(model_name=MODEL))
             await tracker.log_tasks(TASKS[:2])
             await _log(tracker, rng, 10)
-            assert tracker._coordinator is not None
-            seen.append(tracker._coordinator.details.pids)
+            seen.append(tracker.control.details_pids())
             await tracker.save()
     assert seen[0] == seen[1]
 

@@ -34,6 +34,7 @@ from _shards import (
     shard_items,
     workload,
 )
+from _workload import TASKS
 
 WORK = workload(per_task=41)
 
@@ -111,7 +112,7 @@ async def test_shards_of_different_task_configs_are_refused(tmp_path: Path) -> N
     await run_shard(out, ShardInfo(run="c", index=0, count=2), WORK)
     async with EvaluationTracker(out, shard=ShardInfo(run="c", index=1, count=2)) as t:
         await open_run(t, WORK, 2)
-        changed = msgspec.structs.replace(next(iter(t._tasks.values())), config={"k": 2})
+        changed = msgspec.structs.replace(TASKS[0], config={"k": 2})
         await t.log_tasks([changed])
         await t.save()
     with pytest.raises(ShardMismatchError, match=r"declares task 'lb\|mmlu:anatomy\|5'.*config"):

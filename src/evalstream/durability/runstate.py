@@ -19,6 +19,7 @@ from typing import Literal
 
 import msgspec
 
+from evalstream._options import DEFAULTS, Options
 from evalstream._types import DetailsLayout
 from evalstream.durability.storage import atomic_write, fsync_dir, translate_oserror
 
@@ -43,11 +44,33 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Tracker settings a recovery or a resume needs to reproduce the run's outputs."""
 
     output_dir: str
-    save_details: bool = True
-    bootstrap_iters: int = 1000
-    seed: int = 1234
-    tensorboard_metric_prefix: str = "eval"
-    details_layout: DetailsLayout = "flat"
+    save_details: bool = DEFAULTS.save_details
+    bootstrap_iters: int = DEFAULTS.bootstrap_iters
+    seed: int = DEFAULTS.seed
+    tensorboard_metric_prefix: str = DEFAULTS.tensorboard_metric_prefix
+    details_layout: DetailsLayout = DEFAULTS.details_layout
+
+    @classmethod
+    def of(cls, output_dir: str, options: Options) -> RunSettings:
+        """The settings of a tracker with ``options`` writing to ``output_dir``."""
+        return cls(
+            output_dir=output_dir,
+            save_details=options.save_details,
+            bootstrap_iters=options.bootstrap_iters,
+            seed=options.seed,
+            tensorboard_metric_prefix=options.tensorboard_metric_prefix,
+            details_layout=options.details_layout,
+        )
+
+    def options(self) -> Options:
+        """The options a recovery or a merge records this run with (local output only)."""
+        return Options(
+            save_details=self.save_details,
+            bootstrap_iters=self.bootstrap_iters,
+            seed=self.seed,
+            tensorboard_metric_prefix=self.tensorboard_metric_prefix,
+            details_layout=self.details_layout,
+        )
 
 
 def new_status(run_id: str, start_time: float) -> RunStatus:

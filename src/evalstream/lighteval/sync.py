@@ -133,7 +133,7 @@ class DetailsLogger(_Logger):
 
             return {t: pq.read_table(p).to_pylist() for t, p in saved.details_paths.items()}
         owner.flush()
-        tasks = owner._call(_details_tasks, owner.tracker)
+        tasks: dict[str, Any] = owner._call(owner.tracker.control.details_segments)
         return {name: read_rows(seg) for name, seg in tasks.items()}
 
     @property
@@ -147,19 +147,6 @@ class DetailsLogger(_Logger):
         return dict(self._owner._snapshot()["summary_general"])
 
 
-def _details_tasks(tracker: EvaluationTracker) -> dict[str, Any]:
-    coordinator = tracker._coordinator
-    assert coordinator is not None
-    return {name: t.segment for name, t in coordinator.details.tasks().items()}
-
-
-async def _metric_values(tracker: EvaluationTracker) -> dict[str, dict[str, list[object]]]:
-    coordinator = tracker._coordinator
-    assert coordinator is not None
-    await tracker.flush()
-    return coordinator.metrics.values()
-
-
 class MetricsLogger(_Logger):
     """lighteval's ``metrics_logger``."""
 
@@ -171,7 +158,7 @@ class MetricsLogger(_Logger):
         self, task_dict: Mapping[str, Any] | None = None, bootstrap_iters: int = 1000
     ) -> None:
         """Set the bootstrap iterations used at save (aggregation itself runs at save)."""
-        self._owner.tracker.bootstrap_iters = bootstrap_iters
+        self._owner.tracker.control.set_bootstrap_iters(bootstrap_iters)
         if task_dict:
             self._owner.task_config_logger.log(task_dict)
 
@@ -183,8 +170,9 @@ class MetricsLogger(_Logger):
     @property
     def metrics_values(self) -> dict[str, dict[str, list[object]]]:
         """Every per-sample value per task and metric (costly for big runs)."""
+        self._owner.flush()
         values: dict[str, dict[str, list[object]]] = self._owner._call(
-            _metric_values, self._owner.tracker
+            self._owner.tracker.control.metric_values
         )
         return values
 
@@ -307,7 +295,7 @@ class SyncEvaluationTracker:
         self._pending.append(
             self.tracker.make_sample(task_name, doc, outputs, metrics, judgement, scope)
         )
-        if len(self._pending) >= self.tracker.batch_size:
+        if len(self._pending) >= self.tracker.options.batch_size:
             self._ship()
 
     def _ship(self) -> None:
@@ -350,7 +338,7 @@ class SyncEvaluationTracker:
         few-shot part. ``datasets.Dataset`` objects when ``datasets`` is installed, else lists
         of row dicts. The model is the one given to ``log_model_info``.
         """
-        model = self.tracker._model
+        model = self.tracker.control.model
         if model is None:
             raise RunStateError("call general_config_logger.log_model_info(...) first")
         tables = load_details(self.tracker.store.root, model.model_name, date_id, task_names)

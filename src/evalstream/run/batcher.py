@@ -40,7 +40,6 @@ class Batcher:
         self._lock = anyio.Lock()
         self._shards: dict[str, int] = {}
         self.meter = Meter()
-        host.batcher = self  # the runtime's shutdown ships the pending batch
 
     def add(self, sample: ScoredSample, encoded: bytes) -> None:
         """Queue one validated sample's encoding and scores (the sample itself is not kept)."""

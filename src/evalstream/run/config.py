@@ -1,85 +1,85 @@
-"""The run-level logging calls of a tracker: arguments, model, tasks, versions, doc counts.
+"""What a run has declared: its tasks, the metric kinds seen, its model; and the checks on them.
 
-These are lighteval's general-config, task-config and versions loggers' calls, as one mixin of
-``EvaluationTracker``: each validates in the caller, then sends one message to its actor.
+lighteval's general-config, task-config and versions loggers' calls arrive here from the
+tracker: each is validated in the caller (a bad name fails in the call that gave it, not at
+``save()``) and becomes one message for the journal and the actors. The tracker sends it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from evalstream._errors import ConfigError
-from evalstream._messages import ArgsInfo, ModelInfoLogged, NumDocs, TasksDeclared, TaskVersion
+from evalstream._errors import ConfigError, RunStateError
+from evalstream._messages import (
+    ArgsInfo,
+    ModelInfoLogged,
+    NumDocs,
+    SampleBatch,
+    TasksDeclared,
+    TaskVersion,
+)
 from evalstream._naming import check_model_name, check_task_name
+from evalstream.run.intake import Prepared, learn_kinds, prepare_sample
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
-    from evalstream._messages import RunMessage
-    from evalstream._types import ModelInfo, TaskSpec
+    from evalstream._messages import RunMessage, Scope
+    from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.durability.storage import OutputStore
+    from evalstream.run.checks import Kind
     from evalstream.sinks.hub import HubPublisher
     from evalstream.stats.aggregations import AggregationRegistry
 
 
-def check_options(
-    batch_size: int, inbox_capacity: int, flush_every: int, bootstrap_iters: int, interval: float
-) -> None:
-    """The tracker's numeric options, checked at construction."""
-    if batch_size < 1 or inbox_capacity < 1 or flush_every < 1:
-        raise ConfigError("batch_size, inbox_capacity and flush_every must be at least 1")
-    if bootstrap_iters < 0 or bootstrap_iters == 1:
-        raise ConfigError("bootstrap_iters must be 0 (no stderr) or at least 2")
-    if interval <= 0:
-        raise ConfigError("flush_interval must be positive (seconds)")
+class RunConfig:
+    """The declared tasks, the first kind of each (task, metric), and the model of one run."""
 
-
-class RunConfigCalls:
-    """Mixin for EvaluationTracker: needs ``_send``, ``registry``, ``store``, ``publisher``,
-    ``_tasks`` and ``_model``."""
-
-    registry: AggregationRegistry
-    store: OutputStore
-    push_to_hub: bool
-    publisher: HubPublisher | None
-    _tasks: dict[str, TaskSpec]
-    _model: ModelInfo | None
-
-    async def _send(self, message: RunMessage) -> None:
-        raise NotImplementedError
-
-    async def log_args_info(
+    def __init__(
         self,
-        num_fewshot_seeds: int = 1,
-        override_batch_size: int | None = None,
-        max_samples: int | None = None,
-        job_id: str = "0",
-        config: Mapping[str, Any] | None = None,
+        registry: AggregationRegistry,
+        store: OutputStore,
+        publisher: HubPublisher | None,
     ) -> None:
-        """Record the harness's arguments."""
-        await self._send(
-            ArgsInfo(
-                num_fewshot_seeds=num_fewshot_seeds,
-                override_batch_size=override_batch_size,
-                max_samples=max_samples,
-                job_id=str(job_id),
-                config=dict(config) if config is not None else None,
-            )
+        """``publisher``: set when the run is pushed, so a model name the Hub refuses fails
+        at ``log_model_info``, not at the push."""
+        self.registry = registry
+        self.store = store
+        self.publisher = publisher
+        self.tasks: dict[str, TaskSpec] = {}
+        self.kinds: dict[str, dict[str, Kind]] = {}
+        self.model: ModelInfo | None = None
+
+    def args_info(
+        self,
+        num_fewshot_seeds: int,
+        override_batch_size: int | None,
+        max_samples: int | None,
+        job_id: str,
+        config: Mapping[str, Any] | None,
+    ) -> ArgsInfo:
+        """The harness's arguments as a message."""
+        return ArgsInfo(
+            num_fewshot_seeds=num_fewshot_seeds,
+            override_batch_size=override_batch_size,
+            max_samples=max_samples,
+            job_id=str(job_id),
+            config=dict(config) if config is not None else None,
         )
 
-    async def log_model_info(self, model_info: ModelInfo) -> None:
-        """Record the evaluated model; its name must be a safe relative path, and with
-        ``push_to_hub`` make a repo id the Hub accepts (refused here, not at the push)."""
+    def model_info(self, model_info: ModelInfo) -> ModelInfoLogged:
+        """Check the model's name (a safe relative path; with a push, a repo id the Hub
+        accepts), remember the model, and return its message."""
         name = check_model_name(model_info.model_name)
         for folder in ("results", "details"):
             self.store.local(f"{folder}/{name}")  # a symbolic link on the way fails now
-        if self.push_to_hub and self.publisher is not None:
+        if self.publisher is not None:
             self.publisher.check_model_name(name)
-        self._model = model_info
-        await self._send(ModelInfoLogged(info=model_info))
+        self.model = model_info
+        return ModelInfoLogged(info=model_info)
 
-    async def log_tasks(self, tasks: Iterable[TaskSpec]) -> None:
-        """Declare tasks before logging their samples; names are validated here."""
+    def declare(self, tasks: Iterable[TaskSpec]) -> TasksDeclared:
+        """Check and remember tasks; an aggregation must be in the registry already."""
         specs = tuple(tasks)
         for spec in specs:
             check_task_name(spec.name)
@@ -89,21 +89,56 @@ class RunConfigCalls:
                         f"task {spec.name!r}: metric {metric!r} names the unknown aggregation "
                         f"{agg!r}; register it on the tracker's registry"
                     )
-        self._tasks.update((spec.name, spec) for spec in specs)
-        await self._send(TasksDeclared(tasks=specs))
+        self.tasks.update((spec.name, spec) for spec in specs)
+        return TasksDeclared(tasks=specs)
 
-    async def log_version(self, task_name: str, version: int) -> None:
-        """Record a task's version (overrides the declared one)."""
-        await self._send(TaskVersion(task_name=task_name, version=int(version)))
+    def version(self, task_name: str, version: int) -> TaskVersion:
+        """A task's version (overrides the declared one)."""
+        return TaskVersion(task_name=task_name, version=int(version))
 
-    async def log_num_docs(
-        self, task_name: str, original_num_docs: int, effective_num_docs: int
-    ) -> None:
-        """Record how many docs a task had and how many were evaluated."""
-        await self._send(
-            NumDocs(
-                task_name=task_name,
-                original_num_docs=original_num_docs,
-                effective_num_docs=effective_num_docs,
-            )
+    def num_docs(self, task_name: str, original: int, effective: int) -> NumDocs:
+        """How many docs a task had and how many were evaluated."""
+        return NumDocs(
+            task_name=task_name, original_num_docs=original, effective_num_docs=effective
         )
+
+    def sample(
+        self,
+        task_name: str,
+        doc: Doc,
+        outputs: Sequence[ModelResponse] | ModelResponse,
+        metrics: Mapping[str, Any],
+        judgement: tuple[str, str] | None,
+        scope: Scope,
+    ) -> Prepared:
+        """Validate and encode one sample of a declared task (no I/O; any thread)."""
+        return prepare_sample(
+            self.tasks, task_name, doc, outputs, metrics, judgement, scope, self.kinds
+        )
+
+    def learn(self, message: RunMessage) -> None:
+        """What a replayed message (recovery, resume, merge) declares, as if logged here."""
+        match message:
+            case TasksDeclared(tasks=tasks):
+                self.tasks.update((t.name, t) for t in tasks)
+            case ModelInfoLogged(info=info):
+                self.model = info
+            case SampleBatch(samples=samples):
+                learn_kinds(self.kinds, samples)
+            case _:
+                pass
+
+    def require_model(self) -> ModelInfo:
+        """The logged model; save() cannot name its files without one."""
+        if self.model is None:
+            raise ConfigError(
+                "no model was logged; call log_model_info(ModelInfo(model_name=...))"
+                " before save() — the logged samples are kept"
+            )
+        return self.model
+
+    def saved_model(self) -> ModelInfo:
+        """The model of a run whose details are read back (the sync facade's loader)."""
+        if self.model is None:
+            raise RunStateError("call general_config_logger.log_model_info(...) first")
+        return self.model

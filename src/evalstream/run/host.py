@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from evalstream._errors import EvalStreamError
     from evalstream._messages import RunMessage, Score
     from evalstream.durability.storage import OutputStore
-    from evalstream.run.batcher import Batcher
     from evalstream.run.runtime import Runtime
     from evalstream.stats.compute import AggregationRegistry
 
@@ -81,7 +80,9 @@ class RunHost:
     ) -> None:
         self.workers = workers or (runtime or DEFAULT).details_workers
         self.runtime = runtime
-        self.batcher: Batcher | None = None  # the tracker's; shipped by shutdown()
+        self.drain: Callable[[], Awaitable[object]] | None = (
+            None  # shutdown() ships the pending batch
+        )
         self.shut_down: RunStateError | None = None
         self.ended: anyio.Event | None = None
         self.store = store
@@ -305,8 +306,8 @@ class RunHost:
         )
         with anyio.CancelScope(shield=True), anyio.move_on_after(30):
             with contextlib.suppress(Exception):  # a failing disk: the status still says so
-                if self.batcher is not None:
-                    await self.batcher.ship()
+                if self.drain is not None:
+                    await self.drain()
                 await self.journal.wait_synced()
             await self.set_status(state="cancelled", error=f"shutdown: {reason}")
 

@@ -235,7 +235,7 @@ async def merge(
         except EvalStreamError as exc:  # a mismatch, a damaged chunk, an unreadable folder
             refused = exc
         else:
-            tracker.partial = replay.section()
+            tracker.control.partial = replay.section()
             if model_name is not None:
                 await tracker.log_model_info(ModelInfo(model_name=model_name))
             result = await tracker.save()
@@ -246,7 +246,8 @@ async def merge(
     duplicates = dict(sorted(replay.duplicates.dropped.items()))
     # once the local files exist a re-run returns this run; a failed Hub push is retried with
     # `evalstream push`, as for any run
-    if result.outputs[0].ok:
+    local = result.output("local")
+    if local is not None and local.ok:
         rel = result.results_path.removeprefix(folder.url).lstrip("/")
         marker = _Marker(
             fingerprint=plan.fingerprint, result=result, duplicates=duplicates, results_rel=rel

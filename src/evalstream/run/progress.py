@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
+import anyio
 import msgspec
+
+from evalstream._errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Sequence
+
+    from evalstream.actors.base import ActorStats
 
 ENDED = frozenset({"saved", "failed", "cancelled", "closed"})
 _RATE_WINDOW = 5.0  # seconds of history behind ``rate``
@@ -77,3 +86,50 @@ class Meter:
             history.popleft()
         then, before = history[0]
         return (logged - before) / (now - then) if now > then and logged > before else 0.0
+
+
+def snapshot(
+    *,
+    run_id: str,
+    state: str,
+    elapsed: float,
+    logged: int,
+    meter: Meter,
+    synced: int,
+    actors: Sequence[ActorStats],
+) -> Progress:
+    """A run's ``Progress`` from its counters (``state``: the status marker's once it ended)."""
+    return Progress(
+        run_id=run_id,
+        state=state,
+        elapsed=elapsed,
+        samples=logged,
+        tasks=dict(meter.tasks),
+        rate=meter.rate(logged),
+        durable=meter.durable(synced),
+        inboxes={a.name: a.inbox_depth for a in actors},
+        waiting=sum(a.waiting_senders for a in actors),
+    )
+
+
+async def updates(
+    take: Callable[[], Progress], ended: Callable[[], anyio.Event | None], interval: float
+) -> AsyncIterator[Progress]:
+    """``take()`` now, then every ``interval`` seconds while the run lives, then the last.
+
+    ``ended()`` is the run's end event (None before it started): waiting on it, not sleeping,
+    makes the last snapshot arrive as soon as the run ends.
+    """
+    if interval <= 0:
+        raise ConfigError("interval must be positive (seconds)")
+    while True:
+        current = take()
+        yield current
+        if current.state in ENDED:
+            return
+        event = ended()
+        if event is None or event.is_set():  # not started, or ending: the state settles soon
+            await anyio.sleep(interval if event is None else min(interval, 0.1))
+        else:
+            with anyio.move_on_after(interval):
+                await event.wait()

@@ -20,6 +20,7 @@ import anyio
 
 from evalstream._errors import ConfigError
 from evalstream._messages import EndOfRun, NumDocs, SampleBatch, ScoredSample, TasksDeclared
+from evalstream._options import DEFAULTS
 from evalstream._types import ModelInfo
 from evalstream.durability.journal import JournalScan, scan_journal, segment_paths
 from evalstream.durability.resume import check_dead
@@ -134,14 +135,15 @@ async def recover(
     target = output_dir or (settings.output_dir if settings else str(run_dir.parent.parent))
     from evalstream.run.tracker import EvaluationTracker  # recovery drives a tracker
 
+    options = settings.options() if settings else DEFAULTS
     tracker = EvaluationTracker(
         target,
-        save_details=settings.save_details if settings else True,
-        bootstrap_iters=settings.bootstrap_iters if settings else 1000,
-        seed=settings.seed if settings else 1234,
-        details_layout=settings.details_layout if settings else "flat",
+        save_details=options.save_details,
+        bootstrap_iters=options.bootstrap_iters,
+        seed=options.seed,
+        details_layout=options.details_layout,
     )
-    tracker.contain_faults = True  # what cannot be replayed is skipped and counted, not fatal
+    tracker.control.contain_faults = True  # what cannot be replayed is skipped and counted
     scan = JournalScan()
     messages = scan_journal(run_dir / "journal", scan=scan)
     total = sum(p.stat().st_size for p in segment_paths(run_dir / "journal"))
@@ -160,7 +162,10 @@ async def recover(
                     await tracker.replay(message)
         if pending:
             await tracker.replay(SampleBatch(samples=tuple(pending)))
-        tracker.partial = {**tally.section(run_dir, scan.corrupt), "skipped_frames": scan.skipped}
+        tracker.control.partial = {
+            **tally.section(run_dir, scan.corrupt),
+            "skipped_frames": scan.skipped,
+        }
         if model_name is not None:
             await tracker.log_model_info(ModelInfo(model_name=model_name))
         try:

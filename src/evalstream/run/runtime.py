@@ -5,29 +5,29 @@ given none share a default one per thread, started on first use and closed when 
 or the interpreter exits. Starting and ending a run then costs a few milliseconds (channels on
 running workers) instead of a process spawn. The runtime also knows its live runs, so on SIGTERM
 ``shutdown()`` can make each one's journal durable and mark it ``cancelled``, for ``recover`` or
-``resume_from`` to continue exactly where it stopped. ``ProgressCalls`` gives each tracker the
-snapshots (``_progress.Progress``) a server streams to its clients.
+``resume_from`` to continue exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import anyio
 
-from evalstream._errors import ConfigError, RunStateError
+from evalstream._errors import RunStateError
 from evalstream.details.pool import WORKER_NICE, WorkerPool
-from evalstream.run.progress import ENDED, Progress
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from types import TracebackType
 
-    from evalstream.run.batcher import Batcher
-    from evalstream.run.host import RunHost
+
+class LiveRun(Protocol):
+    """A started run, as the runtime sees it: something ``shutdown()`` can make durable."""
+
+    async def shutdown(self, reason: str) -> None:
+        """Make the run's journal durable and mark it cancelled."""
 
 
 def default_workers() -> int:
@@ -53,7 +53,7 @@ class Runtime:
         """``details_nice``: how much lower the workers' CPU priority is than this process's
         (0 keeps it equal: for batch jobs on a machine busy with other work)."""
         self.pool = WorkerPool(details_workers or default_workers(), details_nice)
-        self._runs: set[RunHost] = set()
+        self._runs: set[LiveRun] = set()
         self._closing = False
         self._shutdown: str | None = None
 
@@ -76,7 +76,7 @@ class Runtime:
         if not self._runs:
             await self.pool.aclose()
 
-    def attach(self, host: RunHost) -> None:
+    def attach(self, host: LiveRun) -> None:
         """Register a starting run (its tracker's ``__aenter__``)."""
         if self._closing or self.pool.closed:
             raise RunStateError(
@@ -86,7 +86,7 @@ class Runtime:
             )
         self._runs.add(host)
 
-    def detach(self, host: RunHost) -> None:
+    def detach(self, host: LiveRun) -> None:
         """Forget an ended run; the last one out of a closing runtime stops the workers."""
         self._runs.discard(host)
         if self._closing and not self._runs:
@@ -130,51 +130,3 @@ def default_runtime() -> Runtime:
         runtime = Runtime()
         _local.runtime, _local.pid = runtime, os.getpid()
     return runtime
-
-
-class ProgressCalls:
-    """``progress()`` and ``progress_updates()`` of the tracker (a mixin over its state)."""
-
-    run_id: str
-    _host: RunHost
-    _batch: Batcher
-    _state: str
-    _logged: int
-
-    def progress(self) -> Progress:
-        """A snapshot of the run: samples per task, rate, durable count, inbox depths."""
-        meter = self._batch.meter
-        coordinator = self._host.coordinator
-        actors = coordinator.stats() if coordinator is not None else ()
-        marked = self._host.status_state
-        return Progress(
-            run_id=self.run_id,
-            state=marked if marked in ENDED else self._state,
-            elapsed=time.time() - self._host.start_time,
-            samples=self._logged,
-            tasks=dict(meter.tasks),
-            rate=meter.rate(self._logged),
-            durable=meter.durable(self._host.journal.stats().synced),
-            inboxes={a.name: a.inbox_depth for a in actors},
-            waiting=sum(a.waiting_senders for a in actors),
-        )
-
-    async def progress_updates(self, interval: float = 0.5) -> AsyncIterator[Progress]:
-        """A snapshot now, then every ``interval`` seconds while the run lives, then the last.
-
-        For servers that stream progress (server-sent events, websockets); the iterator ends
-        once the run is saved, failed, cancelled or closed.
-        """
-        if interval <= 0:
-            raise ConfigError("interval must be positive (seconds)")
-        while True:
-            snapshot = self.progress()
-            yield snapshot
-            if snapshot.state in ENDED:
-                return
-            ended = self._host.ended
-            if ended is None or ended.is_set():  # not started, or ending: the state settles soon
-                await anyio.sleep(interval if ended is None else min(interval, 0.1))
-            else:
-                with anyio.move_on_after(interval):
-                    await ended.wait()

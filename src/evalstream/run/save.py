@@ -20,9 +20,9 @@ import anyio
 from evalstream._errors import EvalStreamError, StorageError
 from evalstream._messages import EndOfRun
 from evalstream._naming import make_date_id
-from evalstream._summary import OutputOutcome, RunResult
+from evalstream._summary import RunResult
 from evalstream.shards.writer import ShardWriter
-from evalstream.sinks.outputs import OutputFn, hub_output, local_output, tensorboard_output
+from evalstream.sinks.outputs import SavedRun, write_outputs
 from evalstream.sinks.results import count_nonfinite, encode_results, summary_general
 from evalstream.stats.compute import derive_rows
 
@@ -32,10 +32,8 @@ if TYPE_CHECKING:
     from evalstream.durability.storage import OutputStore
     from evalstream.run.coordinator import Coordinator
     from evalstream.run.host import RunHost
-    from evalstream.run.tracker import EvaluationTracker
     from evalstream.shards.writer import NoShard
-    from evalstream.sinks.hub import HubPublisher
-    from evalstream.sinks.tensorboard import RunInfo
+    from evalstream.sinks.outputs import Output
 
     # what save() runs once the actors finished: write_run (the outputs), or a shard's upload
     WriteFn = Callable[["SavePlan", "Coordinator", str, str], Awaitable[RunResult]]
@@ -82,19 +80,6 @@ def shard_write(shard: ShardWriter | NoShard) -> WriteFn | None:
     return write
 
 
-def steps_for(tracker: EvaluationTracker, host: RunHost, coordinator: Coordinator) -> SaveSteps:
-    """The save steps of ``tracker``'s run."""
-    return SaveSteps(
-        host=host,
-        coordinator=coordinator,
-        ship=tracker._ship,
-        close_live=tracker._close_live,
-        keep_workdir=tracker.keep_workdir,
-        write=shard_write(tracker._shard),
-        strict=not tracker.contain_faults,
-    )
-
-
 async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> RunResult:
     """End the run and write every output; on failure or cancellation, mark the run and re-raise.
 
@@ -134,13 +119,14 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
             with contextlib.suppress(StorageError):  # a full disk cannot take the marker either
                 await host.set_status(state="cancelled" if cancelled else "failed", error=repr(exc))
         raise
-    local = result.outputs[0]
+    local = result.output("local")
+    saved = local is not None and local.ok
     await host.set_status(
-        state="saved" if local.ok else "failed",
+        state="saved" if saved else "failed",
         results_path=result.results_path or None,
-        error=None if local.ok else f"{local.error}; call save() again once fixed",
+        error=None if saved else f"{local and local.error}; call save() again once fixed",
     )
-    if local.ok:
+    if saved:
         await journal.close()
         if not steps.keep_workdir:
             await anyio.to_thread.run_sync(host.clean)
@@ -198,81 +184,38 @@ def incomplete_tasks(
     return out
 
 
-async def run_outputs(outputs: Mapping[str, OutputFn]) -> list[OutputOutcome]:
-    """Run every output concurrently; outcomes come back in the order given."""
-    outcomes: dict[str, OutputOutcome] = {}
-
-    async def one(name: str, fn: OutputFn) -> None:
-        outcomes[name] = await fn()
-
-    async with anyio.create_task_group() as tg:
-        for name, fn in outputs.items():
-            tg.start_soon(one, name, fn)
-    return [outcomes[name] for name in outputs]
-
-
 @dataclass(frozen=True, kw_only=True)
 class SavePlan:
-    """Everything save() needs besides the actors' state."""
+    """Everything save() needs besides the actors' state: where, which model, which outputs."""
 
     store: OutputStore
     model_name: str
-    save_details: bool
     bootstrap_iters: int
     seed: int
-    tensorboard_prefix: str | None
-    run_info: RunInfo | None
-    publisher: HubPublisher | None
-    push_to_hub: bool
-    public: bool
-    retry_hint: str
+    outputs: list[Output]
     partial: dict[str, Any] | None
 
 
 async def write_run(
     plan: SavePlan, coordinator: Coordinator, workdir: str, date_id: str
 ) -> RunResult:
-    """Compile, then run the outputs: local and TensorBoard at once, the Hub after local."""
+    """Compile, then run the outputs of the registry concurrently (``sinks/outputs.py``)."""
     compiled = await compile_final(coordinator, plan.bootstrap_iters, plan.seed)
     final, warnings = compiled.final, compiled.warnings
     if plan.partial is not None:
         final["evalstream"] = {**plan.partial, "skipped": coordinator.faults.summary()}
-    results_json = encode_results(final)
     details = coordinator.details.tasks()
-    written = coordinator.details.written
-    local_fn = local_output(plan.store, plan.model_name, date_id, results_json, written)
-    local_done = anyio.Event()
-    local_box: dict[str, OutputOutcome] = {}
-
-    async def local_then_signal() -> OutputOutcome:
-        try:
-            local_box["local"] = await local_fn()
-        finally:
-            local_done.set()
-        return local_box["local"]
-
-    outputs: dict[str, OutputFn] = {"local": local_then_signal}
-    if plan.tensorboard_prefix is not None:
-        outputs["tensorboard"] = tensorboard_output(
-            plan.store, final, plan.tensorboard_prefix, plan.run_info, plan.publisher
-        )
-    if plan.push_to_hub and plan.publisher is not None:
-        from evalstream.sinks.hub import details_repo_id  # huggingface_hub only when pushing
-
-        outputs["hub"] = hub_output(
-            plan.publisher,
-            details_repo_id(plan.publisher.org, plan.model_name, plan.public),
-            plan.store,
-            plan.model_name,
-            date_id,
-            results_json,
-            local_done,
-            local_box,
-            plan.retry_hint,
-        )
-    outcomes = await run_outputs(outputs)
-    local = outcomes[0]
-    warnings.extend(local.detail.get("warnings", []))
+    run = SavedRun(
+        model_name=plan.model_name,
+        date_id=date_id,
+        results=final,
+        results_json=encode_results(final),
+        details=coordinator.details.written,
+    )
+    outcomes = await write_outputs(plan.outputs, run)
+    local = next((o for o in outcomes if o.name == "local"), None)
+    written = local.detail if local is not None and local.ok else {}
+    warnings.extend(written.get("warnings", []))
     if coordinator.faults.forgiven is not None:
         warnings.append(
             f"resume: the dead run's journal held what could not be replayed, skipped: "
@@ -282,8 +225,8 @@ async def write_run(
         date_id=date_id,
         model_name=plan.model_name,
         results=final,
-        results_path=plan.store.url(local.detail["results"]) if local.ok else "",
-        details_paths={t: plan.store.url(p) for t, p in local.detail.get("details", {}).items()},
+        results_path=plan.store.url(written["results"]) if written else "",
+        details_paths={t: plan.store.url(p) for t, p in written.get("details", {}).items()},
         outputs=outcomes,
         samples={name: t.samples for name, t in details.items()},
         nonfinite_values=count_nonfinite(final),
@@ -293,30 +236,4 @@ async def write_run(
             for task, (logged, effective) in compiled.incomplete.items()
         },
         workdir=workdir,
-    )
-
-
-def plan_for(tracker: EvaluationTracker, model_name: str) -> SavePlan:
-    """The save plan of ``tracker``'s settings."""
-    publisher = tracker.publisher
-    return SavePlan(
-        store=tracker.store,
-        model_name=model_name,
-        save_details=tracker.save_details,
-        bootstrap_iters=tracker.bootstrap_iters,
-        seed=tracker.seed,
-        tensorboard_prefix=tracker.tensorboard_metric_prefix
-        if tracker.push_to_tensorboard
-        else None,
-        run_info=tracker.run_info,
-        publisher=publisher,
-        push_to_hub=tracker.push_to_hub,
-        public=tracker.public,
-        retry_hint=(
-            f"evalstream push {tracker.workdir} --org {publisher.org}"
-            + (" --public" if tracker.public else "")
-            if publisher is not None
-            else ""
-        ),
-        partial=tracker.partial,
     )

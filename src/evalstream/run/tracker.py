@@ -1,10 +1,14 @@
-"""EvaluationTracker: the async front door of a run.
+"""EvaluationTracker: the async front door of a run, and every public call in one place.
 
 ``log_sample`` validates in the caller (so a bad value fails where it was made), encodes the
 sample once, appends it to a small pending batch and returns; every ``batch_size`` samples the
 batch is journaled and routed to the actors, and only then can the caller wait (back-pressure).
 ``flush()`` returns when everything logged before it is fsynced in the journal. ``save()``
 closes the inboxes, lets each actor compile, aggregates, and runs the outputs concurrently.
+
+The work is done by small collaborators: ``RunConfig`` (what the run declared, and its checks),
+``Batcher`` (the pending batch), ``RunHost`` (folder, journal, actors), ``run.save`` and the
+outputs' registry, ``HubCalls``; recovery, merge and the sync facade use ``control``.
 """
 
 from __future__ import annotations
@@ -16,56 +20,42 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
 
-from evalstream._errors import ConfigError, RunStateError
-from evalstream._messages import (
-    ModelInfoLogged,
-    RunMessage,
-    SampleBatch,
-    Scope,
-    Score,
-    TasksDeclared,
-)
+from evalstream._errors import RunStateError
+from evalstream._messages import SampleBatch
+from evalstream._options import DEFAULTS, Options
 from evalstream.durability.resume import ResumeState, load_resume, replay_journal
-from evalstream.durability.runstate import RunSettings
 from evalstream.durability.storage import OutputStore
+from evalstream.run import progress as _progress
 from evalstream.run.batcher import Batcher
-from evalstream.run.coerce import check_layout
-from evalstream.run.config import RunConfigCalls, check_options
-from evalstream.run.host import RunHost
-from evalstream.run.hub_calls import HubTargets, make_publisher
-from evalstream.run.intake import Prepared, learn_kinds, prepare_sample
-from evalstream.run.runtime import ProgressCalls, Runtime
-from evalstream.run.save import (
-    SaveProgress,
-    compile_final,
-    plan_for,
-    retryable,
-    save_run,
-    steps_for,
-)
-from evalstream.shards.writer import ShardInfo, shard_writer
-from evalstream.sinks.tensorboard import LiveScalars, run_info_from
+from evalstream.run.parts import assemble
+from evalstream.run.save import SaveProgress, compile_final, retryable, save_run
 from evalstream.stats.compute import AggregationRegistry, default_registry
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Mapping, Sequence
+    from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
     from types import TracebackType
 
+    from evalstream._messages import RunMessage, Scope
     from evalstream._summary import RunResult
     from evalstream._types import DetailsLayout, Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.actors.base import ActorStats
     from evalstream.durability.journal import JournalStats
-    from evalstream.run.checks import Kind
     from evalstream.run.coordinator import Coordinator
+    from evalstream.run.intake import Prepared
+    from evalstream.run.progress import Progress
+    from evalstream.run.runtime import Runtime
+    from evalstream.shards.info import ShardInfo
+    from evalstream.sinks.hub import PushOutcome
     from evalstream.sinks.retry import RetryPolicy
 
 State = Literal["new", "running", "saving", "unsaved", "saved", "closed"]
 """``unsaved``: a save() failed (disk full, ...) and can be called again."""
 YIELD_EVERY = 16
+D = DEFAULTS
 
 
-class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
+class EvaluationTracker:
     """Records one evaluation run; use as ``async with EvaluationTracker(...) as tracker``.
 
     Durability: ``flush()`` returns once every sample logged before it is fsynced. In the
@@ -77,112 +67,67 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
     def __init__(
         self,
         output_dir: str | os.PathLike[str],
-        save_details: bool = True,
-        push_to_hub: bool = False,
-        push_to_tensorboard: bool = False,
-        hub_results_org: str | None = "",
-        tensorboard_metric_prefix: str = "eval",
-        public: bool = False,
+        save_details: bool = D.save_details,
+        push_to_hub: bool = D.push_to_hub,
+        push_to_tensorboard: bool = D.push_to_tensorboard,
+        hub_results_org: str | None = D.hub_results_org,
+        tensorboard_metric_prefix: str = D.tensorboard_metric_prefix,
+        public: bool = D.public,
         nanotron_run_info: Any = None,
         *,
-        bootstrap_iters: int = 1000,
-        seed: int = 1234,
-        batch_size: int = 256,
-        inbox_capacity: int = 16,
+        bootstrap_iters: int = D.bootstrap_iters,
+        seed: int = D.seed,
+        batch_size: int = D.batch_size,
+        inbox_capacity: int = D.inbox_capacity,
         registry: AggregationRegistry | None = None,
-        keep_workdir: bool = False,
-        flush_every: int = 4096,
-        flush_interval: float = 1.0,
-        durable: bool = False,
+        keep_workdir: bool = D.keep_workdir,
+        flush_every: int = D.flush_every,
+        flush_interval: float = D.flush_interval,
+        durable: bool = D.durable,
         resume_from: str | os.PathLike[str] | None = None,
         hub_token: str | None = None,
-        hub_endpoint: str | None = None,
+        hub_endpoint: str | None = D.hub_endpoint,
         hub_retry: RetryPolicy | None = None,
-        live_scalars_every: int | None = None,
-        details_workers: int | None = None,
+        live_scalars_every: int | None = D.live_scalars_every,
+        details_workers: int | None = D.details_workers,
         shard: ShardInfo | None = None,
-        details_layout: DetailsLayout = "flat",
+        details_layout: DetailsLayout = D.details_layout,
         runtime: Runtime | None = None,
     ) -> None:
-        check_options(batch_size, inbox_capacity, flush_every, bootstrap_iters, flush_interval)
-        check_layout(details_layout)
+        given = {k: v for k, v in locals().items() if k in Options.__struct_fields__}
+        options = Options(**given | {"hub_results_org": hub_results_org or ""})
         self.store = OutputStore(output_dir)
-        self.save_details = save_details
-        self.push_to_hub = push_to_hub
-        self.push_to_tensorboard = push_to_tensorboard
-        self.hub_results_org = hub_results_org or ""
-        self.tensorboard_metric_prefix = tensorboard_metric_prefix
-        self.public = public
-        self.nanotron_run_info = nanotron_run_info
-        self.run_info = run_info_from(nanotron_run_info)
-        self.bootstrap_iters = bootstrap_iters
-        self.seed = seed
-        self.batch_size = batch_size
-        self.inbox_capacity = inbox_capacity
         self.registry = registry if registry is not None else default_registry()
-        self.keep_workdir = keep_workdir
-        self.durable = durable
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.start_time = time.time()
-        self._host = RunHost(
+        self._parts = parts = assemble(
             self.store,
-            RunSettings(
-                output_dir=self.store.target,
-                save_details=save_details,
-                bootstrap_iters=bootstrap_iters,
-                seed=seed,
-                tensorboard_metric_prefix=tensorboard_metric_prefix,
-                details_layout=details_layout,
-            ),
+            options,
             self.registry,
             start_time=self.start_time,
-            inbox_capacity=inbox_capacity,
-            flush_every_frames=max(1, flush_every // batch_size),
-            flush_interval=flush_interval,
-            workers=details_workers,
+            nanotron_run_info=nanotron_run_info,
+            hub_token=hub_token,
+            hub_retry=hub_retry,
+            shard=shard,
             runtime=runtime,
         )
-        self.run_id = self._host.run_id
-        self.workdir = self._host.workdir
-        self.journal = self._host.journal
-        self._shard = shard_writer(  # a shard of a run: streams to the object store
-            shard,
-            output_dir=self.store.target,
-            attempt=self.run_id,
-            journal=self.journal,
-            settings=self._host.settings,
-            start_time=self.start_time,
-        )
-        self.partial: dict[str, Any] | None = None
-        self._live = (
-            LiveScalars(
-                self.store.root,
-                every=live_scalars_every,
-                prefix=tensorboard_metric_prefix,
-                run_info=self.run_info,
-            )
-            if live_scalars_every
-            else None
-        )
-        self.publisher = make_publisher(
-            push_to_hub or (push_to_tensorboard and bool(self.hub_results_org)),
-            self.hub_results_org,
-            hub_token,
-            endpoint=hub_endpoint,
-            public=public,
-            retry=hub_retry,
-        )
+        host = self._host = parts.host
+        self._shard, self._config = parts.shard, parts.config
+        self.control, self.publisher, self.run_info = parts.control, parts.publisher, parts.run_info
+        self.run_id, self.workdir, self.journal = host.run_id, host.workdir, host.journal
         self._state: State = "new"
-        self._tasks: dict[str, TaskSpec] = {}
-        self._kinds: dict[str, dict[str, Kind]] = {}  # the first value's kind per task and metric
-        self._model: ModelInfo | None = None
-        self._batch = Batcher(self._host, on_shipped=self._observe)
+        self._batch = Batcher(self._host, on_shipped=parts.observe)
+        self._host.drain = self._batch.ship  # the runtime's shutdown ships the pending batch
         self._logged = 0
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
         self._result: RunResult | None = None
         self._progress = SaveProgress()
-        self.contain_faults = False  # recovery: what actors cannot replay is skipped and counted
+
+    @property
+    def options(self) -> Options:
+        """The tracker's options, as one frozen record."""
+        return self.control.options
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -198,27 +143,17 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         self._coordinator = await self._host.start()
         self._state = "running"
         try:
-            if self._live is not None:
-                await self._live.__aenter__()
+            if self._parts.live is not None:
+                await self._parts.live.__aenter__()
             if resume is not None:
-                await self._replay(resume)
+                await self._host.replay(partial(replay_journal, resume, self.replay, self.run_id))
+                self._resume = resume
             await self._shard.resumed()
         except BaseException as exc:
             self._state = "closed"
             await self._host.abort(exc)
             raise
         return self
-
-    async def _observe(self, batch: list[Score]) -> None:
-        if self._live is not None:
-            for task, metrics, scope in batch:
-                if scope != "details":
-                    await self._live.observe(task, metrics)
-
-    async def _close_live(self) -> None:
-        live, self._live = self._live, None
-        if live is not None:
-            await live.__aexit__(None, None, None)
 
     async def __aexit__(
         self,
@@ -227,26 +162,23 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         tb: TracebackType | None,
     ) -> None:
         state, self._state = self._state, "closed"  # "unsaved": save() marked the run already
-        ship = self._ship if state in ("running", "saving", "unsaved") else None
+        ship = self._batch.ship if state in ("running", "saving", "unsaved") else None
         shard = partial(self._shard.close, exc)
-        await self._host.exit(ship, self._close_live, exc, mark=state != "unsaved", then=shard)
-
-    # -- logging -----------------------------------------------------------------------------
+        await self._host.exit(
+            ship, self._parts.close_live, exc, mark=state != "unsaved", then=shard
+        )
 
     def _running(self, *, healthy: bool = True) -> Coordinator:
         if self._state != "running" or self._coordinator is None:
             if self._state == "new":
                 raise RunStateError("use the tracker inside 'async with EvaluationTracker(...)'")
-            fix = (
-                "fix the error and call save() again"
-                if self._state == "unsaved"
-                else "start a new tracker"
-            )
+            fix = "fix the error and call save() again" if self._state == "unsaved" else ""
             raise RunStateError(
-                f"the run is {self._state}; nothing can be logged after save(): {fix}"
+                f"the run is {self._state}; nothing can be logged after save(): "
+                f"{fix or 'start a new tracker'}"
             )
         if healthy:
-            failure = self._host.failure(faults=not self.contain_faults)
+            failure = self._host.failure(faults=not self.control.contain_faults)
             if failure is not None:
                 raise failure
         return self._coordinator
@@ -254,6 +186,45 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
     async def _send(self, message: RunMessage) -> None:
         self._running()
         await self._host.send(message)
+
+    # -- the run's configuration (lighteval's general-config, task-config, versions loggers) ---
+
+    async def log_args_info(
+        self,
+        num_fewshot_seeds: int = 1,
+        override_batch_size: int | None = None,
+        max_samples: int | None = None,
+        job_id: str = "0",
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the harness's arguments."""
+        args = (num_fewshot_seeds, override_batch_size, max_samples, job_id, config)
+        await self._send(self._config.args_info(*args))
+
+    async def log_model_info(self, model_info: ModelInfo) -> None:
+        """Record the evaluated model; its name must be a safe relative path, and with
+        ``push_to_hub`` make a repo id the Hub accepts (refused here, not at the push)."""
+        await self._send(self._config.model_info(model_info))
+
+    async def log_tasks(self, tasks: Iterable[TaskSpec]) -> None:
+        """Declare tasks before logging their samples; names are validated here."""
+        await self._send(self._config.declare(tasks))
+
+    async def log_version(self, task_name: str, version: int) -> None:
+        """Record a task's version (overrides the declared one)."""
+        await self._send(self._config.version(task_name, version))
+
+    async def log_num_docs(
+        self, task_name: str, original_num_docs: int, effective_num_docs: int
+    ) -> None:
+        """Record how many docs a task had and how many were evaluated."""
+        await self._send(self._config.num_docs(task_name, original_num_docs, effective_num_docs))
+
+    def is_declared(self, task_name: str) -> bool:
+        """Whether ``task_name`` was declared with ``log_tasks``."""
+        return task_name in self._config.tasks
+
+    # -- samples -------------------------------------------------------------------------------
 
     async def log_sample(
         self,
@@ -271,7 +242,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         so every sample counts once.
         """
         self._running()
-        prepared = self.make_sample(
+        prepared = self._config.sample(
             task_name, doc, outputs, metrics, llm_as_prompt_judgement, scope
         )
         await self.log_samples((prepared,))
@@ -286,9 +257,7 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         scope: Scope = "both",
     ) -> Prepared:
         """Validate and encode one sample (no I/O; any thread); outputs: a list or one response."""
-        return prepare_sample(
-            self._tasks, task_name, doc, outputs, metrics, judgement, scope, self._kinds
-        )
+        return self._config.sample(task_name, doc, outputs, metrics, judgement, scope)
 
     async def log_samples(self, prepared: Sequence[Prepared]) -> None:
         """Log samples built by ``make_sample`` (one hop for many, as the sync tracker does)."""
@@ -302,19 +271,12 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         if self._logged % YIELD_EVERY == 0:
             # a producer that never waits would hold the loop for a whole batch
             await anyio.lowlevel.checkpoint()
-        if self.durable:
-            seq = await self._ship()
+        if self.options.durable:
+            seq = await self._batch.ship()
             await self.journal.wait_synced(seq)
             await self._shard.sync(seq)
-        elif len(self._batch) >= self.batch_size:
-            await self._ship()
-
-    def is_declared(self, task_name: str) -> bool:
-        """Whether ``task_name`` was declared with ``log_tasks``."""
-        return task_name in self._tasks
-
-    async def _ship(self) -> int:
-        return await self._batch.ship()
+        elif len(self._batch) >= self.options.batch_size:
+            await self._batch.ship()
 
     async def flush(self) -> None:
         """Return once every sample logged before is fsynced in the journal.
@@ -323,12 +285,30 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         writes that failed, so fixing the disk and flushing resumes the run with nothing lost.
         """
         coordinator = self._running(healthy=False)
-        await self._ship()
+        await self._batch.ship()
         await self.journal.wait_synced()
         await self._shard.sync()
         await coordinator.flush()
         if coordinator.details.failure is not None:
             raise coordinator.details.failure
+
+    async def replay(self, message: RunMessage) -> None:
+        """Feed one message read back from a journal (recovery, resume and merge)."""
+        self._config.learn(message)
+        if isinstance(message, SampleBatch):
+            self._logged += len(message.samples)
+        await self._send(message)
+
+    def logged_keys(self) -> frozenset[tuple[str, str]]:
+        """(task, doc key) pairs a resumed run already holds: skip them in the harness."""
+        return self._resume.keys() if self._resume is not None else frozenset()
+
+    # -- looking at the run --------------------------------------------------------------------
+
+    @property
+    def samples_logged(self) -> int:
+        """Samples accepted by ``log_sample`` so far (in a resumed run, replayed ones too)."""
+        return self._logged
 
     def stats(self) -> tuple[ActorStats, ...]:
         """Snapshots of every actor: inbox depth, waiting producers, buffered rows."""
@@ -338,37 +318,35 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         """A snapshot of the journal: appended, written and fsynced sequence numbers."""
         return self.journal.stats()
 
-    @property
-    def samples_logged(self) -> int:
-        """Samples accepted by ``log_sample`` so far (in a resumed run, replayed ones too)."""
-        return self._logged
+    def progress(self) -> Progress:
+        """A snapshot of the run: samples per task, rate, durable count, inbox depths."""
+        marked = self._host.status_state
+        return _progress.snapshot(
+            run_id=self.run_id,
+            state=marked if marked in _progress.ENDED else self._state,
+            elapsed=time.time() - self.start_time,
+            logged=self._logged,
+            meter=self._batch.meter,
+            synced=self.journal.stats().synced,
+            actors=self.stats(),
+        )
 
-    # -- resume ------------------------------------------------------------------------------
+    def progress_updates(self, interval: float = 0.5) -> AsyncIterator[Progress]:
+        """A snapshot now, then every ``interval`` seconds while the run lives, then the last.
 
-    async def replay(self, message: RunMessage) -> None:
-        """Feed one message read back from a journal (recovery and resume)."""
-        match message:
-            case TasksDeclared(tasks=tasks):
-                self._tasks.update((t.name, t) for t in tasks)
-            case ModelInfoLogged(info=info):
-                self._model = info
-            case SampleBatch(samples=samples):
-                self._logged += len(samples)
-                learn_kinds(self._kinds, samples)
-            case _:
-                pass
-        await self._send(message)
+        For servers that stream progress (server-sent events, websockets); the iterator ends
+        once the run is saved, failed, cancelled or closed.
+        """
+        return _progress.updates(self.progress, lambda: self._host.ended, interval)
 
-    async def _replay(self, resume: ResumeState) -> None:
-        """Feed a dead run's journal into this run (faults skipped), remember its samples' keys."""
-        await self._host.replay(partial(replay_journal, resume, self.replay, self.run_id))
-        self._resume = resume
+    async def preview(self) -> dict[str, Any]:
+        """The final dict as it would be saved now, without ending the run."""
+        coordinator = self._running()
+        await self.flush()
+        plan = self._parts.save_plan("")
+        return (await compile_final(coordinator, plan.bootstrap_iters, plan.seed)).final
 
-    def logged_keys(self) -> frozenset[tuple[str, str]]:
-        """(task, doc key) pairs a resumed run already holds: skip them in the harness."""
-        return self._resume.keys() if self._resume is not None else frozenset()
-
-    # -- save --------------------------------------------------------------------------------
+    # -- save ----------------------------------------------------------------------------------
 
     async def save(self) -> RunResult:
         """Compile, aggregate and write every output; returns the run's frozen summary.
@@ -378,29 +356,43 @@ class EvaluationTracker(RunConfigCalls, HubTargets, ProgressCalls):
         StorageError, or a failed ``local`` outcome) can be called again once that is fixed.
         """
         coordinator = self._coordinator if self._state == "unsaved" else self._running()
-        if self._model is None or coordinator is None:
-            raise ConfigError(
-                "no model was logged; call log_model_info(ModelInfo(model_name=...))"
-                " before save() — the logged samples are kept"
-            )
+        model = self._config.require_model()
+        assert coordinator is not None
         self._state = "saving"
-        steps = steps_for(self, self._host, coordinator)
         try:
-            result = await save_run(steps, plan_for(self, self._model.model_name), self._progress)
+            steps = self._parts.save_steps(coordinator, self._batch.ship)
+            result = await save_run(steps, self._parts.save_plan(model.model_name), self._progress)
         except BaseException as exc:
             self._state = "unsaved" if retryable(exc) else "closed"
             raise
-        self._state = "saved" if result.outputs[0].ok else "unsaved"
+        local = result.output("local") or result.output("shard")
+        self._state = "saved" if local is not None and local.ok else "unsaved"
         self._result = result
         return result
-
-    async def preview(self) -> dict[str, Any]:
-        """The final dict as it would be saved now, without ending the run."""
-        coordinator = self._running()
-        await self.flush()
-        return (await compile_final(coordinator, self.bootstrap_iters, self.seed)).final
 
     @property
     def result(self) -> RunResult | None:
         """The summary of the last ``save()``, if any."""
         return self._result
+
+    # -- lighteval's custom Hub targets --------------------------------------------------------
+
+    async def push_results_to_hub(
+        self, repo_id: str, path_in_repo: str, private: bool | None = None
+    ) -> PushOutcome:
+        """Push the saved results JSON to ``repo_id`` at ``path_in_repo``, in one commit."""
+        return await self._parts.hub.push_results(self._result, repo_id, path_in_repo, private)
+
+    async def push_details_to_hub(
+        self, repo_id: str, path_in_repo: str, private: bool | None = None
+    ) -> PushOutcome:
+        """Push the saved details files, one per task, in one commit.
+
+        ``{task_name}`` in ``path_in_repo`` is replaced by each task's name; otherwise
+        ``path_in_repo`` is a folder holding the files under their own names.
+        """
+        return await self._parts.hub.push_details(self._result, repo_id, path_in_repo, private)
+
+    async def recreate_metadata_card(self, repo_id: str) -> PushOutcome:
+        """Rebuild ``repo_id``'s dataset card from its files and newest results."""
+        return await self._parts.hub.recreate_card(repo_id)

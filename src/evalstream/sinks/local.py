@@ -8,18 +8,33 @@ thread still finishes the file it is on (a half-renamed file is impossible).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import anyio
+import msgspec
 
 from evalstream._errors import EvalStreamError
 from evalstream._naming import results_path
-from evalstream._summary import OutputOutcome
 from evalstream.durability.storage import translate_oserror
+from evalstream.sinks.outputs import outcome
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from evalstream._summary import OutputOutcome
     from evalstream.details.protocol import DetailsWritten
     from evalstream.durability.storage import OutputStore
+    from evalstream.sinks.outputs import OutputContext, SavedRun
+
+NAME = "local"
+
+
+class LocalFiles(msgspec.Struct, frozen=True, kw_only=True):
+    """The local output's outcome: the results file and each task's details, relative paths."""
+
+    results: str
+    details: dict[str, str]
+    warnings: list[str]
 
 
 def write_local_sync(
@@ -31,33 +46,40 @@ def write_local_sync(
 ) -> OutputOutcome:
     """The results JSON (after the details the workers wrote), then upload to a remote target."""
     if details.error is not None:
-        return OutputOutcome(name="local", ok=False, error=details.error)
+        return outcome(NAME, ok=False, error=details.error)
     try:
         rel = results_path(model_name, date_id)
         store.write_sync(rel, results_json)
         store.upload_sync([*details.paths.values(), rel])
     except EvalStreamError as exc:
-        return OutputOutcome(name="local", ok=False, error=str(exc))
+        return outcome(NAME, ok=False, error=str(exc))
     except OSError as exc:
-        return OutputOutcome(
-            name="local", ok=False, error=str(translate_oserror(exc, store.target))
+        return outcome(NAME, ok=False, error=str(translate_oserror(exc, store.target)))
+    written = LocalFiles(results=rel, details=details.paths, warnings=details.warnings)
+    return outcome(NAME, written, paths=[store.url(p) for p in [rel, *details.paths.values()]])
+
+
+class LocalOutput:
+    """The results JSON beside the details files the workers wrote, in the output folder."""
+
+    name: ClassVar[str] = NAME
+    after: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, store: OutputStore) -> None:
+        self.store = store
+
+    async def write(self, run: SavedRun, before: Mapping[str, OutputOutcome]) -> OutputOutcome:
+        """``write_local_sync`` in a worker thread."""
+        return await anyio.to_thread.run_sync(
+            write_local_sync,
+            self.store,
+            run.model_name,
+            run.date_id,
+            run.results_json,
+            run.details,
         )
-    return OutputOutcome(
-        name="local",
-        ok=True,
-        paths=[store.url(p) for p in [rel, *details.paths.values()]],
-        detail={"details": details.paths, "results": rel, "warnings": details.warnings},
-    )
 
 
-async def write_local(
-    store: OutputStore,
-    model_name: str,
-    date_id: str,
-    results_json: bytes,
-    details: DetailsWritten,
-) -> OutputOutcome:
-    """``write_local_sync`` in a worker thread."""
-    return await anyio.to_thread.run_sync(
-        write_local_sync, store, model_name, date_id, results_json, details
-    )
+def build(context: OutputContext) -> LocalOutput:
+    """Every run writes its local files."""
+    return LocalOutput(context.store)

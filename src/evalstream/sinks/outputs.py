@@ -1,137 +1,133 @@
-"""The outputs of a save: local files, TensorBoard and the Hub, each as one awaitable.
+"""The outputs of a saved run: one protocol, one registry, one way to run them.
 
-Each factory returns an ``OutputFn`` that never raises for its sink's failure: it returns a typed
-``OutputOutcome`` instead, so ``evalstream.run.save`` can run them concurrently and one failed sink
-never loses another's work.
+An output is a destination of a finished run (the local files, TensorBoard, the Hub). Each is
+one module holding a class of the ``Output`` shape and a ``build(context)`` factory that reads
+the options the output owns and returns None when they do not enable it; ``REGISTRY`` names
+the modules. Adding an output is that module and its line below. ``save()`` (and so recovery and
+merge, which save through a tracker) and ``evalstream push`` all go through ``build_outputs``
+and ``write_outputs``.
+
+Outputs run concurrently; one that needs another's outcome names it in ``after`` (the Hub
+pushes the files the local output wrote) and gets it in ``before``. An output never raises for
+its own destination's failure: it returns a failed ``OutputOutcome``, so one failed upload
+never loses another output's work. The registry holds module names, not modules, so a run that
+does not push never imports huggingface_hub.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import anyio
 import msgspec
 
-from evalstream._errors import UnsafeNameError
 from evalstream._summary import OutputOutcome
-from evalstream.sinks.local import write_local
-from evalstream.sinks.tensorboard import RunInfo, event_files_for_hub, write_tensorboard
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from evalstream._options import Options
     from evalstream.details.protocol import DetailsWritten
     from evalstream.durability.storage import OutputStore
     from evalstream.sinks.hub import HubPublisher
+    from evalstream.sinks.tensorboard import RunInfo
 
-OutputFn = Callable[[], Awaitable[OutputOutcome]]
-
-
-def local_output(
-    store: OutputStore,
-    model_name: str,
-    date_id: str,
-    results_json: bytes,
-    details: DetailsWritten,
-) -> OutputFn:
-    """The local files: the results JSON, after the details the workers wrote."""
-
-    async def run() -> OutputOutcome:
-        return await write_local(store, model_name, date_id, results_json, details)
-
-    return run
+REGISTRY: dict[str, str] = {
+    "local": "evalstream.sinks.local",
+    "tensorboard": "evalstream.sinks.tensorboard_output",
+    "hub": "evalstream.sinks.hub_output",
+}
+"""Every output, by name, and the module that builds it; the local files come first."""
 
 
-def tensorboard_output(
-    store: OutputStore,
-    final: Mapping[str, Any],
-    prefix: str,
-    run_info: RunInfo | None,
-    publisher: HubPublisher | None = None,
-) -> OutputFn:
-    """The TensorBoard event file of this run and checkpoint; with a publisher, pushed to
-    ``{org}/tensorboard_logs`` (private) under ``tb/`` in one commit."""
+@dataclass(frozen=True, kw_only=True)
+class OutputContext:
+    """What an output may be built from: the run's options and its shared collaborators."""
 
-    async def run() -> OutputOutcome:
+    store: OutputStore
+    options: Options
+    publisher: HubPublisher | None = None
+    run_info: RunInfo | None = None
+    retry_hint: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavedRun:
+    """A finished run as every output sees it: the final dict, its bytes, the details files."""
+
+    model_name: str
+    date_id: str
+    results: Mapping[str, Any]
+    results_json: bytes
+    details: DetailsWritten
+
+
+class Output(Protocol):
+    """One destination of a saved run."""
+
+    name: ClassVar[str]
+    after: ClassVar[tuple[str, ...]]
+    """The outputs whose outcomes this one needs before it starts (empty: starts at once)."""
+
+    async def write(self, run: SavedRun, before: Mapping[str, OutputOutcome]) -> OutputOutcome:
+        """Write ``run`` to this destination; a failure of the destination is a failed
+        outcome, not an exception."""
+        ...
+
+
+def outcome(
+    name: str,
+    detail: msgspec.Struct | None = None,
+    *,
+    ok: bool = True,
+    error: str | None = None,
+    paths: Sequence[str] = (),
+) -> OutputOutcome:
+    """The public ``OutputOutcome`` of an output's own typed outcome (its ``detail``)."""
+    return OutputOutcome(
+        name=name,
+        ok=ok,
+        error=error,
+        paths=list(paths),
+        detail=msgspec.structs.asdict(detail) if detail is not None else {},
+    )
+
+
+def build_outputs(context: OutputContext, names: Sequence[str] | None = None) -> list[Output]:
+    """The outputs ``context``'s options enable, among ``names`` (default: every registered)."""
+    built: list[Output] = []
+    for name in names if names is not None else REGISTRY:
+        build: Callable[[OutputContext], Output | None] = importlib.import_module(
+            REGISTRY[name]
+        ).build
+        output = build(context)
+        if output is not None:
+            built.append(output)
+    return built
+
+
+async def write_outputs(outputs: Sequence[Output], run: SavedRun) -> list[OutputOutcome]:
+    """Run ``outputs`` concurrently, each once the ones it names in ``after`` are done.
+
+    Outcomes come back in the order given. An output that waits on one not in ``outputs``
+    does not wait for it (and sees no outcome for it).
+    """
+    done = {o.name: anyio.Event() for o in outputs}
+    outcomes: dict[str, OutputOutcome] = {}
+
+    async def one(output: Output) -> None:
         try:
-            store.local("tb")  # refuses a symbolic link there
-        except UnsafeNameError as exc:
-            return OutputOutcome(name="tensorboard", ok=False, error=str(exc))
-        tb = await write_tensorboard(
-            output_dir=store.root,
-            results=final["results"],
-            config_general=final["config_general"],
-            summary_tasks=final["summary_tasks"],
-            prefix=prefix,
-            run_info=run_info,
-        )
-        rels = [Path(f).relative_to(store.root).as_posix() for f in tb.files]
-        detail: dict[str, Any] = {"logdir": tb.logdir, "scalars": tb.scalars}
-        error = tb.error
-        if tb.ok:
-            await anyio.to_thread.run_sync(store.upload_sync, rels)
-            if publisher is not None:
-                files = event_files_for_hub([Path(f) for f in tb.files], store.root)
-                push = await publisher.push_files(
-                    f"{publisher.org}/tensorboard_logs",
-                    files,
-                    message=f"Add TensorBoard events ({len(files)} file(s))",
-                    private=True,
-                )
-                detail["hub"] = msgspec.structs.asdict(push)
-                error = push.error
-        return OutputOutcome(
-            name="tensorboard",
-            ok=tb.ok and error is None,
-            error=error,
-            paths=[store.url(r) for r in rels],
-            detail=detail,
-        )
+            for name in output.after:
+                if name in done:
+                    await done[name].wait()
+            before = {name: outcomes[name] for name in output.after if name in outcomes}
+            outcomes[output.name] = await output.write(run, before)
+        finally:
+            done[output.name].set()
 
-    return run
-
-
-def hub_output(
-    publisher: HubPublisher,
-    repo_id: str,
-    store: OutputStore,
-    model_name: str,
-    date_id: str,
-    results_json: bytes,
-    local_done: anyio.Event,
-    local: dict[str, OutputOutcome],
-    retry_hint: str,
-) -> OutputFn:
-    """The Hub push: once the local files exist, the run and its card in one commit."""
-
-    async def run() -> OutputOutcome:
-        await local_done.wait()
-        outcome = local["local"]
-        if not outcome.ok:
-            return OutputOutcome(
-                name="hub",
-                ok=False,
-                error="local files were not written",
-                detail={"repo_id": repo_id, "retry": retry_hint},
-            )
-        files = {
-            f"{date_id}/{Path(rel).name}": store.local(rel)
-            for rel in outcome.detail["details"].values()
-        }
-        push = await publisher.publish_run(
-            repo_id, files, model_name=model_name, date_id=date_id, results_json=results_json
-        )
-        return OutputOutcome(
-            name="hub",
-            ok=push.ok,
-            error=push.error,
-            paths=[f"{repo_id}/{p}" for p in push.files] if push.ok else [],
-            detail={
-                "repo_id": repo_id,
-                "commit": push.commit_oid,
-                "attempts": push.attempts,
-                "retry": retry_hint,
-            },
-        )
-
-    return run
+    async with anyio.create_task_group() as tg:
+        for output in outputs:
+            tg.start_soon(one, output)
+    return [outcomes[o.name] for o in outputs]

@@ -1,0 +1,150 @@
+"""The parts of one run, wired together: what ``EvaluationTracker`` is built from.
+
+Construction does no I/O: every part here is an object waiting for ``__aenter__`` (the host
+opens the folder, the journal and the actors; the live scalars open their writer). Keeping the
+wiring here leaves the tracker with its public calls and the order they run in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from evalstream.durability.runstate import RunSettings
+from evalstream.run.config import RunConfig
+from evalstream.run.control import RunControl
+from evalstream.run.host import RunHost
+from evalstream.run.hub_calls import HubCalls, make_publisher, retry_hint
+from evalstream.run.save import SavePlan, SaveSteps, shard_write
+from evalstream.shards.writer import shard_writer
+from evalstream.sinks.outputs import OutputContext, build_outputs
+from evalstream.sinks.tensorboard import LiveScalars, run_info_from
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from evalstream._messages import Score
+    from evalstream._options import Options
+    from evalstream.durability.storage import OutputStore
+    from evalstream.run.coordinator import Coordinator
+    from evalstream.run.runtime import Runtime
+    from evalstream.shards.info import ShardInfo
+    from evalstream.shards.writer import NoShard, ShardWriter
+    from evalstream.sinks.hub import HubPublisher
+    from evalstream.sinks.outputs import Output
+    from evalstream.sinks.retry import RetryPolicy
+    from evalstream.sinks.tensorboard import RunInfo
+    from evalstream.stats.aggregations import AggregationRegistry
+
+
+@dataclass(kw_only=True)
+class RunParts:
+    """The collaborators behind one tracker."""
+
+    store: OutputStore
+    host: RunHost
+    shard: ShardWriter | NoShard
+    config: RunConfig
+    control: RunControl
+    hub: HubCalls
+    outputs: list[Output]
+    publisher: HubPublisher | None
+    run_info: RunInfo | None
+    live: LiveScalars | None
+
+    async def observe(self, batch: list[Score]) -> None:
+        """A shipped batch's scores, for the live running-mean scalars (if on)."""
+        if self.live is not None:
+            for task, metrics, scope in batch:
+                if scope != "details":
+                    await self.live.observe(task, metrics)
+
+    async def close_live(self) -> None:
+        """Close the live scalars' writer once (save, or leaving the run)."""
+        live, self.live = self.live, None
+        if live is not None:
+            await live.__aexit__(None, None, None)
+
+    def save_steps(self, coordinator: Coordinator, ship: Callable[[], Awaitable[int]]) -> SaveSteps:
+        """What ``save_run`` drives: the host, the actors, the tracker's pending batch."""
+        return SaveSteps(
+            host=self.host,
+            coordinator=coordinator,
+            ship=ship,
+            close_live=self.close_live,
+            keep_workdir=self.control.options.keep_workdir,
+            write=shard_write(self.shard),
+            strict=not self.control.contain_faults,
+        )
+
+    def save_plan(self, model_name: str) -> SavePlan:
+        """Where and what ``save_run`` writes: the registry's outputs for these options."""
+        options = self.control.options
+        return SavePlan(
+            store=self.store,
+            model_name=model_name,
+            bootstrap_iters=options.bootstrap_iters,
+            seed=options.seed,
+            outputs=self.outputs,
+            partial=self.control.partial,
+        )
+
+
+def assemble(
+    store: OutputStore,
+    options: Options,
+    registry: AggregationRegistry,
+    *,
+    start_time: float,
+    nanotron_run_info: Any,
+    hub_token: str | None,
+    hub_retry: RetryPolicy | None,
+    shard: ShardInfo | None,
+    runtime: Runtime | None,
+) -> RunParts:
+    """Build every part of a run with ``options`` (the Hub publisher fails fast here)."""
+    run_info = run_info_from(nanotron_run_info)
+    publisher = make_publisher(options, hub_token, hub_retry)
+    host = RunHost(
+        store,
+        RunSettings.of(store.target, options),
+        registry,
+        start_time=start_time,
+        inbox_capacity=options.inbox_capacity,
+        flush_every_frames=max(1, options.flush_every // options.batch_size),
+        flush_interval=options.flush_interval,
+        workers=options.details_workers,
+        runtime=runtime,
+    )
+    config = RunConfig(registry, store, publisher if options.push_to_hub else None)
+    context = OutputContext(
+        store=store,
+        options=options,
+        publisher=publisher,
+        run_info=run_info,
+        retry_hint=retry_hint(publisher, host.workdir, options.public),
+    )
+    every = options.live_scalars_every
+    return RunParts(
+        store=store,
+        host=host,
+        shard=shard_writer(  # a shard of a run: streams to the object store
+            shard,
+            output_dir=store.target,
+            attempt=host.run_id,
+            journal=host.journal,
+            settings=host.settings,
+            start_time=start_time,
+        ),
+        config=config,
+        control=RunControl(host, config, options),
+        hub=HubCalls(publisher, store),
+        outputs=build_outputs(context),
+        publisher=publisher,
+        run_info=run_info,
+        live=LiveScalars(
+            store.root, every=every, prefix=options.tensorboard_metric_prefix, run_info=run_info
+        )
+        if every
+        else None,
+    )
