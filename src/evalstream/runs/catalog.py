@@ -20,6 +20,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from evalstream.durability.peek import peek_journal
 from evalstream.durability.runstate import RunStatus, is_alive
+from evalstream.stats.rows import metric_rows
 
 RECOVERABLE = frozenset({"dead", "failed", "cancelled"})
 """States whose journal ``evalstream recover`` replays."""
@@ -72,10 +73,8 @@ def headline(results: dict[str, Any]) -> Headline | None:
     row = rows.get("all") or next(iter(rows.values()), None)
     if not row:
         return None
-    metric = next((m for m in row if not m.endswith("_stderr")), None)
-    if metric is None:
-        return None
-    return Headline(metric, row.get(metric), row.get(f"{metric}_stderr"))
+    first = next(iter(metric_rows({"": row})), None)
+    return Headline(first.metric, first.value, first.stderr) if first else None
 
 
 def task_names(results: dict[str, Any]) -> list[str]:
