@@ -1,13 +1,31 @@
-"""The one results row: which keys are metrics, the 95 % interval, and the layout parsers."""
+"""The one results row (which keys are metrics, the 95 % interval) and the layout parsers."""
 
 from __future__ import annotations
 
+import glob
 import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evalstream._naming import (
+    RESULTS_GLOB,
+    check_model_name,
+    check_task_name,
+    details_dir,
+    details_glob,
+    details_name,
+    details_path,
+    details_task,
+    make_date_id,
+    model_details_dir,
+    results_date_id,
+    results_path,
+    results_root,
+)
 from evalstream.stats.rows import Z95, MetricRow, metric_rows
 
 _NAMES = st.one_of(
@@ -94,3 +112,41 @@ def test_no_interval_without_a_finite_value_and_stderr() -> None:
     row |= {"d_stderr": None, "e": True, "e_stderr": 0.1, "f": 0.5, "f_stderr": False}
     got = {r.metric: (r.low, r.high, r.half_width) for r in metric_rows({"t": row})}
     assert got == dict.fromkeys("abcdef", (None, None, 0.0))
+
+
+# --- the folder layout: the readers' globs and parsers undo what the builders wrote -----------
+
+_SEGMENT = st.text(
+    alphabet=st.characters(
+        codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="/\\"
+    ),
+    min_size=1,
+    max_size=12,
+).filter(lambda s: s not in (".", "..") and not s.startswith("."))
+_MODELS = st.lists(_SEGMENT, min_size=1, max_size=3).map("/".join).map(check_model_name)
+_TASKS = st.lists(_SEGMENT, min_size=1, max_size=3).map("|".join).map(check_task_name)
+_DATE_IDS = st.datetimes().map(make_date_id)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_MODELS, st.lists(_TASKS, min_size=1, max_size=3, unique=True), _DATE_IDS)
+def test_layout_parsers_invert_the_builders(model: str, tasks: list[str], date_id: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        results = root / results_path(model, date_id)
+        results.parent.mkdir(parents=True)
+        results.write_text("{}")
+        for task in tasks:
+            details = root / details_path(model, date_id, task)
+            details.parent.mkdir(parents=True, exist_ok=True)
+            details.write_bytes(b"")
+        (root / details_dir(model, date_id) / "README.md").write_text("")  # not a details file
+        assert [Path(p) for p in glob.glob(str(root / RESULTS_GLOB), recursive=True)] == [results]
+        assert results_date_id(str(results)) == date_id
+        assert results_root(str(results), model) == str(root)
+        folder = root / details_dir(model, date_id)
+        assert (root / model_details_dir(model) / date_id) == folder
+        found = {details_task(p.name, date_id) for p in folder.glob(details_glob(date_id))}
+        assert found == set(tasks)
+        assert details_task("README.md", date_id) is None
+        assert details_task(details_name(tasks[0], date_id + "0"), date_id) is None

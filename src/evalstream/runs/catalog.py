@@ -18,6 +18,7 @@ import fsspec
 import msgspec
 from fsspec.implementations.local import LocalFileSystem
 
+from evalstream._naming import RESULTS_GLOB, results_date_id
 from evalstream.durability.peek import peek_journal
 from evalstream.durability.runstate import RunStatus, is_alive
 from evalstream.stats.rows import metric_rows
@@ -106,7 +107,7 @@ def _results_entry(fs: Any, path: str) -> RunEntry:
     return RunEntry(
         run_id=None,
         model=config.get("model_name"),
-        date_id=Path(path).stem.removeprefix("results_"),
+        date_id=results_date_id(path),
         status="saved",
         tasks=len(task_names(data)),
         samples=sum(counts.values()) if counts else None,
@@ -184,9 +185,7 @@ def _merge(folder: RunEntry, saved: RunEntry) -> RunEntry:
 def list_runs(output_dir: str) -> list[RunEntry]:
     """Every run in ``output_dir``, oldest first (blocking)."""
     fs, root = filesystem(output_dir)
-    files = {
-        _key(p): p for p in sorted(fs.glob(f"{root}/results/**/results_*.json")) if fs.isfile(p)
-    }
+    files = {_key(p): p for p in sorted(fs.glob(f"{root}/{RESULTS_GLOB}")) if fs.isfile(p)}
     saved = {key: _results_entry(fs, path) for key, path in files.items()}
     folders: list[tuple[RunEntry, RunStatus | None]] = []
     if fs.isdir(f"{root}/.evalstream"):
