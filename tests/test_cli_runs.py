@@ -12,7 +12,7 @@ import fsspec
 import pytest
 
 from evalstream.cli.main import main
-from evalstream.cli.views import Z95
+from evalstream.stats.rows import Z95
 
 from _runs import TASKS, killed_run, saved_run
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
+from pathlib import PurePosixPath
 
 from evalstream._errors import UnsafeNameError
 
@@ -67,11 +68,70 @@ def make_date_id(now: datetime | None = None) -> str:
     return moment.replace(tzinfo=None).isoformat().replace(":", "-")
 
 
+# --- the folder layout: built here, and parsed and globbed here, so readers cannot drift -------
+
+RESULTS_GLOB = "results/**/results_*.json"
+"""Every results file of an output folder, relative to it (``results_path`` builds one)."""
+
+
+def results_name(date_id: str) -> str:
+    """File name of a run's results JSON (also its name in a Hub details repo)."""
+    return f"results_{date_id}.json"
+
+
+def details_name(task_name: str, date_id: str) -> str:
+    """File name of one task's details parquet (also its name in a Hub details repo)."""
+    return f"details_{task_name}_{date_id}.parquet"
+
+
 def results_path(model_name: str, date_id: str) -> str:
     """Path of the results JSON, relative to output_dir."""
-    return f"results/{model_name}/results_{date_id}.json"
+    return f"results/{model_name}/{results_name(date_id)}"
+
+
+def model_details_dir(model_name: str) -> str:
+    """Folder of a model's runs' details folders, relative to output_dir (one per date_id)."""
+    return f"details/{model_name}"
+
+
+def details_dir(model_name: str, date_id: str) -> str:
+    """Folder of one run's details files, relative to output_dir."""
+    return f"{model_details_dir(model_name)}/{date_id}"
 
 
 def details_path(model_name: str, date_id: str, task_name: str) -> str:
     """Path of one task's details parquet, relative to output_dir."""
-    return f"details/{model_name}/{date_id}/details_{task_name}_{date_id}.parquet"
+    return f"{details_dir(model_name, date_id)}/{details_name(task_name, date_id)}"
+
+
+def details_glob(date_id: str) -> str:
+    """The details files of one run, matched in its date folder (how lighteval finds them)."""
+    return details_name("*", date_id)
+
+
+def results_date_id(path: str) -> str:
+    """The date_id of a results file, from its name (``results_{date_id}.json``).
+
+    Lenient, as the readers always were: a JSON file the user names directly need not follow the
+    pattern, and its stem then stands for the date_id.
+    """
+    return PurePosixPath(path).stem.removeprefix("results_")
+
+
+def results_root(path: str, model_name: str) -> str:
+    """The output_dir a results file was saved under: ``results_path`` undone.
+
+    The model name keeps its ``/`` (``org/model`` is two folders), so the number of folders to
+    climb comes from the model name, not from the path.
+    """
+    return str(PurePosixPath(path).parents[len(PurePosixPath(model_name).parts) + 1])
+
+
+def details_task(file_name: str, date_id: str) -> str | None:
+    """The task of a details file of run ``date_id`` (``details_name`` undone), else None."""
+    head, tail = "details_", f"_{date_id}.parquet"
+    if len(file_name) <= len(head) + len(tail):
+        return None
+    if not (file_name.startswith(head) and file_name.endswith(tail)):
+        return None
+    return file_name[len(head) : -len(tail)]

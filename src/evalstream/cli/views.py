@@ -11,13 +11,12 @@ from evalstream.cli.output import Output, fmt, fmt_p
 from evalstream.runs.catalog import list_runs
 from evalstream.runs.loading import resolve_run
 from evalstream.stats.paired import BOOTSTRAP, EXACT
+from evalstream.stats.rows import metric_rows
 
 if TYPE_CHECKING:
     import argparse
 
     from evalstream.runs.catalog import RunEntry
-
-Z95 = 1.959963984540054  # the 97.5 % point of the standard normal
 
 
 def _headline(entry: RunEntry) -> str:
@@ -52,20 +51,11 @@ def ls(args: argparse.Namespace) -> int:
 
 def result_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each task and metric with its stderr and normal-approximation 95 % interval."""
-    rows = []
-    for task, row in (results.get("results") or {}).items():
-        for metric, value in row.items():
-            if metric.endswith("_stderr"):
-                continue
-            stderr = row.get(f"{metric}_stderr")
-            ok = isinstance(value, int | float) and isinstance(stderr, int | float)
-            low = value - Z95 * stderr if ok else None
-            high = value + Z95 * stderr if ok else None
-            rows.append(
-                {"task": task, "metric": metric, "value": value, "stderr": stderr,
-                 "ci_low": low, "ci_high": high}
-            )  # fmt: skip
-    return rows
+    return [
+        {"task": r.task, "metric": r.metric, "value": r.value, "stderr": r.stderr,
+         "ci_low": r.low, "ci_high": r.high}
+        for r in metric_rows(results.get("results") or {})
+    ]  # fmt: skip
 
 
 def _flat(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ import msgspec
 import pyarrow as pa
 
 from evalstream._errors import DetailsNotFoundError, InputError
+from evalstream._naming import details_glob, details_task, model_details_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -191,7 +192,7 @@ def refine(name: str, inferred: pa.DataType | None) -> pa.DataType:
 
 def details_folder(root: Path, model_name: str, date_id: str) -> Path:
     """``root/details/{model}/{date_id}``; ``first`` / ``last`` pick the oldest / newest run."""
-    base = root / "details" / model_name
+    base = root / model_details_dir(model_name)
     if date_id in ("first", "last"):
         runs = sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
         if not runs:
@@ -216,8 +217,9 @@ def load_details(
         raise DetailsNotFoundError(f"no saved details at {folder} (model {model_name!r})")
     date = folder.name
     found: dict[str, Path] = {}
-    for path in sorted(folder.glob(f"details_*_{date}.parquet")):
-        found[path.name[len("details_") : -len(f"_{date}.parquet")]] = path
+    for path in sorted(folder.glob(details_glob(date))):
+        if (task := details_task(path.name, date)) is not None:
+            found[task] = path
     wanted = set(task_names)
     picked = {t: p for t, p in found.items() if t in wanted or t.rsplit("|", 1)[0] in wanted}
     missing = [t for t in task_names if not any(n == t or n.rsplit("|", 1)[0] == t for n in picked)]

@@ -18,8 +18,10 @@ import fsspec
 import msgspec
 from fsspec.implementations.local import LocalFileSystem
 
+from evalstream._naming import RESULTS_GLOB, results_date_id
 from evalstream.durability.peek import peek_journal
 from evalstream.durability.runstate import RunStatus, is_alive
+from evalstream.stats.rows import metric_rows
 
 RECOVERABLE = frozenset({"dead", "failed", "cancelled"})
 """States whose journal ``evalstream recover`` replays."""
@@ -72,10 +74,8 @@ def headline(results: dict[str, Any]) -> Headline | None:
     row = rows.get("all") or next(iter(rows.values()), None)
     if not row:
         return None
-    metric = next((m for m in row if not m.endswith("_stderr")), None)
-    if metric is None:
-        return None
-    return Headline(metric, row.get(metric), row.get(f"{metric}_stderr"))
+    first = next(iter(metric_rows({"": row})), None)
+    return Headline(first.metric, first.value, first.stderr) if first else None
 
 
 def task_names(results: dict[str, Any]) -> list[str]:
@@ -107,7 +107,7 @@ def _results_entry(fs: Any, path: str) -> RunEntry:
     return RunEntry(
         run_id=None,
         model=config.get("model_name"),
-        date_id=Path(path).stem.removeprefix("results_"),
+        date_id=results_date_id(path),
         status="saved",
         tasks=len(task_names(data)),
         samples=sum(counts.values()) if counts else None,
@@ -185,9 +185,7 @@ def _merge(folder: RunEntry, saved: RunEntry) -> RunEntry:
 def list_runs(output_dir: str) -> list[RunEntry]:
     """Every run in ``output_dir``, oldest first (blocking)."""
     fs, root = filesystem(output_dir)
-    files = {
-        _key(p): p for p in sorted(fs.glob(f"{root}/results/**/results_*.json")) if fs.isfile(p)
-    }
+    files = {_key(p): p for p in sorted(fs.glob(f"{root}/{RESULTS_GLOB}")) if fs.isfile(p)}
     saved = {key: _results_entry(fs, path) for key, path in files.items()}
     folders: list[tuple[RunEntry, RunStatus | None]] = []
     if fs.isdir(f"{root}/.evalstream"):

@@ -8,13 +8,13 @@ saved run). Details files are found beside the results, as ``save()`` wrote them
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pyarrow.parquet as pq
 
 from evalstream._errors import ConfigError, RunStateError
+from evalstream._naming import details_path, results_date_id, results_root
 from evalstream.durability.runstate import RunStatus
 from evalstream.runs.catalog import (
     display,
@@ -38,10 +38,9 @@ class LoadedRun:
         self.results: dict[str, Any] = read_json(fs, results_path)
         config = self.results.get("config_general") or {}
         self.model_name: str = config.get("model_name") or "?"
-        self.date_id = PurePosixPath(results_path).stem.removeprefix("results_")
+        self.date_id = results_date_id(results_path)
         self.run_dir = run_dir
-        parts = len(PurePosixPath(self.model_name).parts) + 2  # results/MODEL/results_DATE.json
-        self.root = str(PurePosixPath(results_path).parents[parts - 1])
+        self.root = results_root(results_path, self.model_name)
 
     @property
     def label(self) -> str:
@@ -59,10 +58,7 @@ class LoadedRun:
 
     def details_path(self, task: str) -> str:
         """Where ``save()`` wrote the details of ``task``."""
-        return (
-            f"{self.root}/details/{self.model_name}/{self.date_id}/"
-            f"details_{task}_{self.date_id}.parquet"
-        )
+        return f"{self.root}/{details_path(self.model_name, self.date_id, task)}"
 
     def read_details(
         self, task: str, columns: list[str] | None = None, *, limit: int | None = None

@@ -14,11 +14,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from evalstream._errors import ConfigError
+from evalstream.stats.rows import metric_rows
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-Z95 = 1.959963984540054
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
 
 
@@ -29,15 +29,14 @@ class Series:
         self.label = label
         self.rows = rows
         self.tick = tick or label
+        self._index = {(r.task, r.metric): r for r in metric_rows(rows)}
 
     def value(self, task: str, metric: str) -> tuple[float, float] | None:
-        """(value, 95 % half-width; 0 without a stderr) or None."""
-        row = self.rows.get(task) or {}
-        v = row.get(metric)
-        if not isinstance(v, int | float):
+        """(value, 95 % half-width; 0 without an interval) or None."""
+        row = self._index.get((task, metric))
+        if row is None or row.value is None:
             return None
-        se = row.get(f"{metric}_stderr")
-        return float(v), Z95 * float(se) if isinstance(se, int | float) else 0.0
+        return float(row.value), row.half_width
 
 
 def _figure(width: float, height: float) -> Any:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalstream.runs import plots
 from evalstream.runs.catalog import headline, sample_counts
+from evalstream.stats.rows import metric_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -69,8 +70,8 @@ def _metrics(runs: Sequence[LoadedRun]) -> list[str]:
     """Metrics by how many tasks report them, most first."""
     count: Counter[str] = Counter()
     for run in runs:
-        for task in run.tasks():
-            count.update(m for m in run.results["results"][task] if not m.endswith("_stderr"))
+        rows = {task: run.results["results"][task] for task in run.tasks()}
+        count.update(r.metric for r in metric_rows(rows))
     return [m for m, _ in count.most_common(_MAX_METRICS)]
 
 
@@ -106,16 +107,11 @@ def _runs_section(runs: Sequence[LoadedRun]) -> str:
 
 
 def _results_table(run: LoadedRun) -> str:
-    rows = []
-    for task, row in (run.results.get("results") or {}).items():
-        for metric, value in row.items():
-            if metric.endswith("_stderr"):
-                continue
-            se = row.get(f"{metric}_stderr")
-            ci = "-"
-            if isinstance(value, int | float) and isinstance(se, int | float):
-                ci = f"[{value - plots.Z95 * se:.4f}, {value + plots.Z95 * se:.4f}]"
-            rows.append([_e(task), _e(metric), _num(value), _num(se), ci])
+    rows = [
+        [_e(r.task), _e(r.metric), _num(r.value), _num(r.stderr),
+         f"[{r.low:.4f}, {r.high:.4f}]" if r.low is not None and r.high is not None else "-"]
+        for r in metric_rows(run.results.get("results") or {})
+    ]  # fmt: skip
     return _table(["task", "metric", "value", "stderr", "95 % CI"], rows, numeric=2)
 
 

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import yaml
 
+from evalstream._naming import details_name, details_task
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 __all__ = ["CardIndex", "build_dataset_card", "config_name", "index_repo_files", "split_name"]
 
-_DETAILS_RE = re.compile(r"^(?P<date>[^/]+)/details_(?P<task>.+)_(?P=date)\.parquet$")
 _RESULTS_RE = re.compile(r"^results_(?P<date>[^/]+)\.(?P<ext>parquet|json)$")
 RESULTS_CONFIG = "results"
 
@@ -65,9 +66,10 @@ def index_repo_files(paths: Iterable[str]) -> CardIndex:
     results_json: dict[str, str] = {}
     runs: set[str] = set()
     for path in sorted(set(paths)):
-        if match := _DETAILS_RE.match(path):
-            date, task = match["date"], match["task"]
-            glob = f"**/details_{task}_{date}.parquet"
+        date, _, name = path.rpartition("/")
+        task = details_task(name, date) if date and "/" not in date else None
+        if task is not None:
+            glob = f"**/{details_name(task, date)}"
             details.setdefault(config_name(task), {}).setdefault(date, []).append(glob)
             runs.add(date)
         elif match := _RESULTS_RE.match(path):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from evalstream._errors import ConfigError
+from evalstream._naming import details_dir, details_glob, results_date_id, results_root
 from evalstream.durability.runstate import read_status
 
 if TYPE_CHECKING:
@@ -38,12 +39,10 @@ def _locate(run: Path) -> tuple[Path, str, str, dict[str, Path]]:
     model_name = (data.get("config_general") or {}).get("model_name")
     if not model_name:
         raise ConfigError(f"{results} names no model (config_general.model_name)")
-    date_id = results.stem.removeprefix("results_")
-    output_dir = results.parents[len(Path(model_name).parts) + 1]
-    folder = output_dir / "details" / model_name / date_id
-    details = {
-        f"{date_id}/{p.name}": p for p in sorted(folder.glob(f"details_*_{date_id}.parquet"))
-    }
+    date_id = results_date_id(str(results))
+    output_dir = Path(results_root(str(results), model_name))
+    folder = output_dir / details_dir(model_name, date_id)
+    details = {f"{date_id}/{p.name}": p for p in sorted(folder.glob(details_glob(date_id)))}
     return results, model_name, date_id, details
 
 

@@ -29,6 +29,7 @@ import anyio.to_thread
 import msgspec
 
 from evalstream._errors import ConfigError, RunStateError, TensorBoardError, UnsafeNameError
+from evalstream.stats.rows import STDERR_SUFFIX, metric_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -268,24 +269,22 @@ def _scalars(results: Mapping[str, Mapping[str, object]], prefix: str) -> list[t
     """lighteval's tag scheme; suite means are recomputed over task rows, not derived rows."""
     scalars: list[tuple[str, float]] = []
     suites: dict[str, dict[str, list[float]]] = {}
-    for name, metrics in results.items():
-        if _is_derived(name):
+    for row in metric_rows(results):
+        if _is_derived(row.task):
             continue
-        parts = name.split("|")
-        task = parts[1] if len(parts) == 3 else name  # lighteval keeps other names whole
+        parts = row.task.split("|")
+        task = parts[1] if len(parts) == 3 else row.task  # lighteval keeps other names whole
         suite = task.split(":")[0] if ":" in task else None
-        for metric, raw in metrics.items():
-            value = _finite(raw)
-            if value is None:
-                continue
-            if "stderr" in metric:  # lighteval's test, kept so the same keys become stderr tags
-                tag = f"stderr_{prefix}/{task}/{metric}"
-            elif suite is None:
-                tag = f"{prefix}/{task}/{metric}"
+        if (value := _finite(row.value)) is not None:
+            if suite is None:
+                tag = f"{prefix}/{task}/{row.metric}"
             else:
-                tag = f"{prefix}_{suite}/{task}/{metric}"
-                suites.setdefault(suite, {}).setdefault(metric, []).append(value)
+                tag = f"{prefix}_{suite}/{task}/{row.metric}"
+                suites.setdefault(suite, {}).setdefault(row.metric, []).append(value)
             scalars.append((_clean_tag(tag), value))
+        if (stderr := _finite(row.stderr)) is not None:  # lighteval's tag: the key, whole
+            tag = f"stderr_{prefix}/{task}/{row.metric}{STDERR_SUFFIX}"
+            scalars.append((_clean_tag(tag), stderr))
     for suite, by_metric in suites.items():
         for metric, values in by_metric.items():
             mean = math.fsum(values) / len(values)
@@ -316,12 +315,7 @@ def _flatten(obj: Mapping[str, object], parent: str = "") -> Iterable[tuple[str,
 def _results_markdown(
     results: Mapping[str, Mapping[str, object]], config_general: Mapping[str, object]
 ) -> str:
-    rows: list[tuple[str, str, object, object]] = []
-    for name, metrics in results.items():
-        paired = {f"{m}_stderr" for m in metrics if "stderr" not in m}
-        for metric, value in metrics.items():
-            if metric not in paired:
-                rows.append((name, metric, value, metrics.get(f"{metric}_stderr")))
+    rows = [(r.task, r.metric, r.value, r.stderr) for r in metric_rows(results)]
     return (
         "### Results\n\n"
         + _table(["Task", "Metric", "Value", "Stderr"], rows)
