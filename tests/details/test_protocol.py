@@ -9,7 +9,6 @@ import random
 import sys
 import typing
 from pathlib import Path
-from typing import Any
 
 import anyio
 import msgspec
@@ -183,7 +182,7 @@ async def test_the_parent_and_a_real_worker_talk_the_typed_protocol(tmp_path: Pa
 
             await dropped.close()  # never ended: the worker is told to forget it
             for forgotten in (run, dropped):
-                answer: Any = await forgotten.flush()
+                answer = await forgotten.flush()
                 assert isinstance(answer, Failed)
                 assert "no state for this run" in answer.error
     finally:
