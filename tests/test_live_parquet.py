@@ -16,6 +16,7 @@ from evalstream._messages import ENCODER, SampleBatch, ScoredSample, TasksDeclar
 from evalstream._types import Doc, ModelResponse
 from evalstream.details import worker as details_worker
 from evalstream.details.parquet import segment_to_parquet
+from evalstream.details.protocol import Output
 from evalstream.details.worker import Worker
 
 if TYPE_CHECKING:
@@ -64,10 +65,10 @@ def _run(
         kept = {n: t.live is not None and not t.live.abandoned for n, t in worker.tasks.items()}
         _PARTS.clear()
         _PARTS.update({n: len(t.live.parts) for n, t in worker.tasks.items() if t.live})
-        written = worker.convert({"root": str(root / "out"), "model_name": "org/m", "date_id": "d"})
-        assert written["error"] is None
+        written = worker.convert(Output(root=str(root / "out"), model_name="org/m", date_id="d"))
+        assert written.error is None
         tables = {}
-        for name, rel in written["paths"].items():
+        for name, rel in written.paths.items():
             slow = root / f"slow-{len(tables)}.parquet"
             segment_to_parquet(worker.tasks[name].segment, slow)
             tables[name] = (pq.read_table(root / "out" / rel), pq.read_table(slow))

@@ -10,7 +10,6 @@ paths, counts, compiled hashes) and any write error, which producers then see.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 
@@ -32,11 +31,11 @@ from evalstream._messages import (
     TaskVersion,
 )
 from evalstream.actors.base import Actor
-from evalstream.details.protocol import DetailsWritten
+from evalstream.details.protocol import DetailsWritten, Failed, FromWorker, Output, State
 from evalstream.details.worker import rebuild_details, shard_of
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
@@ -85,7 +84,7 @@ class DetailsActor(Actor):
         self.layout = layout
         self.failure: EvalStreamError | None = None
         self.written = DetailsWritten({}, [])
-        self._output: dict[str, str] | None = None
+        self._output: Output | None = None
         self._tasks: dict[str, TaskSummary] = {}
 
     @property
@@ -144,13 +143,17 @@ class DetailsActor(Actor):
 
     def set_output(self, root: Path, model_name: str, date_id: str) -> None:
         """Where the workers write the details parquet when the run ends (before closing)."""
-        self._output = {"root": str(root), "model_name": model_name, "date_id": date_id}
+        self._output = Output(root=str(root), model_name=model_name, date_id=date_id)
 
-    async def _ask(self, kind: bytes, body: bytes = b"") -> None:
-        states: list[dict[str, Any]] = [{} for _ in self._workers]
+    async def _ask(
+        self, request: Callable[[Channel], Awaitable[FromWorker]], *, end: bool = False
+    ) -> None:
+        """Send every worker the same request, then take in their answers as the run's state
+        (and, at the ``end``, as what was written)."""
+        states: dict[int, FromWorker] = {}
 
         async def ask(n: int, channel: Channel) -> None:
-            states[n] = await self._call(channel.request(kind, body))
+            states[n] = await self._call(request(channel))
 
         async with anyio.create_task_group() as tg:  # all at once: the workers work in parallel
             for n, channel in enumerate(self._workers):
@@ -160,25 +163,27 @@ class DetailsActor(Actor):
         paths: dict[str, str] = {}
         warnings: list[str] = []
         write_errors = []
-        for state in states:
-            written = state.get("written")
-            if written is not None:
-                paths.update(written["paths"])
-                warnings.extend(written["warnings"])
-                if written["error"]:
-                    write_errors.append(written["error"])
-            tasks.update(
-                (
-                    name,
-                    TaskSummary(Path(t["segment"]), t["samples"], t["pending_rows"], t["summary"]),
-                )
-                for name, t in state["tasks"].items()
-            )
-            if state["error"]:
-                errors.append(state["error"])
+        for _, state in sorted(states.items()):  # in shard order, not in order of answer
+            match state:
+                case State(tasks=reported, error=error, written=written):
+                    if written is not None:
+                        paths.update(written.paths)
+                        warnings.extend(written.warnings)
+                        if written.error:
+                            write_errors.append(written.error)
+                    tasks.update(
+                        (name, TaskSummary(Path(t.segment), t.samples, t.pending_rows, t.summary))
+                        for name, t in reported.items()
+                    )
+                case Failed(error=error):
+                    pass
+                case _:
+                    assert_never(state)
+            if error:
+                errors.append(error)
         self._tasks = tasks
         self.failure = StorageError("; ".join(errors)) if errors else None
-        if kind == b"E":
+        if end:
             self.written = DetailsWritten(
                 dict(sorted(paths.items())), warnings, "; ".join(write_errors) or None
             )
@@ -192,18 +197,18 @@ class DetailsActor(Actor):
             rebuild_details, journal, self.workdir / "rebuild", output, self.layout
         )
         self.written = DetailsWritten(
-            dict(sorted(written["paths"].items())), written["warnings"], written["error"]
+            dict(sorted(written.paths.items())), written.warnings, written.error
         )
 
     async def flush(self) -> None:
         """Have the workers write and fsync every segment, and report."""
-        await self._ask(b"F")
+        await self._ask(lambda channel: channel.flush())
 
     async def finish(self) -> None:
         """Have the workers flush and close the run's segments, write parquet if asked, and
         forget the run."""
-        body = json.dumps(self._output).encode() if self._output and self.save_details else b""
-        await self._ask(b"E", body)
+        output = self._output if self.save_details else None
+        await self._ask(lambda channel: channel.end(output), end=True)
 
     def buffered_rows(self) -> int:
         """Rows the workers held in memory at their last report (unwritten after a failure)."""

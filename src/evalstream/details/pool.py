@@ -18,17 +18,29 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import subprocess
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 
 from evalstream._errors import EvalStreamError
-from evalstream.details.worker import CHANNEL, command, encode_frame, worker_env
+from evalstream.details.protocol import (
+    TO_WORKER,
+    Drop,
+    End,
+    Flush,
+    Forward,
+    FromWorker,
+    Open,
+    Output,
+    ToWorker,
+    decode_reply,
+)
+from evalstream.details.worker import command, worker_env
+from evalstream.durability.frames import frame
 from evalstream.durability.storage import _umask
 
 if TYPE_CHECKING:
@@ -80,7 +92,7 @@ class PoolWorker:
         self.channels = 0
         self.failure: str | None = None
         self._buffer = bytearray()
-        self._replies: dict[int, dict[str, Any]] = {}
+        self._replies: dict[int, FromWorker] = {}
         self._abandoned: set[int] = set()
         self._next_channel = 0
         self._next_request = 0
@@ -138,10 +150,11 @@ class PoolWorker:
         except OSError as exc:
             raise self._break(repr(exc)) from exc
 
-    async def send(self, data: bytes) -> None:
-        """Write one whole frame, in turn with the other runs (FIFO)."""
+    async def send(self, message: ToWorker) -> None:
+        """Write one message as one whole frame, in turn with the other runs (FIFO)."""
         if self.failure is not None:
             raise self._error()
+        data = frame(TO_WORKER.encode(message))
         write_lock, _ = self._locks()
         async with write_lock:
             view = memoryview(data)
@@ -162,7 +175,7 @@ class PoolWorker:
                     self._break("a frame could not be finished after its run was cancelled")
                 raise
 
-    async def reply(self, request: int) -> dict[str, Any]:
+    async def reply(self, request: int) -> FromWorker:
         """Wait for the answer to ``request``, reading others' answers on the way."""
         _, read_lock = self._locks()
         try:
@@ -171,17 +184,24 @@ class PoolWorker:
                     raise self._error()
                 async with read_lock:
                     if request not in self._replies and self.failure is None:
-                        answer: dict[str, Any] = json.loads(await self._line())
-                        owner = answer.pop("id")
-                        if owner in self._abandoned:
-                            self._abandoned.discard(owner)
+                        answer = self._decode(await self._line())
+                        if answer.request in self._abandoned:
+                            self._abandoned.discard(answer.request)
                         else:
-                            self._replies[owner] = answer
+                            self._replies[answer.request] = answer
             return self._replies.pop(request)
         except BaseException:
             if self._replies.pop(request, None) is None:
                 self._abandoned.add(request)
             raise
+
+    def _decode(self, line: bytes) -> FromWorker:
+        """A reply as its message. One that is not breaks the worker: its output can no longer
+        be trusted to answer the runs waiting on it."""
+        try:
+            return decode_reply(line)
+        except EvalStreamError as exc:
+            raise self._break(str(exc)) from exc
 
     async def _line(self) -> bytes:
         while (end := self._buffer.find(b"\n")) < 0:
@@ -238,29 +258,36 @@ class Channel:
 
     async def open(self, workdir: Path, keep_rows: bool, shard: int, layout: str = "flat") -> None:
         """Give the worker this run's folder, shard number and details layout."""
-        spec = {
-            "workdir": str(workdir),
-            "keep_rows": keep_rows,
-            "shard": shard,
-            "layout": layout,
-            "umask": _umask(),  # the worker writes the run's files under it
-        }
-        await self.worker.send(encode_frame(b"O", self.number, json.dumps(spec).encode()))
+        await self.worker.send(
+            Open(
+                channel=self.number,
+                workdir=str(workdir),
+                keep_rows=keep_rows,
+                shard=shard,
+                layout=layout,
+                umask=_umask(),  # the worker writes the run's files under it
+            )
+        )
 
     async def message(self, payload: bytes) -> None:
-        """Forward one journal-encoded message."""
-        await self.worker.send(encode_frame(b"M", self.number, payload))
+        """Forward one journal-encoded message, as the journal's bytes (never decoded here)."""
+        await self.worker.send(Forward(channel=self.number, payload=payload))
 
-    async def request(self, kind: bytes, body: bytes = b"") -> dict[str, Any]:
-        """Send ``F`` (flush) or ``E`` (end) and return the worker's answer."""
+    async def flush(self) -> FromWorker:
+        """Have the worker write and fsync the run's rows; its answer."""
         request = self.worker.request_id()
-        if kind == b"E":
-            self._ended = True
-        await self.worker.send(encode_frame(kind, self.number, CHANNEL.pack(request) + body))
+        await self.worker.send(Flush(channel=self.number, request=request))
+        return await self.worker.reply(request)
+
+    async def end(self, output: Output | None) -> FromWorker:
+        """End the run on the worker (writing the parquet under ``output`` if given); its answer."""
+        request = self.worker.request_id()
+        self._ended = True
+        await self.worker.send(End(channel=self.number, request=request, output=output))
         return await self.worker.reply(request)
 
     async def close(self) -> None:
-        """Release the channel; a run that did not end has its worker state dropped (``X``)."""
+        """Release the channel; a run that did not end has its worker state dropped (``Drop``)."""
         if self._closed:
             return
         self._closed = True
@@ -269,7 +296,7 @@ class Channel:
             self.worker.reap(0)  # dead already: collect it now, not at the pool's next start
         if not self._ended and self.worker.healthy:
             with anyio.CancelScope(shield=True), contextlib.suppress(EvalStreamError):
-                await self.worker.send(encode_frame(b"X", self.number))
+                await self.worker.send(Drop(channel=self.number))
 
 
 class WorkerPool:

@@ -6,19 +6,18 @@ holds the GIL wherever it runs; in the tracker's process it would compete with t
 sample batches the journal already holds, so the work runs on another core.
 
 One process serves many runs at once (the runtime's pool, ``details/pool.py``). Protocol, over
-the pipes: the parent sends frames (``durability/frames``) of one kind byte, the run's channel
-number (u32), then a body: ``O`` opens the channel (JSON: workdir, keep_rows, shard, layout
-of the details columns, umask), ``M`` a journal-encoded message (tasks, sample batch), ``F`` flush and ``E`` end (a u32 request number,
-then for ``E`` optionally JSON naming the output), ``X`` drops a run that ended without ``E``.
-For ``F`` and ``E`` the worker answers one JSON line: ``{"id": request, "error": str | null,
-"tasks": {name: {"segment", "samples", "pending_rows", "summary"}}, "written": ...}``. ``E``
-closes the run's segments and, when its body names the output (``root``, ``model_name``,
-``date_id``), writes each of its tasks as a parquet file there (``written``: paths, warnings,
-error), then forgets the run: a task whose parquet was written live (``sinks.live_parquet``,
-fed from each batch's columns as it is ingested) is only closed and moved into place. A write
-that fails (disk full) keeps its rows pending, reports the error on the next answer, and is
-retried with the next batch or flush; anything else a run's
-data breaks is that run's error. Runs share nothing but the process. When stdin closes (the
+the pipes (``details/protocol.py``): the parent sends frames (``durability/frames``), each one
+msgpack-encoded message naming the run's channel: ``Open`` (workdir, keep_rows, shard, layout of
+the details columns, umask), ``Forward`` (a journal-encoded message: tasks, sample batch, as the
+journal's bytes), ``Flush`` and ``End`` (requests, numbered), ``Drop`` (a run that ended without
+``End``). Each request is answered with one JSON line: a ``State`` (the run's error, and per
+task its segment, samples, pending rows and summary), or ``Failed`` for a run the worker does
+not know. ``End`` closes the run's segments and, when it names an ``Output``, writes each of
+its tasks as a parquet file there (``State.written``: paths, warnings, error), then forgets the
+run: a task whose parquet was written live (``sinks.live_parquet``, fed from each batch's
+columns as it is ingested) is only closed and moved into place. A write that fails (disk full)
+keeps its rows pending, reports the error on the next answer, and is retried with the next
+batch or flush; anything else a run's data breaks is that run's error. Runs share nothing but the process. When stdin closes (the
 pool closing, or the parent dying) the worker closes every segment and exits: the journal, not
 the segments, is what recovery reads.
 """
@@ -27,24 +26,36 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import signal
-import struct
 import sys
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, assert_never
 
 import msgspec
 
 from evalstream._errors import EvalStreamError
 from evalstream._messages import DECODER, SampleBatch, ScoredSample, TasksDeclared
+from evalstream.details.protocol import (
+    FROM_PARENT,
+    TO_PARENT,
+    DetailsWritten,
+    Drop,
+    End,
+    Failed,
+    Flush,
+    Forward,
+    FromWorker,
+    Open,
+    Output,
+    State,
+    TaskState,
+)
 from evalstream.details.task_state import TaskDetails
-from evalstream.durability.frames import frame, iter_frames
+from evalstream.durability.frames import iter_frames
 from evalstream.durability.storage import translate_oserror
 
-CHANNEL = struct.Struct("<I")  # a frame's run channel, and a request's number
 LIVE_OPEN_FILES = 8
 """Live parquet parts a run keeps open at once (each open writer holds a few MB)."""
 LIVE_PENDING_ROWS = 8192
@@ -157,7 +168,7 @@ class Worker:
         finally:
             gc.enable()
 
-    def convert(self, output: dict[str, Any]) -> dict[str, Any]:
+    def convert(self, output: Output) -> DetailsWritten:
         """Write this worker's tasks as parquet under the run's output folder; the live files
         are finished or given up either way."""
         try:
@@ -165,9 +176,9 @@ class Worker:
         finally:
             self.drop_live()
 
-    def _convert(self, output: dict[str, Any]) -> dict[str, Any]:
+    def _convert(self, output: Output) -> DetailsWritten:
         if self.error is not None or not self.keep_rows:
-            return {"paths": {}, "warnings": [], "error": self.error}
+            return DetailsWritten({}, [], self.error)
         from evalstream.details.parquet import write_details_sync  # pyarrow only when converting
         from evalstream.durability.storage import OutputStore
 
@@ -178,16 +189,16 @@ class Worker:
         }
         try:
             paths, warnings = write_details_sync(
-                OutputStore(output["root"]),
-                output["model_name"],
-                output["date_id"],
+                OutputStore(output.root),
+                output.model_name,
+                output.date_id,
                 {name: t.segment for name, t in self.tasks.items()},
                 self.layout,
                 live,
             )
         except Exception as exc:  # noqa: BLE001 - reported to the parent as the local outcome
-            return {"paths": {}, "warnings": [], "error": f"{type(exc).__name__}: {exc}"}
-        return {"paths": paths, "warnings": warnings, "error": None}
+            return DetailsWritten({}, [], f"{type(exc).__name__}: {exc}")
+        return DetailsWritten(paths, warnings)
 
     def sync(self) -> None:
         """Write pending rows and fsync every segment (errors are remembered)."""
@@ -200,74 +211,87 @@ class Worker:
             with contextlib.suppress(OSError):
                 task.close()
 
-    def answer(self, out: BinaryIO, request: int, written: dict[str, Any] | None = None) -> None:
-        """Write the state line the parent waits for, numbered as its request."""
-        state = {
-            "id": request,
-            "written": written,
-            "error": self.error,
-            "tasks": {
-                name: {
-                    "segment": str(t.segment),
-                    "samples": t.counters.samples,
-                    "pending_rows": t.pending_rows,
-                    "summary": t.compiled(),
-                }
+    def state(self, request: int, written: DetailsWritten | None = None) -> State:
+        """The answer to request ``request``: every task's state, the error, what was written."""
+        return State(
+            request=request,
+            written=written,
+            error=self.error,
+            tasks={
+                name: TaskState(
+                    segment=str(t.segment),
+                    samples=t.counters.samples,
+                    pending_rows=t.pending_rows,
+                    summary=t.compiled(),
+                )
                 for name, t in self.tasks.items()
             },
-        }
-        out.write(json.dumps(state).encode() + b"\n")
-        out.flush()
+        )
+
+    def end(self, request: int, output: Output | None) -> State:
+        """Flush and close the run's segments, write its parquet under ``output`` if given."""
+        self.sync()
+        self.close()
+        if output is None:
+            self.drop_live()
+            return self.state(request)
+        return self.state(request, self.convert(output))
+
+
+def opened(message: Open) -> Worker:
+    """A run's fresh state, as its ``Open`` message describes it."""
+    worker = Worker(Path(message.workdir), message.keep_rows, message.shard, message.layout)
+    worker.umask = message.umask
+    return worker
+
+
+def unknown(request: int) -> Failed:
+    """The answer to a request on a channel the worker does not know (never opened, or ended)."""
+    return Failed(request=request, error="the details worker holds no state for this run")
+
+
+def reply(stdout: BinaryIO, message: FromWorker) -> None:
+    """Write one answer line, at once: the parent is waiting for it."""
+    stdout.write(TO_PARENT.encode(message) + b"\n")
+    stdout.flush()
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
-    """Handle frames from ``stdin`` until end of input; each run's state is its channel's.
+    """Handle messages from ``stdin`` until end of input; each run's state is its channel's.
 
     A run's error (its disk, or a bug its data hits) stays in that run's state and is reported
-    to it; it never stops the process, which other runs share.
+    to it; it never stops the process, which other runs share. One ``match`` over the decoded
+    message, closed by ``assert_never``: a message added to ``ToWorker`` fails type checking
+    here until it is handled.
     """
     runs: dict[int, Worker] = {}
     umask: int | None = None
     for payload in iter_frames(stdin):
-        kind, body = payload[:1], payload[1 + CHANNEL.size :]
-        (channel,) = CHANNEL.unpack_from(payload, 1)
-        if kind == b"O":
-            spec = json.loads(body)
-            runs[channel] = Worker(
-                Path(spec["workdir"]), spec["keep_rows"], spec["shard"], spec.get("layout", "flat")
-            )
-            runs[channel].umask = spec.get("umask", 0o022)
-            continue
-        if kind == b"X":
-            dropped = runs.pop(channel, None)
-            if dropped is not None:
-                dropped.close()
-                dropped.drop_live()
-            continue
-        if (owner := runs.get(channel)) is not None and owner.umask != umask:
+        message = FROM_PARENT.decode(payload)
+        if (owner := runs.get(message.channel)) is not None and owner.umask != umask:
             umask = owner.umask  # files are created with the modes their run's process would use
             os.umask(umask)
-        if kind == b"M":
-            if owner is not None:
-                owner.guarded(body)
-        else:  # F or E: a request, answered with its number
-            (request,) = CHANNEL.unpack_from(body)
-            worker = runs.get(channel) if kind == b"F" else runs.pop(channel, None)
-            if worker is None:
-                worker = Worker(Path(), False)
-                worker.error = "the details worker holds no state for this run"
-            worker.sync()
-            written = None
-            if kind == b"E":
-                worker.close()
-                output = body[CHANNEL.size :]
-                if output:
-                    written = worker.convert(json.loads(output))
-                else:
-                    worker.drop_live()
-            worker.answer(stdout, request, written)
-            if kind == b"E":
+        match message:
+            case Open():
+                runs[message.channel] = opened(message)
+            case Forward(payload=body):
+                if owner is not None:
+                    owner.guarded(body)
+            case Flush(request=request):
+                if owner is not None:
+                    owner.sync()
+                reply(stdout, unknown(request) if owner is None else owner.state(request))
+            case End(channel=channel, request=request, output=output):
+                runs.pop(channel, None)
+                reply(stdout, unknown(request) if owner is None else owner.end(request, output))
                 settle_gc()
+            case Drop(channel=channel):
+                if owner is not None:
+                    del runs[channel]
+                    owner.close()
+                    owner.drop_live()
+            case _:
+                assert_never(message)
     for worker in runs.values():
         worker.close()
         worker.drop_live()
@@ -301,8 +325,8 @@ def settle_gc() -> None:
 
 
 def rebuild_details(
-    journal: Path, workdir: Path, output: dict[str, Any], layout: str = "flat"
-) -> dict[str, Any]:
+    journal: Path, workdir: Path, output: Output, layout: str = "flat"
+) -> DetailsWritten:
     """Replay ``journal``'s samples into fresh segments under ``workdir``, write the parquet.
 
     For a retried save whose workers could not write their files (disk full): the workers have
@@ -343,11 +367,6 @@ def worker_env() -> dict[str, str]:
 def shard_of(task_name: str, shards: int) -> int:
     """The worker that owns ``task_name`` (stable across processes, unlike ``hash``)."""
     return zlib.crc32(task_name.encode()) % shards
-
-
-def encode_frame(kind: bytes, channel: int, body: bytes = b"") -> bytes:
-    """One frame for the worker: its kind, the run's channel, then the body."""
-    return frame(kind + CHANNEL.pack(channel) + body)
 
 
 if __name__ == "__main__":
