@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from evalstream._summary import OutputOutcome
     from evalstream.durability.storage import OutputStore
-    from evalstream.sinks.hub import HubPublisher
+    from evalstream.sinks.hub import HubPublisher, PushOutcome
     from evalstream.sinks.outputs import OutputContext, SavedRun
 
 NAME = "hub"
@@ -47,11 +47,26 @@ class HubOutput:
         self.public = public
         self.retry = retry
 
-    async def write(self, run: SavedRun, before: Mapping[str, OutputOutcome]) -> OutputOutcome:
-        """Push the local output's details files and the results in one commit."""
+    def repo_id(self, model_name: str) -> str:
+        """The details repo of ``model_name`` in the publisher's organisation."""
         from evalstream.sinks.hub import details_repo_id  # huggingface_hub only when pushing
 
-        repo_id = details_repo_id(self.publisher.org, run.model_name, self.public)
+        return details_repo_id(self.publisher.org, model_name, self.public)
+
+    async def publish(self, run: SavedRun, files: Mapping[str, Path]) -> PushOutcome:
+        """``files`` (repo path -> local file) and the run's results and card, in one commit:
+        what ``write`` does after a save, and ``evalstream push`` for a run saved earlier."""
+        return await self.publisher.publish_run(
+            self.repo_id(run.model_name),
+            dict(files),
+            model_name=run.model_name,
+            date_id=run.date_id,
+            results_json=run.results_json,
+        )
+
+    async def write(self, run: SavedRun, before: Mapping[str, OutputOutcome]) -> OutputOutcome:
+        """Push the local output's details files and the results in one commit."""
+        repo_id = self.repo_id(run.model_name)
         local = before.get("local")
         if local is None or not local.ok:
             failed = Pushed(repo_id=repo_id, retry=self.retry)
@@ -60,13 +75,7 @@ class HubOutput:
             f"{run.date_id}/{Path(rel).name}": self.store.local(rel)
             for rel in local.detail["details"].values()
         }
-        push = await self.publisher.publish_run(
-            repo_id,
-            files,
-            model_name=run.model_name,
-            date_id=run.date_id,
-            results_json=run.results_json,
-        )
+        push = await self.publish(run, files)
         pushed = Pushed(
             repo_id=repo_id, commit=push.commit_oid, attempts=push.attempts, retry=self.retry
         )

@@ -1,5 +1,7 @@
 """Publishing a run that was saved earlier (``evalstream push``), e.g. after a failed push.
 
+It goes through the outputs' registry: the Hub output publishes the saved files.
+
 The run folder's status marker names the results file; the model name and date id come from
 it, and the details files from the date folder beside it, exactly as ``save()`` wrote them.
 """
@@ -14,7 +16,11 @@ import anyio
 
 from evalstream._errors import ConfigError
 from evalstream._naming import details_dir, details_glob, results_date_id, results_root
+from evalstream._options import Options
+from evalstream.details.protocol import DetailsWritten
 from evalstream.durability.runstate import read_status
+from evalstream.durability.storage import OutputStore
+from evalstream.sinks.outputs import OutputContext, SavedRun, build_outputs
 
 if TYPE_CHECKING:
     from evalstream.sinks.hub import PushOutcome
@@ -55,16 +61,29 @@ async def push_saved_run(
     endpoint: str | None = None,
     retry: RetryPolicy | None = None,
 ) -> PushOutcome:
-    """Publish a saved run to ``{org}/details_{model}`` in one commit (the card included)."""
-    from evalstream.sinks.hub import HubPublisher, details_repo_id
+    """Publish a saved run to ``{org}/details_{model}`` in one commit (the card included).
+
+    The push is the registry's Hub output, given the files the run saved, exactly as a
+    ``save(push_to_hub=True)`` would have pushed them.
+    """
+    from evalstream.sinks.hub import HubPublisher
+    from evalstream.sinks.hub_output import HubOutput
 
     publisher = HubPublisher(org, token, endpoint=endpoint, public=public, retry=retry)
     results, model_name, date_id, details = await anyio.to_thread.run_sync(_locate, Path(run))
     results_json = await anyio.to_thread.run_sync(results.read_bytes)
-    return await publisher.publish_run(
-        details_repo_id(publisher.org, model_name, public),
-        details,
+    context = OutputContext(
+        store=OutputStore(results_root(str(results), model_name)),
+        options=Options(push_to_hub=True, hub_results_org=publisher.org, public=public),
+        publisher=publisher,
+    )
+    (hub,) = build_outputs(context, ["hub"])
+    assert isinstance(hub, HubOutput)
+    saved = SavedRun(
         model_name=model_name,
         date_id=date_id,
+        results=json.loads(results_json),
         results_json=results_json,
+        details=DetailsWritten(paths={}, warnings=[]),
     )
+    return await hub.publish(saved, details)
