@@ -24,6 +24,7 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
+from evalstream._options import DEFAULTS
 from evalstream.actors.base import Actor
 from evalstream.stats.compute import (
     AggregationRegistry,
@@ -179,7 +180,7 @@ class MetricsActor(Actor):
         return out
 
     async def aggregate(
-        self, bootstrap_iters: int = 1000, seed: int = 1234
+        self, bootstrap_iters: int = DEFAULTS.bootstrap_iters, seed: int = DEFAULTS.seed
     ) -> dict[str, TaskMetrics]:
         """``aggregate_sync`` in a worker thread (it runs to completion if cancelled)."""
         return await anyio.to_thread.run_sync(self.aggregate_sync, bootstrap_iters, seed)

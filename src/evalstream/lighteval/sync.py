@@ -18,6 +18,7 @@ import msgspec
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from evalstream._errors import ConfigError, InputError, RunStateError
+from evalstream._options import DEFAULTS
 from evalstream._types import Doc, TaskSpec
 from evalstream.details.lighteval_layout import load_details
 from evalstream.details.rows import read_rows
@@ -155,7 +156,9 @@ class MetricsLogger(_Logger):
         self._owner._log(task_name, None, _EMPTY_DOC, (), metrics, None, "metrics")
 
     def aggregate(
-        self, task_dict: Mapping[str, Any] | None = None, bootstrap_iters: int = 1000
+        self,
+        task_dict: Mapping[str, Any] | None = None,
+        bootstrap_iters: int = DEFAULTS.bootstrap_iters,
     ) -> None:
         """Set the bootstrap iterations used at save (aggregation itself runs at save)."""
         self._owner.tracker.control.set_bootstrap_iters(bootstrap_iters)

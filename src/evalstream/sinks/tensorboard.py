@@ -29,6 +29,7 @@ import anyio.to_thread
 import msgspec
 
 from evalstream._errors import ConfigError, RunStateError, TensorBoardError, UnsafeNameError
+from evalstream._options import DEFAULTS
 from evalstream.stats.rows import STDERR_SUFFIX, metric_rows
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def write_tensorboard_sync(
     results: Mapping[str, Mapping[str, float | None]],
     config_general: Mapping[str, object],
     summary_tasks: Mapping[str, Mapping[str, object]],
-    prefix: str = "eval",
+    prefix: str = DEFAULTS.tensorboard_metric_prefix,
     run_info: RunInfo | None = None,
 ) -> list[Path]:
     """Write one event file for this run and checkpoint into ``{output_dir}/tb/{run}_{prefix}``.
@@ -110,7 +111,7 @@ async def write_tensorboard(
     results: Mapping[str, Mapping[str, float | None]],
     config_general: Mapping[str, object],
     summary_tasks: Mapping[str, Mapping[str, object]],
-    prefix: str = "eval",
+    prefix: str = DEFAULTS.tensorboard_metric_prefix,
     run_info: RunInfo | None = None,
 ) -> TensorBoardOutcome:
     """Run ``write_tensorboard_sync`` in a worker thread; a failure becomes ``ok=False``, not a raise.
@@ -159,7 +160,7 @@ class LiveScalars:
         output_dir: Path,
         *,
         every: int,
-        prefix: str = "eval",
+        prefix: str = DEFAULTS.tensorboard_metric_prefix,
         run_info: RunInfo | None = None,
     ) -> None:
         if every < 1:

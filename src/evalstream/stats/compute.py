@@ -21,6 +21,7 @@ import msgspec
 import numpy as np
 
 from evalstream._errors import ConfigError, MetricValueError
+from evalstream._options import DEFAULTS
 from evalstream.stats.aggregations import (
     Aggregation,
     AggregationFn,
@@ -169,8 +170,8 @@ def aggregate_metric(
     aggregation: str,
     registry: AggregationRegistry,
     *,
-    bootstrap_iters: int = 1000,
-    seed: int = 1234,
+    bootstrap_iters: int = DEFAULTS.bootstrap_iters,
+    seed: int = DEFAULTS.seed,
     metric_name: str = "",
 ) -> MetricAggregate:
     """Aggregate one metric's values and attach a standard error.
