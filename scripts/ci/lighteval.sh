@@ -31,8 +31,7 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]]; then
     CONSTRAINTS="$(mktemp)"
     trap 'rm -f "$CONSTRAINTS"' EXIT
     echo "torch==$("$PY" -W ignore -c 'import torch; print(torch.__version__.split("+")[0])')" >"$CONSTRAINTS"
-    "${PIP[@]}" install -c "$CONSTRAINTS" "$TORCH_SPEC" "$LIGHTEVAL_SPEC" "xxhash<4" \
-        "pytest>=8" "pytest-asyncio>=0.24"
+    "${PIP[@]}" install -c "$CONSTRAINTS" "$TORCH_SPEC" "$LIGHTEVAL_SPEC" "xxhash<4" "pytest>=8"
     "${PIP[@]}" install -c "$CONSTRAINTS" -e "$REPO_ROOT"
     echo "$want" >"$STAMP"
 else
