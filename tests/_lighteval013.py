@@ -2,7 +2,7 @@
 
 The same names, order and defaults as ``lighteval.tasks.requests.Doc``, ``lighteval.models.
 model_output.ModelResponse``, a pydantic-like model config and a task with ``config``,
-``version`` and ``aggregation()``; the real ones are driven by ``tests/test_lighteval_pipeline.py``
+``version`` and ``aggregation()``; the real ones are driven by ``tests/lighteval/test_pipeline.py``
 (``-m lighteval``).
 """
 

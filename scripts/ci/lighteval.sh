@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The `-m lighteval` group: lighteval 0.13's real Pipeline, offline, with lighteval's tracker
-# and with evalstream's (tests/test_lighteval_pipeline.py).
+# and with evalstream's (tests/lighteval/test_pipeline.py).
 #
 # Builds its own venv the way scripts/setup-bench-venv does (torch's CPU wheel first, from local
 # disk, so lighteval's "torch<3" never pulls a CUDA build), cached at .venv-lighteval (git-ignored):
@@ -31,8 +31,7 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]]; then
     CONSTRAINTS="$(mktemp)"
     trap 'rm -f "$CONSTRAINTS"' EXIT
     echo "torch==$("$PY" -W ignore -c 'import torch; print(torch.__version__.split("+")[0])')" >"$CONSTRAINTS"
-    "${PIP[@]}" install -c "$CONSTRAINTS" "$TORCH_SPEC" "$LIGHTEVAL_SPEC" "xxhash<4" \
-        "pytest>=8" "pytest-asyncio>=0.24"
+    "${PIP[@]}" install -c "$CONSTRAINTS" "$TORCH_SPEC" "$LIGHTEVAL_SPEC" "xxhash<4" "pytest>=8"
     "${PIP[@]}" install -c "$CONSTRAINTS" -e "$REPO_ROOT"
     echo "$want" >"$STAMP"
 else
@@ -43,5 +42,5 @@ log "venv ready in $(( $(date +%s) - start ))s"
 
 cd "$REPO_ROOT"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1
-"$PY" -m pytest -q -m lighteval -p no:cacheprovider tests/test_lighteval_pipeline.py
+"$PY" -m pytest -q -m lighteval -p no:cacheprovider tests/lighteval/test_pipeline.py
 log "done in $(( $(date +%s) - start ))s"

@@ -5,4 +5,4 @@
 set -euo pipefail
 EXTRAS="dev" source "$(dirname "$0")/../_venv.sh"
 .venv/bin/python -m pip install --quiet "moto[server]>=5" "s3fs>=2024.2"
-exec .venv/bin/pytest -q -m s3 -p no:cacheprovider tests/test_s3.py
+exec .venv/bin/pytest -q -m s3 -p no:cacheprovider tests/shards/test_s3.py

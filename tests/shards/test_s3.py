@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.s3
 
-CHILD = Path(__file__).with_name("shard_child.py")
+CHILD = Path(__file__).parents[1] / "shard_child.py"
 PER_TASK = 48
 
 

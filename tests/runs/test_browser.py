@@ -22,7 +22,7 @@ from _runs import saved_run
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOT = Path(__file__).parent.parent / "build" / "browser" / "report.png"
+SCREENSHOT = Path(__file__).parents[2] / "build" / "browser" / "report.png"
 
 
 def _chromium() -> str:

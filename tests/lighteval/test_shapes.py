@@ -1,7 +1,7 @@
 """lighteval 0.13's call shapes and objects, and the ``lighteval`` details layout.
 
 lighteval is not installed here: its objects are the field-for-field look-alikes of
-``_lighteval013``; the real Pipeline runs in ``test_lighteval_pipeline.py`` (``-m lighteval``).
+``_lighteval013``; the real Pipeline runs in ``lighteval/test_pipeline.py`` (``-m lighteval``).
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def test_readme_looking_at_runs_commands_run(
     import shlex
     import shutil
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     block = readme[readme.index("## Looking at runs") :].split("```bash\n", 1)[1].split("```")[0]
     shutil.copytree(root, tmp_path / "evalstream-out", symlinks=True)
     monkeypatch.chdir(tmp_path)

@@ -312,7 +312,7 @@ def test_the_example_runs_its_shards_and_merges_them(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    example = Path(__file__).parent.parent / "examples" / "sharded_eval.py"
+    example = Path(__file__).parents[2] / "examples" / "sharded_eval.py"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     env["DOCS_PER_TASK"] = "40"
     done = subprocess.run(

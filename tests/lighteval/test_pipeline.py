@@ -343,7 +343,7 @@ def test_readme_lines_run_with_lighteval(
     from lighteval.pipeline import ParallelismManager, PipelineParameters
     from lighteval.tasks.registry import Registry
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     body = readme[readme.index("## Use it with lighteval") :]
     match = re.search(r"```python\n(.*?)```", body, re.DOTALL)
     assert match is not None

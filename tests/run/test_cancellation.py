@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 
-CHILD = Path(__file__).with_name("cancel_child.py")
+CHILD = Path(__file__).parents[1] / "cancel_child.py"
 CHILDREN, RUNS, PARALLEL = 10, 5, 6
 
 

@@ -1,7 +1,8 @@
 """Crash injection: SIGKILL a logging child at random moments; recovery keeps every promise.
 
-CI runs ``KILLS`` kills (two children at a time); ``scripts/crash_test.py --kills 200`` runs the
-long version. See ``crash_child.py`` for the child's protocol and what is checked.
+The ``-m kill`` group (``scripts/ci/kill.sh``, after the main suite) runs ``KILLS`` kills (two
+children at a time); ``scripts/crash_test.py --kills 200`` runs the long version. See
+``crash_child.py`` for the child's protocol and what is checked.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import os
 from typing import TYPE_CHECKING
 
 import anyio
+import pytest
 
 from crash_child import CrashOutcome, kill_and_recover
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+pytestmark = pytest.mark.kill
 
 KILLS = int(os.environ.get("EVALSTREAM_CRASH_KILLS", "20"))
 

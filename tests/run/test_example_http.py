@@ -13,7 +13,7 @@ import httpx
 import pyarrow.parquet as pq
 import uvicorn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from http_service import create_app
 
 TASKS = ["svc|a|0", "svc|b|0"]

@@ -306,7 +306,7 @@ def test_sigterm_flushes_every_live_run_for_recover(tmp_path: Path, backend: str
     child = subprocess.Popen(
         [
             sys.executable,
-            str(Path(__file__).parent / "daemon_child.py"),
+            str(Path(__file__).parents[1] / "daemon_child.py"),
             str(tmp_path),
             "3",
             backend,
