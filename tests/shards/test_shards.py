@@ -21,6 +21,7 @@ from evalstream import (
     ShardMismatchError,
     merge,
 )
+from evalstream.durability.runstate import read_status
 
 from _shards import (
     MODEL,
@@ -60,6 +61,17 @@ async def test_four_shards_merge_into_the_single_process_run(
     assert section["partial"] is False and section["incomplete_tasks"] == []
     assert section["merged"]["duplicates"] == {} and merged.duplicates == {}
     assert all(t["samples"] == t["expected"] == 41 for t in section["tasks"].values())
+
+
+async def test_a_saved_shard_is_marked_saved_locally(tmp_path: Path) -> None:
+    """A shard's save() marks its local run folder saved (never a dead run recover would take)
+    and drops the local journal it uploaded."""
+    result = await run_shard(str(tmp_path), ShardInfo(run="s", index=0, count=2), WORK)
+    shard = result.output("shard")
+    assert shard is not None and shard.ok
+    status = read_status(Path(result.workdir))
+    assert status is not None and status.state == "saved", status
+    assert not (Path(result.workdir) / "journal").exists()
 
 
 async def test_merging_again_is_a_no_op(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import anyio
 from evalstream._errors import EvalStreamError, StorageError
 from evalstream._messages import EndOfRun
 from evalstream._naming import make_date_id
-from evalstream._summary import RunResult
+from evalstream._summary import OutputOutcome, RunResult
 from evalstream.shards.writer import ShardWriter
 from evalstream.sinks.outputs import SavedRun, write_outputs
 from evalstream.sinks.results import count_nonfinite, encode_results, summary_general
@@ -64,6 +64,11 @@ class SaveProgress:
 def retryable(exc: BaseException) -> bool:
     """A storage failure: once the disk is fixed, ``save()`` again finishes the run."""
     return isinstance(exc, StorageError)
+
+
+def primary_outcome(result: RunResult) -> OutputOutcome | None:
+    """The outcome that says whether the run is saved: its local files (a shard: its upload)."""
+    return result.output("local") or result.output("shard")
 
 
 def shard_write(shard: ShardWriter | NoShard) -> WriteFn | None:
@@ -119,17 +124,20 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
             with contextlib.suppress(StorageError):  # a full disk cannot take the marker either
                 await host.set_status(state="cancelled" if cancelled else "failed", error=repr(exc))
         raise
-    local = result.output("local")
-    saved = local is not None and local.ok
-    await host.set_status(
-        state="saved" if saved else "failed",
-        results_path=result.results_path or None,
-        error=None if saved else f"{local and local.error}; call save() again once fixed",
-    )
-    if saved:
-        await journal.close()
-        if not steps.keep_workdir:
-            await anyio.to_thread.run_sync(host.clean)
+    primary = primary_outcome(result)
+    saved = primary is not None and primary.ok
+    # the outputs are written: a cancellation from here on would leave files the caller never
+    # hears of (a marker "saved" and save() raising), so the bookkeeping finishes first
+    with anyio.CancelScope(shield=True):
+        await host.set_status(
+            state="saved" if saved else "failed",
+            results_path=result.results_path or None,
+            error=None if saved else f"{primary and primary.error}; call save() again once fixed",
+        )
+        if saved:
+            await journal.close()
+            if not steps.keep_workdir:
+                await anyio.to_thread.run_sync(host.clean)
     return result
 
 

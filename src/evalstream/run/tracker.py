@@ -28,7 +28,7 @@ from evalstream.durability.storage import OutputStore
 from evalstream.run import progress as _progress
 from evalstream.run.batcher import Batcher
 from evalstream.run.parts import assemble
-from evalstream.run.save import SaveProgress, compile_final, retryable, save_run
+from evalstream.run.save import SaveProgress, compile_final, primary_outcome, retryable, save_run
 from evalstream.stats.compute import AggregationRegistry, default_registry
 
 if TYPE_CHECKING:
@@ -365,8 +365,8 @@ class EvaluationTracker:
         except BaseException as exc:
             self._state = "unsaved" if retryable(exc) else "closed"
             raise
-        local = result.output("local") or result.output("shard")
-        self._state = "saved" if local is not None and local.ok else "unsaved"
+        primary = primary_outcome(result)
+        self._state = "saved" if primary is not None and primary.ok else "unsaved"
         self._result = result
         return result
 
