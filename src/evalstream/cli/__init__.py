@@ -1,7 +1,7 @@
-"""The ``evalstream`` command's subcommands, behind the parser in ``evalstream.cli.main``.
+"""The ``evalstream`` command: the parser in ``main``, and its subcommands.
 
-Top level (it may import anything): ``output.py`` writes tables as rich tables on a terminal,
-plain text otherwise, or JSON, and shows progress bars only on a terminal; ``views.py`` holds
-``ls``, ``show`` and ``compare``; ``actions.py`` holds ``demo``, ``recover``, ``push`` and
-``report``.
+``output`` writes tables as rich tables on a terminal, plain text otherwise, or JSON, and shows
+progress bars only on a terminal; ``views`` holds ``ls``, ``show`` and ``compare``; ``actions``
+holds ``demo``, ``recover``, ``push`` and ``report``; ``merge`` the ``merge`` subcommand;
+``demo`` the demo run. It may import anything but ``testing``.
 """

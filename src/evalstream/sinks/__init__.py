@@ -1,8 +1,8 @@
-"""The sinks: where a finished run goes — local files, parquet, TensorBoard and the Hub.
+"""The sinks: where a finished run goes — local files, TensorBoard and the Hub.
 
-``outputs`` wraps each sink as one awaitable returning an ``OutputOutcome`` (never raising for
-its own failure); ``local``, ``results``, ``rows`` and ``parquet`` are lighteval's on-disk formats;
-``tensorboard`` the event files; ``hub``, ``hub_targets``, ``card``, ``retry`` and ``push`` the
-dataset repo publishing. Sinks import the vocabulary, ``stats`` and ``durability``, never the
-actors or the tracker.
+``outputs`` is the ``Output`` protocol and the registry that ``save()``, recovery, merge and
+``evalstream push`` go through; ``local``, ``tensorboard_output`` and ``hub_output`` are the three
+outputs, each one module; ``results`` is lighteval's results JSON, ``tensorboard`` the event
+files, ``hub``, ``card``, ``retry``, ``redact`` and ``push`` the dataset-repo publishing. Sinks
+import the vocabulary, ``stats``, ``durability`` and ``details``, never the actors or the run.
 """
