@@ -1,7 +1,7 @@
 """The details logger: every sample's row, hashes and counters, kept by a worker process.
 
-The actor opens one channel per shard on the runtime's shared ``details_worker`` processes
-(``pool.py``) and forwards them the journal-encoded sample batches (bytes: nothing is encoded
+The actor opens one channel per shard on the runtime's shared details worker processes
+(``details/pool.py``, ``details/worker.py``) and forwards them the journal-encoded sample batches (bytes: nothing is encoded
 twice), so hashing and row encoding run on another core and never hold this process's GIL or
 event loop. Writing to the pipe is asynchronous, bounded by the pipe buffer and taken in turn
 with the other runs: a worker that falls behind makes the actor, and so the producers, wait. ``flush()`` and the end of the run ask the worker for its state (segment
