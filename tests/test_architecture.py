@@ -38,16 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "sinks": {"vocabulary", "stats", "durability", "details", "sinks"},
     "actors": {"vocabulary", "stats", "durability", "details", "actors"},
     "shards": {"vocabulary", "durability", "shards"},
-    "run": {
-        "vocabulary",
-        "stats",
-        "durability",
-        "details",
-        "sinks",
-        "actors",
-        "shards",
-        "run",
-    },
+    "run": set(LAYERS[: LAYERS.index("run") + 1]),  # everything below it
     "lighteval": {"vocabulary", "stats", "durability", "details", "run", "lighteval"},
     "runs": {"vocabulary", "stats", "durability", "sinks", "runs"},
     "testing": {"vocabulary", "testing"},

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from evalstream._errors import ConfigError, InputError
-from evalstream._types import DETAILS_LAYOUTS, Doc, ModelInfo, ModelResponse
+from evalstream._errors import InputError
+from evalstream._types import Doc, ModelInfo, ModelResponse
 
 S = TypeVar("S", Doc, ModelResponse, ModelInfo)
 _MISSING = object()
@@ -74,12 +74,6 @@ def _convert(fields: dict[str, Any], cls: type[S], kind: str) -> S:
         return msgspec.convert(plain(fields), cls)
     except msgspec.ValidationError as exc:
         raise InputError(f"{kind} has a field of the wrong type: {exc}") from exc
-
-
-def check_layout(layout: str) -> None:
-    """Raise ConfigError unless ``layout`` is a details layout."""
-    if layout not in DETAILS_LAYOUTS:
-        raise ConfigError(f"details_layout must be 'flat' or 'lighteval', not {layout!r}")
 
 
 def doc_from(doc: Any) -> Doc:
