@@ -30,6 +30,7 @@ class MemoryOutput:
     """Keeps the saved run in memory, once the local files are written."""
 
     name: ClassVar[str] = "memory"
+    owns: ClassVar[tuple[str, ...]] = ()
     after: ClassVar[tuple[str, ...]] = ("local",)
 
     async def write(self, run: SavedRun, before: Mapping[str, OutputOutcome]) -> OutputOutcome:
@@ -43,5 +44,5 @@ class MemoryOutput:
 
 
 def build(context: OutputContext) -> MemoryOutput | None:
-    """On unless the run is a dry one (no details saved): an option the output owns."""
+    """On unless the run is a dry one (no details saved): the options decide."""
     return MemoryOutput() if context.options.save_details else None

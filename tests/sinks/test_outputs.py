@@ -3,6 +3,7 @@ every registered output concurrently, each after the outputs it names."""
 
 from __future__ import annotations
 
+import importlib
 import random
 from pathlib import Path
 from typing import ClassVar
@@ -12,6 +13,7 @@ import pytest
 
 import _memory_output
 from evalstream import EvaluationTracker, ModelInfo, OutputOutcome, RunResult
+from evalstream._options import Options
 from evalstream.details.protocol import DetailsWritten
 from evalstream.sinks import outputs
 from evalstream.sinks.outputs import SavedRun, outcome, write_outputs
@@ -117,3 +119,20 @@ async def test_write_outputs_orders_by_after_and_keeps_failures_as_data() -> Non
     assert [o.ok for o in got] == [False, False, True]
     assert log.index("second sees ['first']") > log.index("first ends")
     assert log.index("free runs") < log.index("first ends")  # free did not wait
+
+
+def test_each_registered_output_owns_its_own_options() -> None:
+    """Every output names the tracker options it owns; they are Options fields, and no two
+    outputs own the same one (an option configures one destination)."""
+    owners: dict[str, str] = {}
+    for name, module in outputs.REGISTRY.items():
+        (cls,) = [
+            v
+            for v in vars(importlib.import_module(module)).values()
+            if isinstance(v, type) and getattr(v, "name", None) == name and hasattr(v, "owns")
+        ]
+        for option in cls.owns:
+            assert option in Options.__struct_fields__, f"{name} owns {option!r}: not an option"
+            assert option not in owners, f"{option} is owned by {owners.get(option)} and {name}"
+            owners[option] = name
+    assert owners["push_to_hub"] == "hub" and owners["push_to_tensorboard"] == "tensorboard"

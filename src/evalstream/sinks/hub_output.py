@@ -39,6 +39,7 @@ class HubOutput:
     """``{org}/details_{model}`` (private unless ``public``): the run's files and its card."""
 
     name: ClassVar[str] = NAME
+    owns: ClassVar[tuple[str, ...]] = ("push_to_hub", "hub_results_org", "public", "hub_endpoint")
     after: ClassVar[tuple[str, ...]] = ("local",)
 
     def __init__(self, publisher: HubPublisher, store: OutputStore, public: bool, retry: str):

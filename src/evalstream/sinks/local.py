@@ -63,6 +63,7 @@ class LocalOutput:
     """The results JSON beside the details files the workers wrote, in the output folder."""
 
     name: ClassVar[str] = NAME
+    owns: ClassVar[tuple[str, ...]] = ()
     after: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, store: OutputStore) -> None:

@@ -68,6 +68,8 @@ class Output(Protocol):
     """One destination of a saved run."""
 
     name: ClassVar[str]
+    owns: ClassVar[tuple[str, ...]]
+    """The tracker options (``Options`` fields) that configure this output and no other."""
     after: ClassVar[tuple[str, ...]]
     """The outputs whose outcomes this one needs before it starts (empty: starts at once)."""
 

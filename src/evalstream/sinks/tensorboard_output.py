@@ -42,6 +42,7 @@ class TensorBoardOutput:
     """The run's scalars and config text as a TensorBoard event file (``tb/`` under the folder)."""
 
     name: ClassVar[str] = NAME
+    owns: ClassVar[tuple[str, ...]] = ("push_to_tensorboard", "tensorboard_metric_prefix")
     after: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
