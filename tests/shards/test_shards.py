@@ -30,6 +30,7 @@ from _shards import (
     log_counts,
     log_items,
     open_run,
+    read_parquet,
     run_shard,
     run_single,
     shard_items,
@@ -84,6 +85,16 @@ async def test_merging_again_is_a_no_op(tmp_path: Path) -> None:
     assert again.result.results_path == first.result.results_path
     assert again.result.results == first.result.results
     assert len(list((tmp_path / "results").rglob("*.json"))) == 1
+
+
+async def test_the_merge_keeps_the_shards_details_layout(tmp_path: Path) -> None:
+    """Shards recorded in lighteval's layout merge into a run in lighteval's layout."""
+    out = str(tmp_path)
+    for k in range(2):
+        await run_shard(out, ShardInfo(run="l", index=k, count=2), WORK, details_layout="lighteval")
+    merged = await merge(out, "l")
+    for path in merged.result.details_paths.values():
+        assert read_parquet(path).column_names == ["doc", "metric", "model_response"], path
 
 
 async def test_a_sample_on_two_shards_counts_once_and_is_reported(

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -62,15 +62,12 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
             details_layout=options.details_layout,
         )
 
-    def options(self) -> Options:
-        """The options a recovery or a merge records this run with (local output only)."""
-        return Options(
-            save_details=self.save_details,
-            bootstrap_iters=self.bootstrap_iters,
-            seed=self.seed,
-            tensorboard_metric_prefix=self.tensorboard_metric_prefix,
-            details_layout=self.details_layout,
-        )
+    def tracker_options(self) -> dict[str, Any]:
+        """These settings as ``EvaluationTracker`` keywords: how recovery and merge record the
+        run again, with the outputs' own options left to their callers."""
+        return {
+            name: getattr(self, name) for name in self.__struct_fields__ if name != "output_dir"
+        }
 
 
 def new_status(run_id: str, start_time: float) -> RunStatus:

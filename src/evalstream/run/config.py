@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from evalstream._errors import ConfigError, RunStateError
+from evalstream._errors import ConfigError
 from evalstream._messages import (
     ArgsInfo,
     ModelInfoLogged,
@@ -135,10 +135,4 @@ class RunConfig:
                 "no model was logged; call log_model_info(ModelInfo(model_name=...))"
                 " before save() — the logged samples are kept"
             )
-        return self.model
-
-    def saved_model(self) -> ModelInfo:
-        """The model of a run whose details are read back (the sync facade's loader)."""
-        if self.model is None:
-            raise RunStateError("call general_config_logger.log_model_info(...) first")
         return self.model

@@ -219,14 +219,7 @@ async def merge(
     if marker is not None and marker.fingerprint == plan.fingerprint:
         return _result(plan, marker.result, marker.duplicates, already=True)
     settings = plan.shards[0].manifest.settings
-    tracker = EvaluationTracker(
-        output_dir,
-        save_details=settings.save_details,
-        bootstrap_iters=settings.bootstrap_iters,
-        seed=settings.seed,
-        tensorboard_metric_prefix=settings.tensorboard_metric_prefix,
-        **tracker_options,
-    )
+    tracker = EvaluationTracker(output_dir, **(settings.tracker_options() | tracker_options))
     replay = _Replay(tracker, plan)
     refused: EvalStreamError | None = None
     async with tracker:

@@ -20,7 +20,6 @@ import anyio
 
 from evalstream._errors import ConfigError
 from evalstream._messages import EndOfRun, NumDocs, SampleBatch, ScoredSample, TasksDeclared
-from evalstream._options import DEFAULTS
 from evalstream._types import ModelInfo
 from evalstream.durability.journal import JournalScan, scan_journal, segment_paths
 from evalstream.durability.resume import check_dead
@@ -135,14 +134,7 @@ async def recover(
     target = output_dir or (settings.output_dir if settings else str(run_dir.parent.parent))
     from evalstream.run.tracker import EvaluationTracker  # recovery drives a tracker
 
-    options = settings.options() if settings else DEFAULTS
-    tracker = EvaluationTracker(
-        target,
-        save_details=options.save_details,
-        bootstrap_iters=options.bootstrap_iters,
-        seed=options.seed,
-        details_layout=options.details_layout,
-    )
+    tracker = EvaluationTracker(target, **(settings.tracker_options() if settings else {}))
     tracker.control.contain_faults = True  # what cannot be replayed is skipped and counted
     scan = JournalScan()
     messages = scan_journal(run_dir / "journal", scan=scan)

@@ -343,8 +343,9 @@ class EvaluationTracker:
         """The final dict as it would be saved now, without ending the run."""
         coordinator = self._running()
         await self.flush()
-        plan = self._parts.save_plan("")
-        return (await compile_final(coordinator, plan.bootstrap_iters, plan.seed)).final
+        return (
+            await compile_final(coordinator, self.options.bootstrap_iters, self.options.seed)
+        ).final
 
     # -- save ----------------------------------------------------------------------------------
 

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from evalstream.sinks.retry import RetryPolicy
 
 
-def _locate(run: Path) -> tuple[Path, str, str, dict[str, Path]]:
-    """(results file, model name, date id, details files by repo path) of a saved run."""
+def _locate(run: Path) -> tuple[SavedRun, str, dict[str, Path]]:
+    """A saved run as its outputs see it, its output folder, and its details files by repo
+    path (read once, in a worker thread)."""
     if run.is_file() and run.suffix == ".json":
         results = run
     else:
@@ -41,15 +42,23 @@ def _locate(run: Path) -> tuple[Path, str, str, dict[str, Path]]:
         results = Path(status.results_path)
     if not results.is_file():
         raise ConfigError(f"the results file {results} does not exist (was it moved?)")
-    data = json.loads(results.read_bytes())
+    results_json = results.read_bytes()
+    data = json.loads(results_json)
     model_name = (data.get("config_general") or {}).get("model_name")
     if not model_name:
         raise ConfigError(f"{results} names no model (config_general.model_name)")
     date_id = results_date_id(str(results))
-    output_dir = Path(results_root(str(results), model_name))
-    folder = output_dir / details_dir(model_name, date_id)
+    output_dir = results_root(str(results), model_name)
+    folder = Path(output_dir) / details_dir(model_name, date_id)
     details = {f"{date_id}/{p.name}": p for p in sorted(folder.glob(details_glob(date_id)))}
-    return results, model_name, date_id, details
+    saved = SavedRun(
+        model_name=model_name,
+        date_id=date_id,
+        results=data,
+        results_json=results_json,
+        details=DetailsWritten(paths={}, warnings=[]),
+    )
+    return saved, output_dir, details
 
 
 async def push_saved_run(
@@ -70,20 +79,12 @@ async def push_saved_run(
     from evalstream.sinks.hub_output import HubOutput
 
     publisher = HubPublisher(org, token, endpoint=endpoint, public=public, retry=retry)
-    results, model_name, date_id, details = await anyio.to_thread.run_sync(_locate, Path(run))
-    results_json = await anyio.to_thread.run_sync(results.read_bytes)
+    saved, output_dir, details = await anyio.to_thread.run_sync(_locate, Path(run))
     context = OutputContext(
-        store=OutputStore(results_root(str(results), model_name)),
+        store=OutputStore(output_dir),
         options=Options(push_to_hub=True, hub_results_org=publisher.org, public=public),
         publisher=publisher,
     )
     (hub,) = build_outputs(context, ["hub"])
     assert isinstance(hub, HubOutput)
-    saved = SavedRun(
-        model_name=model_name,
-        date_id=date_id,
-        results=json.loads(results_json),
-        results_json=results_json,
-        details=DetailsWritten(paths={}, warnings=[]),
-    )
     return await hub.publish(saved, details)
