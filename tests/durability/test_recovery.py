@@ -169,7 +169,7 @@ async def test_recovering_a_live_run_is_refused(tmp_path: Path) -> None:
     with anyio.fail_after(30):
         async with EvaluationTracker(tmp_path, bootstrap_iters=0) as tracker:
             await _start(tracker)
-            with pytest.raises(RunStateError, match=f"still running \\(pid {os.getpid()}"):
+            with pytest.raises(RunStateError, match=f"held by the live run, pid {os.getpid()}"):
                 await recover(tracker.workdir)
 
 
@@ -267,7 +267,7 @@ async def test_resuming_a_live_run_is_refused(tmp_path: Path) -> None:
     """resume_from a run that is still running in a live process fails on entry."""
     with anyio.fail_after(30):
         async with EvaluationTracker(tmp_path, bootstrap_iters=0) as a:
-            with pytest.raises(RunStateError, match="still running"):
+            with pytest.raises(RunStateError, match="held by the live run"):
                 async with EvaluationTracker(tmp_path, resume_from=a.workdir):
                     pass
 

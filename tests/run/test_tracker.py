@@ -188,7 +188,7 @@ def test_saved_run_keeps_only_its_status_marker(run: tuple[Any, dict[str, Sent],
     result, _, _ = run
     assert result.ok
     workdir = Path(result.workdir)
-    assert sorted(p.name for p in workdir.iterdir()) == ["run.json", "status.json"]
+    assert sorted(p.name for p in workdir.iterdir()) == ["lock", "run.json", "status.json"]
     status = json.loads((workdir / "status.json").read_text())
     assert status["state"] == "saved" and status["results_path"] == result.results_path
 

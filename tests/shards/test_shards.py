@@ -127,7 +127,9 @@ async def test_shards_of_different_models_are_refused_before_any_output(tmp_path
     with pytest.raises(ShardMismatchError, match=r"shard 1 logged a different model \(model_sha\)"):
         await merge(out, "m")
     assert not (tmp_path / "results").exists() and not (tmp_path / "details").exists()
-    assert set((tmp_path / ".evalstream").iterdir()) == before  # the merge left nothing
+    # the merge left no run folder, and of its own working folder only the lock file
+    assert set((tmp_path / ".evalstream").iterdir()) - before == {tmp_path / ".evalstream/merges"}
+    assert [p.name for p in (tmp_path / ".evalstream/merges/m").iterdir()] == ["lock"]
 
 
 async def test_shards_of_different_task_configs_are_refused(tmp_path: Path) -> None:

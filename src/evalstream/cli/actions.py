@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from evalstream._errors import ConfigError
+from evalstream._errors import ConfigError, EvalStreamError
 from evalstream.cli.output import progress
+from evalstream.durability.runstate import ResumeAbandonedError
 
 if TYPE_CHECKING:
     import argparse
@@ -97,12 +98,23 @@ def recover(args: argparse.Namespace) -> int:
         states = ", ".join(sorted({e.status for e in entries})) or "none"
         print(f"no dead runs to recover in {target} ({len(entries)} run(s): {states})")
         return 0
-    ok = True
-    for entry in dead:
+    failed: list[str] = []
+    for entry in dead:  # every run it can; the others are reported, never a stop
         assert entry.run_dir is not None
         print(f"run {entry.run_id} ({entry.status}):")
-        ok = _recover_one(Path(entry.run_dir), args) and ok
-    return 0 if ok else 1
+        try:
+            if not _recover_one(Path(entry.run_dir), args):
+                failed.append(f"{entry.run_id}: an output failed")
+        except ResumeAbandonedError as exc:  # not a failure: its predecessor is the run
+            print(f"  {exc}")
+        except EvalStreamError as exc:
+            print(f"  not recovered: {exc}")
+            failed.append(f"{entry.run_id}: {exc}")
+    if failed:
+        print(f"{len(failed)} of {len(dead)} run(s) not recovered:")
+        for line in failed:
+            print(f"  {line}")
+    return 0 if not failed else 1
 
 
 def read_token(args: argparse.Namespace) -> str | None:

@@ -17,6 +17,8 @@ import xxhash
 from evalstream._errors import RunStateError
 from evalstream._messages import EndOfRun, RunMessage, SampleBatch, ScoredSample
 from evalstream.durability.journal import JournalScan, scan_journal
+from evalstream.durability.killpoints import reached
+from evalstream.durability.owner import RunBusyError, RunLock, claim, held
 from evalstream.durability.runstate import RunStatus, is_alive, read_status, update_status
 
 if TYPE_CHECKING:
@@ -63,6 +65,12 @@ class ResumeState:
         self._details = details
         self._metrics = metrics
         self.skipped = 0
+        self.lock: RunLock | None = None
+
+    def release(self) -> None:
+        """Let the dead run's lock go (after the hand-over, or a failed start)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def seen(self, sample: ScoredSample) -> bool:
         """True (and counted) when the dead run already logged what this sample would log.
@@ -95,62 +103,107 @@ class ResumeState:
             update_status(self.run_dir, self.status, state="resumed", successor=successor)
 
 
-def check_dead(run_dir: Path) -> RunStatus | None:
-    """The status of ``run_dir``; raises saying what is true when there is nothing to recover:
-    the folder does not exist, its run was saved, recovered or resumed, it is no run folder, or
-    its run is alive."""
+_DONE = {
+    "saved": "already saved (results: {results}): nothing to recover",
+    "recovered": "already recovered into {results}",
+    "resumed": "already resumed by run {successor}: nothing to recover",
+    "abandoned": "an interrupted resume, abandoned: its predecessor {predecessor} is the run",
+}
+
+
+def claim_dead(run_dir: Path, purpose: str) -> tuple[RunLock, RunStatus | None]:
+    """Take the lock of the dead run in ``run_dir`` for ``purpose`` (recover, resume), and its
+    status; raises saying what is true when there is nothing to take: the folder does not
+    exist, is no run folder, its run is finished, or a process holds it (the live run, or
+    another recover or resume: RunBusyError names it)."""
     if not run_dir.exists():
         raise RunStateError(f"{run_dir} does not exist")
     status = read_status(run_dir)
-    if status is not None and status.state in ("saved", "recovered", "resumed"):
-        what = {
-            "saved": f"already saved (results: {status.results_path}): nothing to recover",
-            "recovered": f"already recovered into {status.results_path}",
-            "resumed": f"already resumed by run {status.successor}: nothing to recover",
-        }[status.state]
-        raise RunStateError(f"the run in {run_dir} was {what}")
+    _refuse_finished(run_dir, status)
     if not (run_dir / "journal").is_dir():
         raise RunStateError(
             f"{run_dir} holds no journal, so it is not a run folder that can be recovered; pass "
             "a run folder (OUTPUT_DIR/.evalstream/RUN_ID), or OUTPUT_DIR to recover its dead runs"
         )
-    if status is not None and is_alive(status):
-        raise RunStateError(
-            f"the run in {run_dir} is still running (pid {status.pid} on {status.host}); "
-            "stop it first"
+    legacy = held(run_dir) is None  # written before locks: its pid is all there is
+    lock = claim(run_dir, purpose)
+    try:
+        status = read_status(run_dir)  # again, under the lock: the holder may just have ended
+        _refuse_finished(run_dir, status)
+        if legacy and status is not None and is_alive(status):
+            raise RunBusyError(
+                f"the run in {run_dir} is still running (pid {status.pid} on {status.host}); "
+                "stop it first"
+            )
+    except BaseException:
+        lock.release()
+        raise
+    return lock, status
+
+
+def _refuse_finished(run_dir: Path, status: RunStatus | None) -> None:
+    if status is not None and status.state in _DONE:
+        what = _DONE[status.state].format(
+            results=status.results_path,
+            successor=status.successor,
+            predecessor=status.predecessor,
         )
-    return status
+        raise RunStateError(f"the run in {run_dir} was {what}")
 
 
 def load_resume(run_dir: Path) -> ResumeState:
     """Read a dead run's sample keys for resuming (blocking); its messages stream later."""
-    status = check_dead(run_dir)
-    folder = run_dir / "journal"
-    scan = JournalScan()
-    details: set[tuple[str, str]] = set()
-    metrics: set[tuple[str, str]] = set()
-    for message in scan_journal(folder, scan=scan):
-        if isinstance(message, SampleBatch):
-            for sample in message.samples:
-                key = doc_key(sample)
-                if sample.scope != "metrics":
-                    details.add(key)
-                if sample.scope != "details":
-                    metrics.add(key)
-    return ResumeState(run_dir, status, JournalMessages(folder), details, metrics, scan.corrupt)
+    lock, status = claim_dead(run_dir, "a resume")
+    try:
+        folder = run_dir / "journal"
+        scan = JournalScan()
+        details: set[tuple[str, str]] = set()
+        metrics: set[tuple[str, str]] = set()
+        for message in scan_journal(folder, scan=scan):
+            if isinstance(message, SampleBatch):
+                for sample in message.samples:
+                    key = doc_key(sample)
+                    if sample.scope != "metrics":
+                        details.add(key)
+                    if sample.scope != "details":
+                        metrics.add(key)
+    except BaseException:
+        lock.release()
+        raise
+    state = ResumeState(run_dir, status, JournalMessages(folder), details, metrics, scan.corrupt)
+    state.lock = lock
+    return state
+
+
+async def open_resume(run_dir: Path | None) -> ResumeState | None:
+    """``load_resume`` off the event loop, for ``resume_from`` (None: no resume)."""
+    if run_dir is None:
+        return None
+    return await anyio.to_thread.run_sync(load_resume, run_dir)
 
 
 async def replay_journal(
-    resume: ResumeState, feed: Callable[[RunMessage], Awaitable[None]], successor: str
+    resume: ResumeState,
+    feed: Callable[[RunMessage], Awaitable[None]],
+    successor: str,
+    synced: Callable[[], Awaitable[None]],
 ) -> None:
-    """Feed a dead run's journal to ``feed`` (all but its end of run), then mark it resumed.
+    """Feed a dead run's journal to ``feed`` (all but its end of run), then hand the run over.
 
-    The journal is read and decoded in worker threads, in chunks, so a long journal never
-    holds the event loop.
+    The hand-over is one step: once the replay is fsynced in the new run's journal (``synced``),
+    the dead run is marked ``resumed`` by ``successor``. Killed before that, the new run is an
+    interrupted resume (``recover`` abandons it and recovers the dead run); after it, the new
+    run holds everything. The dead run's lock is held until then, so two resumes of one run
+    cannot both take it. The journal is read and decoded in worker threads, in chunks, so a
+    long journal never holds the event loop.
     """
     messages = iter(resume.messages)
     while chunk := await anyio.to_thread.run_sync(lambda: list(islice(messages, 256))):
         for message in chunk:
             if not isinstance(message, EndOfRun):
                 await feed(message)
+                reached("resume.replaying")
+    await synced()
+    reached("resume.replayed")
     await anyio.to_thread.run_sync(resume.mark_resumed, successor)
+    reached("resume.marked")

@@ -1,12 +1,11 @@
 """The run's status marker and settings, beside its journal in the working folder.
 
 ``status.json`` says whether a run is ``running``, ``saved``, ``failed``, ``cancelled``,
-``recovered`` or ``resumed``, with the pid, host and start time, and is replaced atomically, so
-a reader can tell a finished run from a dead one: a ``running`` run whose pid is gone from its
-host is dead and can be recovered. A pid that a newer process reuses (a restarted container
-often gets the same pid and host name) does not count as alive: on Linux the process's start
-time must not be later than the run's. ``run.json`` keeps the tracker settings recovery needs.
-Write failures are StorageErrors that say what to do.
+``recovered``, ``resumed`` or ``abandoned``, with the pid, host and start time, and a save under
+way (``saving``); it is replaced atomically. Whether a ``running`` run is alive is told by its
+lock (``owner.py``); ``is_alive`` here, from the pid and start time, only serves folders written
+before locks. ``run.json`` keeps the tracker settings recovery needs. Write failures are
+StorageErrors that say what to do.
 """
 
 from __future__ import annotations
@@ -19,11 +18,33 @@ from typing import Any, Literal
 
 import msgspec
 
+from evalstream._errors import RunStateError
 from evalstream._options import DEFAULTS, Options
 from evalstream._types import DetailsLayout
 from evalstream.durability.storage import atomic_write, fsync_dir, translate_oserror
 
-RunState = Literal["running", "saved", "failed", "cancelled", "recovered", "resumed"]
+RunState = Literal["running", "saved", "failed", "cancelled", "recovered", "resumed", "abandoned"]
+"""``abandoned``: a resume killed before it took over its predecessor (which is recovered
+instead); nothing of it counts."""
+
+
+class ResumeAbandonedError(RunStateError):
+    """A resume interrupted before it took its predecessor over: abandoned, not recovered
+    (the predecessor holds everything and is recovered instead)."""
+
+
+class SaveIntent(msgspec.Struct, frozen=True, kw_only=True):
+    """A save under way, recorded before its first file is written.
+
+    ``recover`` completes it: the results file at (model, date) on disk means the save wrote
+    everything (results come last), and only the marker is missing; no results file means the
+    save is redone under the same date, over whatever details it had written. So a save is
+    never doubled, whichever step the process died at.
+    """
+
+    date_id: str
+    model_name: str
+    by: Literal["save", "recover", "merge"] = "save"
 
 
 class RunStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +59,9 @@ class RunStatus(msgspec.Struct, frozen=True, kw_only=True):
     results_path: str | None = None
     error: str | None = None
     successor: str | None = None
+    saving: SaveIntent | None = None
+    predecessor: str | None = None
+    """A resumed run: the folder of the dead run whose journal it replays first."""
 
 
 class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,9 +94,10 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
         }
 
 
-def new_status(run_id: str, start_time: float) -> RunStatus:
+def new_status(run_id: str, start_time: float, predecessor: str | None = None) -> RunStatus:
     """The ``running`` status of this process."""
     return RunStatus(
+        predecessor=predecessor,
         state="running",
         run_id=run_id,
         pid=os.getpid(),

@@ -104,12 +104,13 @@ class OutputStore:
         text = os.fspath(output_dir)
         if not text:
             raise UnsafeNameError("output_dir is empty; give a folder path or an fsspec URL")
-        self.target = text
         self.remote = is_remote(text)
         if self.remote:
             self.root = Path(tempfile.gettempdir()) / "evalstream-staging"
         else:
             self.root = Path(text.removeprefix("file://")).expanduser().absolute()
+        # recorded absolute: recover, run from any folder, writes where the run wrote
+        self.target = text if self.remote else str(self.root)
 
     def local(self, relpath: str) -> Path:
         """Local path of ``relpath``; raises if it would leave the output folder.
@@ -158,6 +159,18 @@ class OutputStore:
             dest = base.rstrip("/") + "/" + rel
             fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
             fs.put_file(str(self.local(rel)), dest)
+
+    def read_sync(self, relpath: str) -> bytes | None:
+        """The bytes at ``relpath`` in the target, or None when there is no such file
+        (blocking): where a save intent's results file is looked for."""
+        if not self.remote:
+            path = self.local(relpath)
+            return path.read_bytes() if path.is_file() else None
+        import fsspec
+
+        fs, _, (base,) = fsspec.get_fs_token_paths(self.target)
+        dest = base.rstrip("/") + "/" + relpath
+        return fs.cat_file(dest) if fs.exists(dest) else None
 
     async def write(self, relpath: str, data: bytes) -> Path:
         """Atomically write in a worker thread; on cancellation the write completes or is undone."""

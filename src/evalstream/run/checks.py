@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from evalstream._errors import InvalidSampleError, MetricValueError
+from evalstream._errors import InvalidSampleError, MetricValueError, RunStateError
 from evalstream._messages import ENCODER
 
 if TYPE_CHECKING:
@@ -264,3 +264,11 @@ def unstorable(
 def _short(value: object) -> str:
     text = repr(value)
     return f"{text[:40]}{'...' if len(text) > 40 else ''} ({type(value).__name__})"
+
+
+def not_running(state: str) -> RunStateError:
+    """The error of a call the tracker cannot take in ``state`` (not entered, saved, ...)."""
+    if state == "new":
+        return RunStateError("use the tracker inside 'async with EvaluationTracker(...)'")
+    fix = "fix the error and call save() again" if state == "unsaved" else "start a new tracker"
+    return RunStateError(f"the run is {state}; nothing can be logged after save(): {fix}")

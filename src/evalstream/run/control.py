@@ -33,6 +33,13 @@ class RunControl:
         """Recovery: what the actors cannot replay is skipped and counted, not fatal."""
         self.partial: dict[str, Any] | None = None
         """Recovery and merge: the ``evalstream`` section of the results (what was found)."""
+        self.date_id = ""
+        """Recovery and merge: the date their save intent recorded (else a new one)."""
+
+    def serve(self, workdir: Path) -> None:
+        """Recovery and merge, before ``__aenter__``: work in ``workdir``, a folder inside the
+        run they serve, so their state never shows as a run of its own."""
+        self._host.serve(workdir)
 
     @property
     def model(self) -> ModelInfo | None:

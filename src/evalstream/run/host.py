@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -29,6 +29,8 @@ from evalstream.actors.metrics import MetricsActor
 from evalstream.actors.task_config import TaskConfigActor
 from evalstream.actors.versions import VersionsActor
 from evalstream.durability.journal import Journal
+from evalstream.durability.owner import RunLock, claim
+from evalstream.durability.resume import replay_journal
 from evalstream.durability.runstate import (
     RunSettings,
     RunStatus,
@@ -52,11 +54,13 @@ def is_cancellation(exc: BaseException) -> bool:
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
     from anyio.abc import TaskGroup, TaskStatus
 
     from evalstream._errors import EvalStreamError
     from evalstream._messages import RunMessage, Score
+    from evalstream.durability.resume import ResumeState
     from evalstream.durability.storage import OutputStore
     from evalstream.run.runtime import Runtime
     from evalstream.stats.compute import AggregationRegistry
@@ -92,12 +96,10 @@ class RunHost:
         self.inbox_capacity = inbox_capacity
         stamp = datetime.fromtimestamp(start_time).astimezone().strftime("%Y%m%dT%H%M%S")
         self.run_id = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.workdir = store.local(f".evalstream/{self.run_id}")
-        self.journal = Journal(
-            self.workdir / "journal",
-            flush_interval=flush_interval,
-            flush_every=flush_every_frames,
-        )
+        self._flush = (flush_interval, flush_every_frames)
+        self.serve(store.local(f".evalstream/{self.run_id}"))
+        self.predecessor: str | None = None  # resume_from: the dead run this one takes over
+        self.lock: RunLock | None = None
         self.coordinator: Coordinator | None = None
         self._status: RunStatus | None = None
         self._tg: TaskGroup | None = None
@@ -105,12 +107,20 @@ class RunHost:
         self._status_lock = anyio.Lock()
         self._replaying = False
 
+    def serve(self, workdir: Path) -> None:
+        """Work in ``workdir`` (before ``start``): a run's own folder under ``.evalstream``, or
+        for recover and merge a folder inside the run they serve, so their working state
+        never shows as a run of its own."""
+        self.workdir = workdir
+        interval, every = self._flush
+        self.journal = Journal(workdir / "journal", flush_interval=interval, flush_every=every)
+
     async def start(self) -> Coordinator:
         """Join the runtime, write the marker and settings, start the journal and the actors."""
         runtime = self.runtime = self.runtime or default_runtime()
         runtime.attach(self)
         self.ended = anyio.Event()
-        status = new_status(self.run_id, self.start_time)
+        status = new_status(self.run_id, self.start_time, self.predecessor)
         try:
             channels = runtime.pool.channels(self.workers)
             with anyio.CancelScope(shield=True):  # short; a cancellation lands once the run is up
@@ -164,6 +174,9 @@ class RunHost:
                 task_status.started()
 
     def _prepare(self, status: RunStatus) -> None:
+        # the lock before anything else: from its first file on, the folder has its owner
+        make_dirs_durable(self.workdir)
+        self.lock = claim(self.workdir, "the live run")
         # the journal folder too: a run folder is recoverable from its first moment
         make_dirs_durable(self.journal.folder)
         write_settings(self.workdir, self.settings)
@@ -271,7 +284,10 @@ class RunHost:
             exc.add_note(f"evalstream: the run's background tasks also failed: {error!r}")
 
     def _detach(self) -> None:
-        """Leave the runtime (its channels are closed by then, or never opened)."""
+        """Leave the runtime (its channels are closed by then, or never opened), and let the
+        run's lock go: nothing of this process touches the folder after this."""
+        if self.lock is not None:
+            self.lock.release()
         if self.ended is not None:
             self.ended.set()
         if self.runtime is not None:
@@ -341,6 +357,15 @@ class RunHost:
         if self.coordinator.faults.forgive() is not None:
             await self.set_status(state="running", error=None)
 
+    async def take_over(
+        self, resume: ResumeState, feed: Callable[[RunMessage], Awaitable[None]]
+    ) -> None:
+        """``resume_from``: replay the dead run's journal into this run through ``feed``, then
+        take the dead run over (``replay_journal``'s hand-over)."""
+        await self.replay(
+            partial(replay_journal, resume, feed, self.run_id, self.journal.wait_synced)
+        )
+
     def failure(self, *, faults: bool = True) -> EvalStreamError | None:
         """A storage failure, an actor fault or the runtime's shutdown producers must see."""
         if self.shut_down is not None:
@@ -373,8 +398,3 @@ class RunHost:
         assert self.coordinator is not None
         await self.journal.append(encoded)
         await self.coordinator.route_scores(scores, shards)
-
-    def clean(self) -> None:
-        """Drop the journal and segments of a saved run; keep its status marker (blocking)."""
-        for name in ("journal", "segments", "rebuild"):
-            shutil.rmtree(self.workdir / name, ignore_errors=True)

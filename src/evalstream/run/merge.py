@@ -31,14 +31,22 @@ from evalstream._errors import (
     ShardMismatchError,
 )
 from evalstream._messages import DECODER, EndOfRun, SampleBatch, ScoredSample
+from evalstream._naming import make_date_id
 from evalstream._summary import RunResult
 from evalstream._types import ModelInfo
 from evalstream.durability.frames import FrameScan, iter_frames
+from evalstream.durability.killpoints import reached
+from evalstream.durability.owner import claim
+from evalstream.durability.runstate import SaveIntent, make_dirs_durable
+from evalstream.durability.storage import OutputStore, atomic_write
+from evalstream.run.save import finished_save
 from evalstream.shards.objects import MERGED, ObjectFolder, run_prefix
 from evalstream.shards.plan import MergePlan, plan_merge
 from evalstream.shards.union import Duplicates, ShardIdentity
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from evalstream._messages import RunMessage
     from evalstream.run.tracker import EvaluationTracker
 
@@ -210,42 +218,129 @@ async def merge(
     ...). Raises MergeError (ShardMismatchError for shards of different evaluations). Merging
     input already merged returns that run and does nothing else (publish it with ``push``).
     """
-    from evalstream.run.tracker import EvaluationTracker  # the merge drives a tracker
-
     folder = await anyio.to_thread.run_sync(ObjectFolder, output_dir)
     plan = await _plan(folder, run, partial, wait)
     marker_rel = f"{run_prefix(run)}/{MERGED}"
     marker = await anyio.to_thread.run_sync(_read_marker, folder, marker_rel)
     if marker is not None and marker.fingerprint == plan.fingerprint:
         return _result(plan, marker.result, marker.duplicates, already=True)
+    store = OutputStore(output_dir)
+    tx = store.local(f".evalstream/merges/{run}")
+    await anyio.to_thread.run_sync(make_dirs_durable, tx)
+    lock = await anyio.to_thread.run_sync(claim, tx, "merge")
+    try:
+        return await _merge_held(folder, plan, store, tx, marker_rel, model_name, tracker_options)
+    finally:
+        lock.release()
+
+
+class _Intent(msgspec.Struct, frozen=True, kw_only=True):
+    """The merge's save intent, recorded before its first file: a merge killed at any point
+    and run again completes that save, or redoes it under the same date, never a second."""
+
+    fingerprint: str
+    save: SaveIntent
+
+
+async def _merge_held(
+    folder: ObjectFolder,
+    plan: MergePlan,
+    store: OutputStore,
+    tx: Path,
+    marker_rel: str,
+    model_name: str | None,
+    tracker_options: dict[str, Any],
+) -> MergeResult:
+    """The merge, holding its lock: the working state lives in ``tx`` (``.evalstream/merges/
+    RUN``, never a run folder of its own), and is removed once the marker is written."""
+    from evalstream.run.tracker import EvaluationTracker  # the merge drives a tracker
+
+    intent = await anyio.to_thread.run_sync(_read_intent, tx, plan.fingerprint)
+    if intent is not None:
+        done = await anyio.to_thread.run_sync(finished_save, store, intent.save, str(tx))
+        if done is not None:
+            return await _finish(folder, plan, tx, marker_rel, done, {})
+    work = tx / "work"
+    await anyio.to_thread.run_sync(lambda: shutil.rmtree(work, ignore_errors=True))
     settings = plan.shards[0].manifest.settings
-    tracker = EvaluationTracker(output_dir, **(settings.tracker_options() | tracker_options))
+    tracker = EvaluationTracker(store.target, **(settings.tracker_options() | tracker_options))
+    tracker.control.serve(work)
     replay = _Replay(tracker, plan)
-    refused: EvalStreamError | None = None
-    async with tracker:
-        try:
-            await replay.run(folder)
-        except EvalStreamError as exc:  # a mismatch, a damaged chunk, an unreadable folder
-            refused = exc
-        else:
-            tracker.control.partial = replay.section()
-            if model_name is not None:
-                await tracker.log_model_info(ModelInfo(model_name=model_name))
-            result = await tracker.save()
-    if refused is not None:
-        # refused before save(): no output was written; drop the merge's own working folder
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(tracker.workdir, ignore_errors=True))
-        raise refused
+    try:
+        async with tracker:
+            await replay.run(folder)  # a mismatch is refused here, before anything is written
+            result = await _save(tracker, replay, plan, intent, tx, model_name)
+    except EvalStreamError:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(work, ignore_errors=True))
+        raise
+    reached("merge.saved")
     duplicates = dict(sorted(replay.duplicates.dropped.items()))
     # once the local files exist a re-run returns this run; a failed Hub push is retried with
     # `evalstream push`, as for any run
     local = result.output("local")
-    if local is not None and local.ok:
-        rel = result.results_path.removeprefix(folder.url).lstrip("/")
-        marker = _Marker(
-            fingerprint=plan.fingerprint, result=result, duplicates=duplicates, results_rel=rel
-        )
-        await anyio.to_thread.run_sync(folder.put, marker_rel, msgspec.json.encode(marker))
+    if local is None or not local.ok:
+        return _result(plan, result, duplicates, already=False)
+    return await _finish(folder, plan, tx, marker_rel, result, duplicates)
+
+
+async def _save(
+    tracker: EvaluationTracker,
+    replay: _Replay,
+    plan: MergePlan,
+    intent: _Intent | None,
+    tx: Path,
+    model_name: str | None,
+) -> RunResult:
+    """Record the save intent (the date of an interrupted merge's, if any), then save."""
+    tracker.control.partial = replay.section()
+    if model_name is not None:
+        await tracker.log_model_info(ModelInfo(model_name=model_name))
+    model = tracker.control.model
+    if model is None:
+        raise MergeError("the shards never logged the model; pass model_name= to merge")
+    reached("merge.replayed")
+    date_id = intent.save.date_id if intent is not None else make_date_id()
+    intent = _Intent(
+        fingerprint=plan.fingerprint,
+        save=SaveIntent(date_id=date_id, model_name=model.model_name, by="merge"),
+    )
+    await anyio.to_thread.run_sync(atomic_write, tx / "intent.json", msgspec.json.encode(intent))
+    reached("merge.intent")
+    tracker.control.date_id = date_id
+    return await tracker.save()
+
+
+def _drop_state(tx: Path) -> None:
+    """The merge's working state, once its marker is written (the lock file stays, so a
+    prober always finds one)."""
+    shutil.rmtree(tx / "work", ignore_errors=True)
+    (tx / "intent.json").unlink(missing_ok=True)
+
+
+def _read_intent(tx: Path, fingerprint: str) -> _Intent | None:
+    """The intent of an interrupted merge of this same input, if any."""
+    try:
+        intent = msgspec.json.decode((tx / "intent.json").read_bytes(), type=_Intent)
+    except (OSError, msgspec.DecodeError):
+        return None
+    return intent if intent.fingerprint == fingerprint else None
+
+
+async def _finish(
+    folder: ObjectFolder,
+    plan: MergePlan,
+    tx: Path,
+    marker_rel: str,
+    result: RunResult,
+    duplicates: dict[str, int],
+) -> MergeResult:
+    """Write ``merged.json`` (a re-run returns this run), then drop the working state."""
+    rel = result.results_path.removeprefix(folder.url).lstrip("/")
+    marker = _Marker(
+        fingerprint=plan.fingerprint, result=result, duplicates=duplicates, results_rel=rel
+    )
+    await anyio.to_thread.run_sync(folder.put, marker_rel, msgspec.json.encode(marker))
+    await anyio.to_thread.run_sync(_drop_state, tx)
     return _result(plan, result, duplicates, already=False)
 
 

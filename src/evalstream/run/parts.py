@@ -75,6 +75,7 @@ class RunParts:
             keep_workdir=self.control.options.keep_workdir,
             write=shard_write(self.shard),
             strict=not self.control.contain_faults,
+            date_id=self.control.date_id,
         )
 
     def save_plan(self, model_name: str) -> SavePlan:

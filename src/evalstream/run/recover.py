@@ -12,6 +12,7 @@ actor cannot apply (``skipped``), are skipped and counted there.
 
 from __future__ import annotations
 
+import shutil
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,10 +21,22 @@ import anyio
 
 from evalstream._errors import ConfigError
 from evalstream._messages import EndOfRun, NumDocs, SampleBatch, ScoredSample, TasksDeclared
+from evalstream._naming import make_date_id
 from evalstream._types import ModelInfo
 from evalstream.durability.journal import JournalScan, scan_journal, segment_paths
-from evalstream.durability.resume import check_dead
-from evalstream.durability.runstate import read_settings, update_status
+from evalstream.durability.killpoints import reached
+from evalstream.durability.resume import claim_dead
+from evalstream.durability.runstate import (
+    ResumeAbandonedError,
+    RunSettings,
+    RunStatus,
+    SaveIntent,
+    read_settings,
+    read_status,
+    update_status,
+)
+from evalstream.durability.storage import OutputStore, is_remote
+from evalstream.run.save import finished_save
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -122,19 +135,85 @@ async def recover(
 ) -> RunResult:
     """Rebuild and save the results and details of the dead run in ``run_dir``.
 
+    A transaction on that run: recovery holds the run's lock (a second recover, or the live
+    run, is refused), works in ``run_dir/recovery`` (never a run folder of its own), and
+    records its save intent in the run's marker before writing, so a recovery killed at any
+    point and run again writes exactly one results file. A save the run itself (or an earlier
+    recovery) had finished but not marked is completed without writing anything.
+
     ``on_progress(bytes_read, journal_bytes)`` is called as the journal is replayed (progress
     bars).
 
-    Raises RunStateError when ``run_dir`` is not a run folder, or its run is alive or was
-    already saved, recovered or resumed.
+    Raises RunStateError when ``run_dir`` is not a run folder, or its run is alive (RunBusyError),
+    was already saved, recovered or resumed, or is an interrupted resume (abandoned now: its
+    predecessor is the run to recover).
     """
-    run_dir = Path(run_dir)
-    status = await anyio.to_thread.run_sync(check_dead, run_dir)
-    settings = await anyio.to_thread.run_sync(read_settings, run_dir)
-    target = output_dir or (settings.output_dir if settings else str(run_dir.parent.parent))
+    run_dir = Path(await anyio.Path(run_dir).absolute())
+    lock, status = await anyio.to_thread.run_sync(claim_dead, run_dir, "recover")
+    try:
+        reached("recover.claimed")
+        settings = await anyio.to_thread.run_sync(read_settings, run_dir)
+        store = OutputStore(output_dir or _where(run_dir, settings))
+        await anyio.to_thread.run_sync(_check_resume, run_dir, status)
+        done = await anyio.to_thread.run_sync(_completed, run_dir, status, store)
+        if done is not None:
+            return done
+        return await _rebuild(run_dir, status, settings, store, model_name, on_progress)
+    finally:
+        lock.release()
+
+
+def _where(run_dir: Path, settings: RunSettings | None) -> str:
+    """The run's output folder: where the run folder is now (it may have been moved), or the
+    remote target it published to."""
+    if settings is not None and is_remote(settings.output_dir):
+        return settings.output_dir
+    return str(run_dir.parent.parent)
+
+
+def _check_resume(run_dir: Path, status: RunStatus | None) -> None:
+    """A resumed run that died before taking its predecessor over holds a partial copy of the
+    predecessor's journal: it is abandoned, and the predecessor is the run to recover."""
+    if status is None or status.predecessor is None:
+        return
+    before = read_status(Path(status.predecessor))
+    if before is not None and before.state == "resumed" and before.successor == status.run_id:
+        return
+    update_status(run_dir, status, state="abandoned", error="interrupted before the hand-over")
+    raise ResumeAbandonedError(
+        f"the run in {run_dir} is a resume of {status.predecessor} interrupted before it took "
+        f"that run over: abandoned; recover {status.predecessor} instead"
+    )
+
+
+def _completed(run_dir: Path, status: RunStatus | None, store: OutputStore) -> RunResult | None:
+    """The results of a save that wrote its results file but died before its marker: the
+    marker is completed, nothing is written again (blocking). Without the file, the save is
+    redone under the same date, over the details it had written."""
+    intent = status.saving if status is not None else None
+    if status is None or intent is None:
+        return None
+    result = finished_save(store, intent, str(run_dir))
+    if result is not None:
+        state = "saved" if intent.by == "save" else "recovered"
+        update_status(run_dir, status, state=state, results_path=result.results_path, saving=None)
+    return result
+
+
+async def _rebuild(
+    run_dir: Path,
+    status: RunStatus | None,
+    settings: RunSettings | None,
+    store: OutputStore,
+    model_name: str | None,
+    on_progress: Callable[[int, int], None] | None,
+) -> RunResult:
     from evalstream.run.tracker import EvaluationTracker  # recovery drives a tracker
 
-    tracker = EvaluationTracker(target, **(settings.tracker_options() if settings else {}))
+    work = run_dir / "recovery"
+    await anyio.to_thread.run_sync(lambda: shutil.rmtree(work, ignore_errors=True))
+    tracker = EvaluationTracker(store.target, **(settings.tracker_options() if settings else {}))
+    tracker.control.serve(work)
     tracker.control.contain_faults = True  # what cannot be replayed is skipped and counted
     scan = JournalScan()
     messages = scan_journal(run_dir / "journal", scan=scan)
@@ -160,14 +239,40 @@ async def recover(
         }
         if model_name is not None:
             await tracker.log_model_info(ModelInfo(model_name=model_name))
-        try:
-            result = await tracker.save()
-        except ConfigError as exc:
-            raise ConfigError(f"{exc}; pass model_name= (or --model-name) to recover") from exc
-    if status is not None:
+        model = tracker.control.model
+        if model is None:
+            raise ConfigError(
+                f"the run in {run_dir} never logged its model; pass model_name= (or "
+                "--model-name) to recover"
+            )
+        reached("recover.replayed")
+        old = status.saving if status is not None else None
+        intent = SaveIntent(
+            date_id=old.date_id if old is not None else make_date_id(),
+            model_name=model.model_name,
+            by="recover",
+        )
+        status = await anyio.to_thread.run_sync(_record_intent, run_dir, status, intent)
+        reached("recover.intent")
+        tracker.control.date_id = intent.date_id
+        result = await tracker.save()
+    reached("recover.saved")
+    local = result.output("local")
+    if local is not None and local.ok:
         await anyio.to_thread.run_sync(
             lambda: update_status(
-                run_dir, status, state="recovered", results_path=result.results_path
+                run_dir, status, state="recovered", results_path=result.results_path, saving=None
             )
         )
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(work, ignore_errors=True))
     return result
+
+
+def _record_intent(run_dir: Path, status: RunStatus | None, intent: SaveIntent) -> RunStatus:
+    """The recovery's save intent in the dead run's marker (one is made for a run that died
+    before writing its own)."""
+    if status is None:
+        status = RunStatus(
+            state="running", run_id=run_dir.name, pid=0, host="", start_time=0.0, updated=0.0
+        )
+    return update_status(run_dir, status, saving=intent)

@@ -11,16 +11,20 @@ run journaled and marked, so ``evalstream recover`` can finish it.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 
 from evalstream._errors import EvalStreamError, StorageError
 from evalstream._messages import EndOfRun
-from evalstream._naming import make_date_id
+from evalstream._naming import details_path, make_date_id, results_path
 from evalstream._summary import OutputOutcome, RunResult
+from evalstream.durability.killpoints import reached
+from evalstream.durability.runstate import SaveIntent
 from evalstream.shards.writer import ShardWriter
 from evalstream.sinks.outputs import SavedRun, write_outputs
 from evalstream.sinks.results import count_nonfinite, encode_results, summary_general
@@ -28,6 +32,7 @@ from evalstream.stats.compute import derive_rows
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
+    from pathlib import Path
 
     from evalstream.durability.storage import OutputStore
     from evalstream.run.coordinator import Coordinator
@@ -50,6 +55,7 @@ class SaveSteps:
     keep_workdir: bool
     write: WriteFn | None = None  # None: the outputs; a shard's save() uploads instead
     strict: bool = True  # False in recovery: what the actors skipped goes in the partial section
+    date_id: str = ""  # recover and merge: the date their save intent recorded
 
 
 @dataclass
@@ -100,11 +106,18 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
                 progress.ended = True
                 await steps.close_live()
             await journal.wait_synced()
-            progress.date_id = progress.date_id or make_date_id()
+            reached("save.ended")
+            progress.date_id = progress.date_id or steps.date_id or make_date_id()
             if steps.write is None:
+                # before the first file: a save killed from here on is completed or redone
+                # under this date by `recover`, never written twice (SaveIntent)
+                intent = SaveIntent(date_id=progress.date_id, model_name=plan.model_name)
+                await host.set_status(saving=intent)
+                reached("save.intent")
                 coordinator.details.set_output(plan.store.root, plan.model_name, progress.date_id)
             await coordinator.close()  # the details workers write the parquet files now
             progress.closed = True
+            reached("save.details")
             fault = host.fault_error()
             if fault is not None and steps.strict:
                 raise fault
@@ -124,6 +137,7 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
             with contextlib.suppress(StorageError):  # a full disk cannot take the marker either
                 await host.set_status(state="cancelled" if cancelled else "failed", error=repr(exc))
         raise
+    reached("save.outputs")
     primary = primary_outcome(result)
     saved = primary is not None and primary.ok
     # the outputs are written: a cancellation from here on would leave files the caller never
@@ -132,13 +146,48 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
         await host.set_status(
             state="saved" if saved else "failed",
             results_path=result.results_path or None,
+            **({"saving": None} if saved else {}),  # a failed save is redone under its date
             error=None if saved else f"{primary and primary.error}; call save() again once fixed",
         )
         if saved:
+            reached("save.marked")
             await journal.close()
             if not steps.keep_workdir:
-                await anyio.to_thread.run_sync(host.clean)
+                await anyio.to_thread.run_sync(_clean, host.workdir)
     return result
+
+
+def finished_save(store: OutputStore, intent: SaveIntent, workdir: str) -> RunResult | None:
+    """The run an interrupted save had finished writing: the results file at the intent's
+    (model, date), read back; None when there is none (blocking). Results are written last, so
+    the file means the details before it are complete."""
+    rel = results_path(intent.model_name, intent.date_id)
+    raw = store.read_sync(rel)
+    if raw is None:
+        return None
+    url = store.url(rel)
+    results = msgspec.json.decode(raw)
+    model, date_id = intent.model_name, intent.date_id
+    details = {t: details_path(model, date_id, t) for t in results.get("summary_tasks", {})}
+    return RunResult(
+        date_id=date_id,
+        model_name=model,
+        results=results,
+        results_path=url,
+        details_paths={
+            t: store.url(p) for t, p in details.items() if store.remote or store.local(p).exists()
+        },
+        outputs=[OutputOutcome(name="local", ok=True, paths=[url])],
+        samples={},
+        warnings=[f"the interrupted save of {intent.date_id} had written everything"],
+        workdir=workdir,
+    )
+
+
+def _clean(workdir: Path) -> None:
+    """Drop the journal and segments of a saved run; keep its marker and lock (blocking)."""
+    for name in ("journal", "segments", "rebuild"):
+        shutil.rmtree(workdir / name, ignore_errors=True)
 
 
 @dataclass(frozen=True)

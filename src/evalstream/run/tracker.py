@@ -23,10 +23,11 @@ import anyio
 from evalstream._errors import RunStateError
 from evalstream._messages import SampleBatch
 from evalstream._options import DEFAULTS, Options
-from evalstream.durability.resume import ResumeState, load_resume, replay_journal
+from evalstream.durability.resume import ResumeState, open_resume
 from evalstream.durability.storage import OutputStore
 from evalstream.run import progress as _progress
 from evalstream.run.batcher import Batcher
+from evalstream.run.checks import not_running
 from evalstream.run.parts import assemble
 from evalstream.run.save import SaveProgress, compile_final, primary_outcome, retryable, save_run
 from evalstream.stats.compute import AggregationRegistry, default_registry
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from evalstream._summary import RunResult
     from evalstream._types import DetailsLayout, Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.actors.base import ActorStats
-    from evalstream.durability.journal import JournalStats
+    from evalstream.durability.journal import Journal, JournalStats
     from evalstream.run.coordinator import Coordinator
     from evalstream.run.intake import Prepared
     from evalstream.run.progress import Progress
@@ -114,7 +115,7 @@ class EvaluationTracker:
         host = self._host = parts.host
         self._shard, self._config = parts.shard, parts.config
         self.control, self.publisher, self.run_info = parts.control, parts.publisher, parts.run_info
-        self.run_id, self.workdir, self.journal = host.run_id, host.workdir, host.journal
+        self.run_id = host.run_id
         self._state: State = "new"
         self._batch = Batcher(self._host, on_shipped=parts.observe)
         self._host.drain = self._batch.ship  # the runtime's shutdown ships the pending batch
@@ -129,30 +130,40 @@ class EvaluationTracker:
         """The tracker's options, as one frozen record."""
         return self.control.options
 
+    @property
+    def workdir(self) -> Path:
+        """The run's working folder: journal, status marker, lock."""
+        return self._host.workdir
+
+    @property
+    def journal(self) -> Journal:
+        return self._host.journal
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         if self._state != "new":
             raise RunStateError("a tracker runs once; create a new EvaluationTracker per run")
         self.resume_from = await self._shard.start(self.resume_from)
-        resume = (
-            await anyio.to_thread.run_sync(load_resume, self.resume_from)
-            if self.resume_from is not None
-            else None
-        )
-        self._coordinator = await self._host.start()
-        self._state = "running"
+        resume = await open_resume(self.resume_from)  # holds the dead run's lock
         try:
-            if self._parts.live is not None:
-                await self._parts.live.__aenter__()
+            self._host.predecessor = str(resume.run_dir) if resume is not None else None
+            self._coordinator = await self._host.start()
+            self._state = "running"
+            try:
+                if self._parts.live is not None:
+                    await self._parts.live.__aenter__()
+                if resume is not None:
+                    await self._host.take_over(resume, self.replay)
+                    self._resume = resume
+                await self._shard.resumed()
+            except BaseException as exc:
+                self._state = "closed"
+                await self._host.abort(exc)
+                raise
+        finally:  # a resume holds the lock until it has taken the run over, or failed
             if resume is not None:
-                await self._host.replay(partial(replay_journal, resume, self.replay, self.run_id))
-                self._resume = resume
-            await self._shard.resumed()
-        except BaseException as exc:
-            self._state = "closed"
-            await self._host.abort(exc)
-            raise
+                resume.release()
         return self
 
     async def __aexit__(
@@ -170,13 +181,7 @@ class EvaluationTracker:
 
     def _running(self, *, healthy: bool = True) -> Coordinator:
         if self._state != "running" or self._coordinator is None:
-            if self._state == "new":
-                raise RunStateError("use the tracker inside 'async with EvaluationTracker(...)'")
-            fix = "fix the error and call save() again" if self._state == "unsaved" else ""
-            raise RunStateError(
-                f"the run is {self._state}; nothing can be logged after save(): "
-                f"{fix or 'start a new tracker'}"
-            )
+            raise not_running(self._state)
         if healthy:
             failure = self._host.failure(faults=not self.control.contain_faults)
             if failure is not None:
@@ -242,10 +247,10 @@ class EvaluationTracker:
         so every sample counts once.
         """
         self._running()
-        prepared = self._config.sample(
-            task_name, doc, outputs, metrics, llm_as_prompt_judgement, scope
+        judgement = llm_as_prompt_judgement
+        await self.log_samples(
+            (self.make_sample(task_name, doc, outputs, metrics, judgement, scope),)
         )
-        await self.log_samples((prepared,))
 
     def make_sample(
         self,
@@ -332,11 +337,8 @@ class EvaluationTracker:
         )
 
     def progress_updates(self, interval: float = 0.5) -> AsyncIterator[Progress]:
-        """A snapshot now, then every ``interval`` seconds while the run lives, then the last.
-
-        For servers that stream progress (server-sent events, websockets); the iterator ends
-        once the run is saved, failed, cancelled or closed.
-        """
+        """A snapshot now, then every ``interval`` s while the run lives, then the last one
+        (for server-sent events, websockets): it ends once the run is saved, failed or closed."""
         return _progress.updates(self.progress, lambda: self._host.ended, interval)
 
     async def preview(self) -> dict[str, Any]:
@@ -352,9 +354,8 @@ class EvaluationTracker:
     async def save(self) -> RunResult:
         """Compile, aggregate and write every output; returns the run's frozen summary.
 
-        If the caller is cancelled, the run is marked cancelled and stays recoverable from its
-        journal (``evalstream recover``). A save that failed on storage (a full disk: a raised
-        StorageError, or a failed ``local`` outcome) can be called again once that is fixed.
+        Cancelled, the run is marked cancelled and stays recoverable (``evalstream recover``); a
+        save that failed on storage (a full disk) can be called again once that is fixed.
         """
         coordinator = self._coordinator if self._state == "unsaved" else self._running()
         model = self._config.require_model()

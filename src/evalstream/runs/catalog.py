@@ -10,7 +10,6 @@ the dead run's id, state ``recovered``, with the results file the recovery wrote
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,9 @@ import msgspec
 from fsspec.implementations.local import LocalFileSystem
 
 from evalstream._naming import RESULTS_GLOB, results_date_id
+from evalstream.durability.owner import alive
 from evalstream.durability.peek import peek_journal
-from evalstream.durability.runstate import RunStatus, is_alive
+from evalstream.durability.runstate import RunStatus
 from evalstream.stats.rows import metric_rows
 
 RECOVERABLE = frozenset({"dead", "failed", "cancelled"})
@@ -125,22 +125,22 @@ def _key(path: str) -> tuple[str, str]:
     return p.parent.name, p.name
 
 
-def run_state(fs: Any, status: RunStatus) -> tuple[str, str]:
-    """(state as ``ls`` shows it, a note): a ``running`` run whose process is gone is ``dead``."""
+def run_state(fs: Any, folder: str, status: RunStatus) -> tuple[str, str]:
+    """(state as ``ls`` shows it, a note): a ``running`` run whose lock nobody holds is ``dead``."""
     if status.state != "running":
         return status.state, ""
-    if not isinstance(fs, LocalFileSystem) or status.host != socket.gethostname():
+    if not isinstance(fs, LocalFileSystem):
         return "running", f"on {status.host}: cannot check from here"
-    if is_alive(status):
+    if alive(Path(folder), status):
         return "running", f"pid {status.pid}"
-    return "dead", f"pid {status.pid} is gone: evalstream recover"
+    return "dead", f"pid {status.pid} holds it no more: evalstream recover"
 
 
 def _folder_entry(fs: Any, folder: str) -> tuple[RunEntry, RunStatus | None]:
     status = None
     if fs.exists(f"{folder}/status.json"):
         status = msgspec.json.decode(fs.cat_file(f"{folder}/status.json"), type=RunStatus)
-    state, note = run_state(fs, status) if status else ("dead", "no status marker")
+    state, note = run_state(fs, folder, status) if status else ("dead", "no status marker")
     entry = RunEntry(
         run_id=status.run_id if status else Path(folder).name,
         model=None,

@@ -92,7 +92,7 @@ def _from_run_folder(fs: Any, path: str, target: str) -> LoadedRun:
         if not results_fs.exists(results_path):
             raise ConfigError(f"{target} names the results file {status.results_path}, gone")
         return LoadedRun(results_fs, results_path, run_dir=display(fs, path))
-    state, _ = run_state(fs, status)
+    state, _ = run_state(fs, path, status)
     hint = {
         "running": "it has no results until it saves",
         "resumed": f"it was resumed by {status.successor}: show that run",
