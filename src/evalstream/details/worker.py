@@ -17,9 +17,10 @@ its tasks as a parquet file there (``State.written``: paths, warnings, error), t
 run: a task whose parquet was written live (``sinks.live_parquet``, fed from each batch's
 columns as it is ingested) is only closed and moved into place. A write that fails (disk full)
 keeps its rows pending, reports the error on the next answer, and is retried with the next
-batch or flush; anything else a run's data breaks is that run's error. Runs share nothing but the process. When stdin closes (the
-pool closing, or the parent dying) the worker closes every segment and exits: the journal, not
-the segments, is what recovery reads.
+batch or flush; anything else a run's data breaks is that run's error. Runs share nothing but
+the process. When stdin closes (the pool closing) the worker closes every segment and exits:
+the journal, not the segments, is what recovery reads. When the parent process dies the worker
+leaves at once, mid-conversion or not, writing nothing more (``details/parent_watch.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import msgspec
 
 from evalstream._errors import EvalStreamError
 from evalstream._messages import DECODER, SampleBatch, ScoredSample, TasksDeclared
+from evalstream.details.parent_watch import spawn_env, watch_parent
 from evalstream.details.protocol import (
     FROM_PARENT,
     TO_PARENT,
@@ -354,14 +356,15 @@ def command() -> list[str]:
 
 
 def worker_env() -> dict[str, str]:
-    """The worker's environment: Arrow on the system allocator unless the user chose one.
+    """The worker's environment: Arrow on the system allocator unless the user chose one, and
+    what the worker needs to die with this process (``parent_watch.spawn_env``).
 
     With pyarrow's default (mimalloc) the parquet writer's transient buffers stayed resident:
     measured on W1, the worker's peak growth was 106-120 MB with mimalloc, 64 MB with the system
     allocator (jemalloc 68); ``pa.set_memory_pool`` is not enough, the parquet writer allocates
     from the C++ default pool, which only this variable chooses before pyarrow loads.
     """
-    return {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ}
+    return {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ, **spawn_env()}
 
 
 def shard_of(task_name: str, shards: int) -> int:
@@ -370,6 +373,7 @@ def shard_of(task_name: str, shards: int) -> int:
 
 
 if __name__ == "__main__":
+    watch_parent()  # first: a parent killed from here on leaves nothing written
     # the parent's signals are its own: a worker ends when its stdin closes, after the last run
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
