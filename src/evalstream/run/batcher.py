@@ -7,6 +7,10 @@ the caller's doc and responses are freed once ``log_sample`` returns. One ship a
 producers that fill the batch while a ship waits on a full inbox queue on the lock holding
 nothing, instead of each holding a batch of its own, so the samples in flight stay bounded by
 the inboxes plus one batch.
+
+A sample has one path once its batch is taken: whoever ships the batch journals it and routes
+it to the actors whatever happens to that caller, because it holds other producers'
+acknowledged samples.
 """
 
 from __future__ import annotations
@@ -51,16 +55,24 @@ class Batcher:
         return len(self._scores)
 
     async def ship(self) -> int:
-        """Journal and route the pending samples; returns the journal sequence covering them."""
+        """Journal and route the pending samples; returns the journal sequence covering them.
+
+        Once the batch is taken from the pending list, its journal append and its routing run
+        shielded: it holds other callers' acknowledged samples, and a cancellation between the
+        two would leave them in the journal but not in the actors, which save() reads and then
+        deletes the journal. The wait on a full inbox there is bounded by the actors draining
+        (they run in the host's own shielded group); the lock keeps it one batch at a time.
+        """
         async with self._lock:
             if not self._scores or self.host.coordinator is None:
                 return self.host.journal.stats().appended
             batch, self._scores = self._scores, []
             raws, self._raws = self._raws, []
-            encoded = encode_batch(raws)
-            await self.host.send_scores(batch, encoded, self._split(batch, raws, encoded))
-            seq = self.host.journal.stats().appended
-            self.meter.shipped_batch(seq, len(batch))
+            with anyio.CancelScope(shield=True):
+                encoded = encode_batch(raws)
+                await self.host.send_scores(batch, encoded, self._split(batch, raws, encoded))
+                seq = self.host.journal.stats().appended
+                self.meter.shipped_batch(seq, len(batch))
             if self.on_shipped is not None:
                 await self.on_shipped(batch)
             return seq
