@@ -10,14 +10,18 @@ details parquet and in what the metrics actor aggregated.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 import pyarrow.parquet as pq
 import pytest
 
 from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, TaskSpec
+from evalstream._messages import ScoredSample
+from evalstream.run.cancelled import CancelledSamples
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,6 +29,16 @@ if TYPE_CHECKING:
     from evalstream import RunResult
 
 TASKS = ("cancel|a|0", "cancel|b|0")
+PRODUCERS = 64
+CONFIGS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "small-batches": {"batch_size": 8, "inbox_capacity": 1},
+    "durable": {"durable": True},
+    "durable-small-batches": {"durable": True, "batch_size": 8, "inbox_capacity": 1},
+}
+DOCS = {"defaults": 400, "small-batches": 60, "durable": 40, "durable-small-batches": 40}
+"""Docs per producer: defaults need full 256-sample batches to meet a full inbox."""
+
 Key = tuple[str, str]
 
 
@@ -89,6 +103,39 @@ def _check_once(
         assert result.results["results"][task]["v"] == pytest.approx(sum(vs) / len(vs))
 
 
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+async def test_random_deadlines_keep_every_sample_once(tmp_path: Path, config: str) -> None:
+    """64 producers, ~30% of calls under a random 0-20 ms deadline, a cancelled call retried
+    once (the retry under a deadline too, sometimes): every doc is saved exactly once."""
+    docs = DOCS[config]
+    cancelled = 0
+    with anyio.fail_after(60):
+        async with EvaluationTracker(tmp_path, bootstrap_iters=0, **CONFIGS[config]) as tracker:
+            await _start(tracker)
+
+            async def producer(p: int) -> None:
+                nonlocal cancelled
+                rng = random.Random(p)
+                for i in range(docs):
+                    deadline = rng.uniform(0, 0.02) if rng.random() < 0.3 else None
+                    if await _log(tracker, p, i, deadline):
+                        cancelled += 1
+                        await _log(tracker, p, i, deadline and rng.uniform(0, 0.02))
+
+            async with anyio.create_task_group() as tg:
+                for p in range(PRODUCERS):
+                    tg.start_soon(producer, p)
+            result = await tracker.save()
+        keys = [(_doc(p, i)[0], f"{p}-{i}") for p in range(PRODUCERS) for i in range(docs)]
+        values: dict[str, list[float]] = {}
+        for p in range(PRODUCERS):
+            for i in range(docs):
+                task, _, metrics = _doc(p, i)
+                values.setdefault(task, []).append(metrics["v"])
+        _check_once(tracker, result, set(keys), values)
+    assert cancelled > 0, "no call was cancelled inside: the test proves nothing"
+
+
 async def _blocked_metrics(tracker: EvaluationTracker, gate: anyio.Event) -> None:
     """Make the metrics actor wait on ``gate`` before each live batch: its inbox fills."""
     assert tracker._coordinator is not None
@@ -137,3 +184,42 @@ async def test_cancelled_call_keeps_its_sample(tmp_path: Path) -> None:
     for task, _, metrics in logged:
         values.setdefault(task, []).append(metrics["v"])
     _check_once(tracker, result, {(task, doc.id) for task, doc, _ in logged}, values)
+
+
+@pytest.mark.parametrize("durable", [False, True])
+async def test_cancelled_then_retried_sample_counts_once(tmp_path: Path, durable: bool) -> None:
+    """A call cancelled inside ``log_sample`` (here: before it could ever wait), retried with the
+    same doc and cancelled again, then retried to the end, leaves one row and one metric value."""
+    with anyio.fail_after(30):
+        async with EvaluationTracker(
+            tmp_path, bootstrap_iters=0, durable=durable, batch_size=1
+        ) as tracker:
+            await _start(tracker)
+            task, doc, metrics = _doc(0, 0)
+            for _ in range(2):  # the call, then its retry: both raise the cancellation
+                with anyio.CancelScope() as scope:
+                    scope.cancel()
+                    await tracker.log_sample(task, doc, OUTPUTS, metrics)
+                assert scope.cancelled_caught
+            await tracker.log_sample(task, doc, OUTPUTS, metrics)  # the retry that returns
+            assert tracker.samples_logged == 1
+            other, doc1, metrics1 = _doc(0, 1)
+            await tracker.log_sample(other, doc1, OUTPUTS, metrics1)
+            result = await tracker.save()
+    _check_once(tracker, result, {(task, "0-0"), (other, "0-1")}, {task: [0.0], other: [1.0]})
+
+
+def test_a_retry_is_skipped_once_per_cancelled_call() -> None:
+    """Keys are counted and scope-aware: two cancelled logs of a doc skip two retries, a
+    details-only log of it is not a retry, and a skipped key is forgotten."""
+    both = ScoredSample(task_name="t", doc=Doc(query="q", id="7"), outputs=[], metrics={})
+    details = msgspec.structs.replace(both, scope="details")
+    by_query = msgspec.structs.replace(both, doc=Doc(query="q"))
+    cancelled = CancelledSamples()
+    assert not cancelled.retried(both)
+    cancelled.remember([both, both, by_query])
+    assert len(cancelled) == 3
+    assert not cancelled.retried(details)
+    assert [cancelled.retried(both) for _ in range(3)] == [True, True, False]
+    assert cancelled.retried(msgspec.structs.replace(by_query, metrics={"acc": 1.0}))
+    assert len(cancelled) == 0
