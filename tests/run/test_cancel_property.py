@@ -80,15 +80,26 @@ def _saved(tracker: EvaluationTracker, result: RunResult) -> tuple[Counter[Key],
     return details, metrics
 
 
+def _per_task(counts: Counter[Key]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (task, _), n in counts.items():
+        out[task] = out.get(task, 0) + n
+    return out
+
+
 def _check_once(
     tracker: EvaluationTracker,
     result: RunResult,
     expected: set[Key],
     values: dict[str, list[float]],
 ) -> None:
-    """The run holds ``expected`` exactly once, in the details and the metrics, and is ok."""
+    """The run holds ``expected`` exactly once, in the details and the metrics, and is ok;
+    the batcher's count of what it handed to the journal matches what the actors hold."""
     details, metrics = _saved(tracker, result)
     assert result.ok, result.outputs
+    meter = tracker._batch.meter
+    assert meter.unrouted(_per_task(metrics)) == {}
+    assert meter.unrouted(_per_task(details), "details") == {}
     for name, counts in (("details", details), ("metrics", metrics)):
         twice = sorted(k for k, n in counts.items() if n > 1)
         assert not twice, f"{name}: {len(twice)} counted twice: {twice[:5]}"

@@ -123,6 +123,7 @@ class Batcher:
                 return self.host.journal.stats().appended
             batch, self._scores = self._scores, []
             raws, self._raws = self._raws, []
+            self.meter.taken(batch)
             with anyio.CancelScope(shield=True):
                 encoded = encode_batch(raws)
                 await self.host.send_scores(batch, encoded, self._split(batch, raws, encoded))

@@ -294,6 +294,7 @@ class EvaluationTracker:
         self._config.learn(message)
         if isinstance(message, SampleBatch):
             self._replayed += len(message.samples)
+            self._batch.meter.replayed(message.samples)
         await self._send(message)
 
     def logged_keys(self) -> frozenset[tuple[str, str]]:
