@@ -69,6 +69,7 @@ CORE_MODULES = {
     "test_recovery",
     "test_journal",
     "test_runtime",
+    "test_cancel_property",
 }
 BACKENDS = ("asyncio", "trio")
 

@@ -230,6 +230,11 @@ async def test_resume_counts_each_sample_once(tmp_path: Path) -> None:
             result = await b.save()
     assert {t: sorted(q) for t, q in _rows(result).items()} == _queries(range(N))
     assert result.samples == {t.name: N // 5 for t in TASKS}
+    # the run's account of what it sent the actors counts the replayed samples too
+    assert b._coordinator is not None
+    held = {t: len(next(iter(v.values()))) for t, v in b._coordinator.metrics.values().items()}
+    assert b._batch.meter.unrouted(held) == {}
+    assert b._batch.meter.unrouted(result.samples, "details") == {}
     final = json.loads(Path(result.results_path).read_text())
     for task in TASKS:
         values = [_sample(i)[3] for i in range(N) if TASKS[i % len(TASKS)] == task]

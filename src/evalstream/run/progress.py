@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import msgspec
@@ -17,8 +17,9 @@ import msgspec
 from evalstream._errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
+    from evalstream._messages import Scope, Score, ScoredSample
     from evalstream.actors.base import ActorStats
 
 ENDED = frozenset({"saved", "failed", "cancelled", "closed"})
@@ -49,12 +50,28 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     """Producers waiting on a full inbox (back-pressure)."""
 
 
+class Routed:
+    """Samples of one task sent to the metrics actor and to the details actor."""
+
+    __slots__ = ("details", "metrics")
+
+    def __init__(self) -> None:
+        self.metrics = 0
+        self.details = 0
+
+
 class Meter:
-    """Counts behind ``Progress``: per-task samples, shipped batches' journal sequence numbers."""
+    """Counts behind ``Progress``: per-task samples, shipped batches' journal sequence numbers.
+
+    ``routed`` is also the run's own account of its samples: per task, how many were handed to
+    the journal for the metrics and the details actors (counted as a batch is taken to ship,
+    so a batch the actors never got shows), to check against what they hold (``unrouted``).
+    """
 
     def __init__(self) -> None:
         self.tasks: dict[str, int] = {}
         self.shipped = 0
+        self.routed: dict[str, Routed] = {}
         self._durable = 0
         self._unsynced: deque[tuple[int, int]] = deque()  # (journal seq, samples shipped)
         self._history: deque[tuple[float, int]] = deque()
@@ -64,10 +81,46 @@ class Meter:
         tasks = self.tasks
         tasks[task_name] = tasks.get(task_name, 0) + 1
 
+    def taken(self, batch: Sequence[Score]) -> None:
+        """``batch`` left the pending list: the journal and the actors are to get all of it."""
+        self._route((task, scope) for task, _, scope in batch)
+
     def shipped_batch(self, seq: int, samples: int) -> None:
         """A batch of ``samples`` went to the journal as message ``seq``."""
         self.shipped += samples
         self._unsynced.append((seq, self.shipped))
+
+    def replayed(self, samples: Sequence[ScoredSample]) -> None:
+        """A journal's samples (resume, recovery, merge) were sent to the actors."""
+        self._route((s.task_name, s.scope) for s in samples)
+
+    def _route(self, samples: Iterable[tuple[str, Scope]]) -> None:
+        routed = self.routed
+        for task, scope in samples:
+            counts = routed.get(task)
+            if counts is None:
+                counts = routed[task] = Routed()
+            if scope != "details":
+                counts.metrics += 1
+            if scope != "metrics":
+                counts.details += 1
+
+    def unrouted(
+        self, held: Mapping[str, int], actor: Literal["metrics", "details"] = "metrics"
+    ) -> dict[str, tuple[int, int]]:
+        """Tasks whose ``actor`` holds another count than it was sent: ``{task: (sent, held)}``.
+
+        ``held``: samples per task the metrics actor counted (or rows the details actor wrote).
+        Empty when the results count exactly what was routed, which is what the journal
+        accepted. A contained actor fault skips samples (``Faults.samples``) and shows here too.
+        """
+        out: dict[str, tuple[int, int]] = {}
+        for task in self.routed.keys() | held.keys():
+            counts = self.routed.get(task)
+            sent = 0 if counts is None else getattr(counts, actor)
+            if held.get(task, 0) != sent:
+                out[task] = (sent, held.get(task, 0))
+        return out
 
     def durable(self, synced: int) -> int:
         """Samples whose batch is fsynced, given the journal's fsynced sequence number."""

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 State = Literal["new", "running", "saving", "unsaved", "saved", "closed"]
 """``unsaved``: a save() failed (disk full, ...) and can be called again."""
-YIELD_EVERY = 16
 D = DEFAULTS
 
 
@@ -117,9 +116,15 @@ class EvaluationTracker:
         self.control, self.publisher, self.run_info = parts.control, parts.publisher, parts.run_info
         self.run_id = host.run_id
         self._state: State = "new"
-        self._batch = Batcher(self._host, on_shipped=parts.observe)
-        self._host.drain = self._batch.ship  # the runtime's shutdown ships the pending batch
-        self._logged = 0
+        self._batch = Batcher(
+            host,
+            batch_size=options.batch_size,
+            durable=options.durable,
+            synced=parts.shard.sync,
+            on_shipped=parts.observe,
+        )
+        host.drain = self._batch.ship  # the runtime's shutdown ships the pending batch
+        self._replayed = 0
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
         self._result: RunResult | None = None
@@ -244,7 +249,8 @@ class EvaluationTracker:
         """Log one scored sample; waits only when a full batch meets a full inbox.
 
         In a resumed run, a sample whose (task, doc id) the dead run already logged is skipped,
-        so every sample counts once.
+        so every sample counts once. A call cancelled once past validation has logged its
+        sample; its retry (same task, doc and scope) is skipped once.
         """
         self._running()
         judgement = llm_as_prompt_judgement
@@ -265,23 +271,14 @@ class EvaluationTracker:
         return self._config.sample(task_name, doc, outputs, metrics, judgement, scope)
 
     async def log_samples(self, prepared: Sequence[Prepared]) -> None:
-        """Log samples built by ``make_sample`` (one hop for many, as the sync tracker does)."""
+        """Log samples built by ``make_sample`` (one hop for many, as the sync tracker does).
+
+        Once validated, a sample is recorded before the first await: a call that then raises
+        the cancellation (a request timeout) logged it all the same, and logging the same
+        (task, doc, scope) again, the retry, is skipped once, so it counts once.
+        """
         self._running()
-        resume = self._resume
-        for sample, encoded in prepared:
-            if resume is not None and resume.seen(sample):
-                continue
-            self._batch.add(sample, encoded)
-            self._logged += 1
-        if self._logged % YIELD_EVERY == 0:
-            # a producer that never waits would hold the loop for a whole batch
-            await anyio.lowlevel.checkpoint()
-        if self.options.durable:
-            seq = await self._batch.ship()
-            await self.journal.wait_synced(seq)
-            await self._shard.sync(seq)
-        elif len(self._batch) >= self.options.batch_size:
-            await self._batch.ship()
+        await self._batch.log(prepared, self._resume)
 
     async def flush(self) -> None:
         """Return once every sample logged before is fsynced in the journal.
@@ -301,7 +298,8 @@ class EvaluationTracker:
         """Feed one message read back from a journal (recovery, resume and merge)."""
         self._config.learn(message)
         if isinstance(message, SampleBatch):
-            self._logged += len(message.samples)
+            self._replayed += len(message.samples)
+            self._batch.meter.replayed(message.samples)
         await self._send(message)
 
     def logged_keys(self) -> frozenset[tuple[str, str]]:
@@ -313,7 +311,7 @@ class EvaluationTracker:
     @property
     def samples_logged(self) -> int:
         """Samples accepted by ``log_sample`` so far (in a resumed run, replayed ones too)."""
-        return self._logged
+        return self._replayed + self._batch.logged
 
     def stats(self) -> tuple[ActorStats, ...]:
         """Snapshots of every actor: inbox depth, waiting producers, buffered rows."""
@@ -330,7 +328,7 @@ class EvaluationTracker:
             run_id=self.run_id,
             state=marked if marked in _progress.ENDED else self._state,
             elapsed=time.time() - self.start_time,
-            logged=self._logged,
+            logged=self.samples_logged,
             meter=self._batch.meter,
             synced=self.journal.stats().synced,
             actors=self.stats(),
