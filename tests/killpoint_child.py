@@ -4,7 +4,7 @@ Usage: ``killpoint_child.py MODE OUT [ARG]``:
 
 - ``save OUT LAYOUT``: a whole run (every sample), then ``save()``;
 - ``die OUT LAYOUT``: the first ``HALF`` samples, flushed, then SIGKILL (a dead run to recover
-  or resume); prints ``WORKDIR <path>`` first;
+  or resume);
 - ``recover RUN_DIR``: ``recover(RUN_DIR)``;
 - ``resume OUT DEAD_DIR LAYOUT``: a run resumed from the dead one, logging every sample again (the
   dead run's are skipped), then ``save()``;
@@ -68,7 +68,6 @@ async def main(mode: str, out: str, arg: str, layout: str) -> None:
         async with EvaluationTracker(out, bootstrap_iters=10, details_layout=arg) as tracker:  # type: ignore[arg-type]
             await start(tracker)
             if mode == "die":
-                print(f"WORKDIR {tracker.workdir}", flush=True)
                 await log(tracker, items(0, HALF))
                 await tracker.flush()
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -22,9 +22,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from evalstream.durability.killpoints import POINTS
-
 import killpoint_child as child
+from evalstream.durability.killpoints import POINTS
 
 CHILD = Path(__file__).parents[1] / "killpoint_child.py"
 SRC = Path(__file__).parents[2] / "src" / "evalstream"
@@ -48,7 +47,12 @@ def run_child(*args: str, kill_at: str | None = None) -> subprocess.CompletedPro
     if kill_at is not None:
         env["EVALSTREAM_KILL_AT"] = kill_at
     return subprocess.run(
-        [sys.executable, str(CHILD), *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(CHILD), *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -62,6 +66,7 @@ def cli_recover(out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "evalstream.cli.main", "recover", str(out)],
         env=env,
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,

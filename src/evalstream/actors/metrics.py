@@ -137,6 +137,10 @@ class MetricsActor(Actor):
                 store = stores[metric] = MetricStore()
             store.push(item)
 
+    def samples(self) -> dict[str, int]:
+        """Samples counted per task: what the results' statistics are over."""
+        return dict(self._samples)
+
     def values(self) -> dict[str, dict[str, list[object]]]:
         """A copy of every stored value (lighteval's ``metrics_values``); costly for big runs."""
         out: dict[str, dict[str, list[object]]] = {}

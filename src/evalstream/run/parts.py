@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from evalstream._options import Options
     from evalstream.durability.storage import OutputStore
     from evalstream.run.coordinator import Coordinator
+    from evalstream.run.progress import Meter
     from evalstream.run.runtime import Runtime
     from evalstream.shards.info import ShardInfo
     from evalstream.shards.writer import NoShard, ShardWriter
@@ -65,8 +66,11 @@ class RunParts:
         if live is not None:
             await live.__aexit__(None, None, None)
 
-    def save_steps(self, coordinator: Coordinator, ship: Callable[[], Awaitable[int]]) -> SaveSteps:
-        """What ``save_run`` drives: the host, the actors, the tracker's pending batch."""
+    def save_steps(
+        self, coordinator: Coordinator, ship: Callable[[], Awaitable[int]], meter: Meter
+    ) -> SaveSteps:
+        """What ``save_run`` drives: the host, the actors, the tracker's pending batch (and
+        its meter: what was routed, which the results must count exactly)."""
         return SaveSteps(
             host=self.host,
             coordinator=coordinator,
@@ -76,6 +80,7 @@ class RunParts:
             write=shard_write(self.shard),
             strict=not self.control.contain_faults,
             date_id=self.control.date_id,
+            meter=meter,
         )
 
     def save_plan(self, model_name: str) -> SavePlan:

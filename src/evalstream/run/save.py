@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from evalstream._errors import EvalStreamError, StorageError
+from evalstream._errors import EvalStreamError, RunFailedError, StorageError
 from evalstream._messages import EndOfRun
 from evalstream._naming import details_path, make_date_id, results_path
 from evalstream._summary import OutputOutcome, RunResult
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from evalstream.durability.storage import OutputStore
     from evalstream.run.coordinator import Coordinator
     from evalstream.run.host import RunHost
+    from evalstream.run.progress import Meter
     from evalstream.shards.writer import NoShard
     from evalstream.sinks.outputs import Output
 
@@ -56,6 +57,7 @@ class SaveSteps:
     write: WriteFn | None = None  # None: the outputs; a shard's save() uploads instead
     strict: bool = True  # False in recovery: what the actors skipped goes in the partial section
     date_id: str = ""  # recover and merge: the date their save intent recorded
+    meter: Meter | None = None  # what was routed to the actors, for the cross-check
 
 
 @dataclass
@@ -118,7 +120,7 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
             await coordinator.close()  # the details workers write the parquet files now
             progress.closed = True
             reached("save.details")
-            fault = host.fault_error()
+            fault = host.fault_error() or _miscounted(steps, coordinator)
             if fault is not None and steps.strict:
                 raise fault
         elif steps.write is None and coordinator.details.written.error is not None:
@@ -155,6 +157,24 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
             if not steps.keep_workdir:
                 await anyio.to_thread.run_sync(_clean, host.workdir)
     return result
+
+
+def _miscounted(steps: SaveSteps, coordinator: Coordinator) -> RunFailedError | None:
+    """The results and details must count exactly what the journal accepted: every batch
+    journaled was routed to the actors. A difference is a bug of ours, never saved as ``ok``."""
+    faults = coordinator.faults
+    if steps.meter is None or faults.samples or faults.forgiven is not None:
+        return None  # what an actor skipped is reported as such (the fault, or the warning)
+    rows = {name: t.samples for name, t in coordinator.details.tasks().items()}
+    metrics = steps.meter.unrouted(coordinator.metrics.samples())
+    details = steps.meter.unrouted(rows, "details") if steps.write is None else {}
+    if not metrics and not details:
+        return None
+    return RunFailedError(
+        "the actors do not hold what the journal accepted (task: (journaled, held)): "
+        f"metrics {metrics}, details {details}; the journal is kept: run `evalstream recover "
+        f"{steps.host.workdir}`"
+    )
 
 
 def finished_save(store: OutputStore, intent: SaveIntent, workdir: str) -> RunResult | None:

@@ -18,8 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-import anyio
-
 from evalstream._errors import RunStateError
 from evalstream._messages import SampleBatch
 from evalstream._options import DEFAULTS, Options
@@ -360,7 +358,7 @@ class EvaluationTracker:
         assert coordinator is not None
         self._state = "saving"
         try:
-            steps = self._parts.save_steps(coordinator, self._batch.ship)
+            steps = self._parts.save_steps(coordinator, self._batch.ship, self._batch.meter)
             result = await save_run(steps, self._parts.save_plan(model.model_name), self._progress)
         except BaseException as exc:
             self._state = "unsaved" if retryable(exc) else "closed"
