@@ -5,6 +5,8 @@ Usage: ``killpoint_child.py MODE OUT [ARG]``:
 - ``save OUT LAYOUT``: a whole run (every sample), then ``save()``;
 - ``die OUT LAYOUT``: the first ``HALF`` samples, flushed, then SIGKILL (a dead run to recover
   or resume);
+- ``nomodel OUT``: like ``die``, in a run that never logged its model;
+- ``live OUT``: a run that prints ``WORKDIR <path>`` and stays alive until stdin closes;
 - ``recover RUN_DIR``: ``recover(RUN_DIR)``;
 - ``resume OUT DEAD_DIR LAYOUT``: a run resumed from the dead one, logging every sample again (the
   dead run's are skipped), then ``save()``;
@@ -64,7 +66,17 @@ async def start(tracker: EvaluationTracker, effective: int = PER_TASK) -> None:
 
 
 async def main(mode: str, out: str, arg: str, layout: str) -> None:
-    if mode in ("save", "die"):
+    if mode in ("nomodel", "live"):
+        async with EvaluationTracker(out, bootstrap_iters=10) as tracker:
+            await tracker.log_tasks(TASKS)
+            await log(tracker, items(0, HALF))
+            await tracker.flush()
+            if mode == "nomodel":
+                os.kill(os.getpid(), signal.SIGKILL)
+            sys.stdout.write(f"WORKDIR {tracker.workdir}\n")
+            sys.stdout.flush()
+            await anyio.to_thread.run_sync(sys.stdin.read)
+    elif mode in ("save", "die"):
         async with EvaluationTracker(out, bootstrap_iters=10, details_layout=arg) as tracker:  # type: ignore[arg-type]
             await start(tracker)
             if mode == "die":

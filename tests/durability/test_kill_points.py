@@ -135,6 +135,9 @@ def test_killed_at_each_point_then_finished_leaves_one_whole_run(
     expected = EVERY
     if command == "save":
         killed(run_child("save", str(out), layout, kill_at=point), point)
+        # a save that wrote its results file is completed as it was (not redone as partial)
+        finished = point in ("save.outputs", "save.marked")
+        (marker,) = out.glob(".evalstream/*/status.json")
     elif command == "merge":
         shutil.copytree(templates["shards"], out)
         killed(run_child("merge", str(out), kill_at=point), point)
@@ -157,6 +160,11 @@ def test_killed_at_each_point_then_finished_leaves_one_whole_run(
     done = cli_recover(out)
     assert done.returncode == 0, done.stdout + done.stderr
     check(out, expected, layout)
+    if command == "save":
+        state = json.loads(marker.read_text())["state"]
+        assert state == ("saved" if finished else "recovered"), state
+        (results,) = out.glob("results/**/results_*.json")
+        assert ("evalstream" in json.loads(results.read_text())) != finished
     snapshot = sorted(p.relative_to(out) for p in out.rglob("*") if ".evalstream" not in p.parts)
     again = cli_recover(out)
     assert again.returncode == 0 and "no dead runs" in again.stdout, again.stdout + again.stderr
