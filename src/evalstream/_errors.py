@@ -42,6 +42,16 @@ class RunStateError(EvalStreamError):
     """Raised when a call does not fit the run's lifecycle (a sample after ``save()``)."""
 
 
+class RunBusyError(RunStateError):
+    """Raised when another process holds the run (the live run, or a recover, resume or merge):
+    the message names it. The holder's lock is the truth; it is released when it dies."""
+
+
+class ResumeAbandonedError(RunStateError):
+    """Raised by ``recover`` on a resume interrupted before it took its predecessor over: it is
+    marked ``abandoned``, and the predecessor, which holds everything, is the run to recover."""
+
+
 class RunFailedError(EvalStreamError):
     """Raised when part of the run failed inside evalstream (a bug): the cause is chained, the
     journal keeps every accepted sample, and ``evalstream recover`` gives the partial results."""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from evalstream import RunStateError
-from evalstream.durability.owner import RunBusyError, claim
+from evalstream import RunBusyError, RunStateError
+from evalstream.durability.owner import claim
 from evalstream.runs.catalog import list_runs
 
 CHILD = Path(__file__).parents[1] / "killpoint_child.py"

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from evalstream._errors import ConfigError, EvalStreamError
+from evalstream._errors import ConfigError, EvalStreamError, ResumeAbandonedError
 from evalstream.cli.output import progress
-from evalstream.durability.runstate import ResumeAbandonedError
 
 if TYPE_CHECKING:
     import argparse

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Self
 
 import msgspec
 
-from evalstream._errors import RunStateError
+from evalstream._errors import RunBusyError
 from evalstream.durability.runstate import RunStatus, is_alive
 from evalstream.durability.storage import translate_oserror
 
@@ -44,10 +44,6 @@ class Holder(msgspec.Struct, frozen=True, kw_only=True):
 
     def describe(self) -> str:
         return f"{self.purpose}, pid {self.pid} on {self.host}"
-
-
-class RunBusyError(RunStateError):
-    """The run is held by another process (the live run, or a recover, resume or merge)."""
 
 
 class RunLock:

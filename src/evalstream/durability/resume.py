@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import anyio
 import xxhash
 
-from evalstream._errors import RunStateError
+from evalstream._errors import RunBusyError, RunStateError
 from evalstream._messages import EndOfRun, RunMessage, SampleBatch, ScoredSample
 from evalstream.durability.journal import JournalScan, scan_journal
 from evalstream.durability.killpoints import reached
-from evalstream.durability.owner import RunBusyError, RunLock, claim, held
+from evalstream.durability.owner import RunLock, claim, held
 from evalstream.durability.runstate import RunStatus, is_alive, read_status, update_status
 
 if TYPE_CHECKING:

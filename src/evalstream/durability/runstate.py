@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import msgspec
 
-from evalstream._errors import RunStateError
 from evalstream._options import DEFAULTS, Options
 from evalstream._types import DetailsLayout
 from evalstream.durability.storage import atomic_write, fsync_dir, translate_oserror
@@ -26,11 +25,6 @@ from evalstream.durability.storage import atomic_write, fsync_dir, translate_ose
 RunState = Literal["running", "saved", "failed", "cancelled", "recovered", "resumed", "abandoned"]
 """``abandoned``: a resume killed before it took over its predecessor (which is recovered
 instead); nothing of it counts."""
-
-
-class ResumeAbandonedError(RunStateError):
-    """A resume interrupted before it took its predecessor over: abandoned, not recovered
-    (the predecessor holds everything and is recovered instead)."""
 
 
 class SaveIntent(msgspec.Struct, frozen=True, kw_only=True):

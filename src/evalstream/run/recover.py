@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from evalstream._errors import ConfigError
+from evalstream._errors import ConfigError, ResumeAbandonedError
 from evalstream._messages import EndOfRun, NumDocs, SampleBatch, ScoredSample, TasksDeclared
 from evalstream._naming import make_date_id
 from evalstream._types import ModelInfo
@@ -27,7 +27,6 @@ from evalstream.durability.journal import JournalScan, scan_journal, segment_pat
 from evalstream.durability.killpoints import reached
 from evalstream.durability.resume import claim_dead
 from evalstream.durability.runstate import (
-    ResumeAbandonedError,
     RunSettings,
     RunStatus,
     SaveIntent,
