@@ -148,3 +148,31 @@ def claim_dead_state(folder: Path) -> None:
 
     lock, _ = claim_dead(folder, "recover")
     lock.release()
+
+
+def test_a_dead_shard_attempt_is_never_recovered_as_a_run(tmp_path: Path) -> None:
+    """A shard attempt killed in save() is finished by its re-run (which marks the dead
+    attempt's folder resumed) and merge; ``recover OUTPUT_DIR`` never makes it a run."""
+    out = tmp_path / "out"
+    env = {**os.environ, "EVALSTREAM_KILL_AT": "save.ended"}
+    for index in ("0", "1"):
+        done = subprocess.run(
+            [sys.executable, str(CHILD), "shard", str(out), index],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == -9, done.stderr[-2000:]
+    done = cli("recover", str(out))
+    assert "a dead shard attempt" in done.stdout and results(out) == [], done.stdout
+    assert run([sys.executable, str(CHILD), "shard", str(out), "0"]).returncode == 0
+    states = [json.loads(p.read_text()) for p in out.glob(".evalstream/*/status.json")]
+    assert sorted(s["state"] for s in states) == ["resumed", "running", "saved"]
+    assert [p.name for p in out.glob(".evalstream/*/predecessor")] == []
+    assert run([sys.executable, str(CHILD), "shard", str(out), "1"]).returncode == 0
+    assert run([sys.executable, str(CHILD), "merge", str(out)]).returncode == 0
+    assert cli("recover", str(out)).returncode == 0
+    assert len(results(out)) == 1
+    assert {e.status for e in list_runs(str(out))} <= {"resumed", "saved"}

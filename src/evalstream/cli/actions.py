@@ -91,8 +91,14 @@ def recover(args: argparse.Namespace) -> int:
     dead = [
         e
         for e in entries
-        if e.status in RECOVERABLE and e.run_dir and (Path(e.run_dir) / "journal").is_dir()
+        if e.status in RECOVERABLE
+        and e.shard is None  # a shard is finished by its re-run and merge
+        and e.run_dir
+        and (Path(e.run_dir) / "journal").is_dir()
     ]
+    for e in entries:
+        if e.shard is not None and e.status == "dead":
+            print(f"run {e.run_id} (shard {e.shard}): {e.note}")
     if not dead:
         states = ", ".join(sorted({e.status for e in entries})) or "none"
         print(f"no dead runs to recover in {target} ({len(entries)} run(s): {states})")

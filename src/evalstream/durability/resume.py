@@ -130,6 +130,13 @@ def claim_dead(run_dir: Path, purpose: str) -> tuple[RunLock, RunStatus | None]:
     try:
         status = read_status(run_dir)  # again, under the lock: the holder may just have ended
         _refuse_finished(run_dir, status)
+        if status is not None and status.shard is not None:
+            run, _, place = status.shard.partition(" ")
+            raise RunStateError(
+                f"the run in {run_dir} is an attempt of shard {place} of run {run!r}: re-run that "
+                f"shard (it resumes from its uploaded journal), or `evalstream merge OUTPUT_DIR "
+                f"--run {run} --partial`"
+            )
         if legacy and status is not None and is_alive(status):
             raise RunBusyError(
                 f"the run in {run_dir} is still running (pid {status.pid} on {status.host}); "

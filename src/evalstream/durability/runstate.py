@@ -56,6 +56,9 @@ class RunStatus(msgspec.Struct, frozen=True, kw_only=True):
     saving: SaveIntent | None = None
     predecessor: str | None = None
     """A resumed run: the folder of the dead run whose journal it replays first."""
+    shard: str | None = None
+    """A shard attempt (``RUN index/count``): finished by a re-run of the shard and ``merge``,
+    never recovered as a run of its own."""
 
 
 class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,10 +91,13 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
         }
 
 
-def new_status(run_id: str, start_time: float, predecessor: str | None = None) -> RunStatus:
+def new_status(
+    run_id: str, start_time: float, predecessor: str | None = None, shard: str | None = None
+) -> RunStatus:
     """The ``running`` status of this process."""
     return RunStatus(
         predecessor=predecessor,
+        shard=shard,
         state="running",
         run_id=run_id,
         pid=os.getpid(),

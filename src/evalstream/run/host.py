@@ -99,6 +99,7 @@ class RunHost:
         self._flush = (flush_interval, flush_every_frames)
         self.serve(store.local(f".evalstream/{self.run_id}"))
         self.predecessor: str | None = None  # resume_from: the dead run this one takes over
+        self.shard: str | None = None  # a shard attempt: ``RUN index/count``
         self.lock: RunLock | None = None
         self.coordinator: Coordinator | None = None
         self._status: RunStatus | None = None
@@ -108,9 +109,8 @@ class RunHost:
         self._replaying = False
 
     def serve(self, workdir: Path) -> None:
-        """Work in ``workdir`` (before ``start``): a run's own folder under ``.evalstream``, or
-        for recover and merge a folder inside the run they serve, so their working state
-        never shows as a run of its own."""
+        """Work in ``workdir`` (before ``start``): the run's own folder, or for recover and merge
+        one inside the run they serve (so their state never shows as a run of its own)."""
         self.workdir = workdir
         interval, every = self._flush
         self.journal = Journal(workdir / "journal", flush_interval=interval, flush_every=every)
@@ -120,7 +120,7 @@ class RunHost:
         runtime = self.runtime = self.runtime or default_runtime()
         runtime.attach(self)
         self.ended = anyio.Event()
-        status = new_status(self.run_id, self.start_time, self.predecessor)
+        status = new_status(self.run_id, self.start_time, self.predecessor, self.shard)
         try:
             channels = runtime.pool.channels(self.workers)
             with anyio.CancelScope(shield=True):  # short; a cancellation lands once the run is up

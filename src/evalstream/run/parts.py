@@ -122,6 +122,8 @@ def assemble(
         workers=options.details_workers,
         runtime=runtime,
     )
+    if shard is not None:
+        host.shard = f"{shard.run} {shard.index}/{shard.count}"
     config = RunConfig(registry, store, publisher if options.push_to_hub else None)
     context = OutputContext(
         store=store,

@@ -49,6 +49,7 @@ class RunEntry(msgspec.Struct, kw_only=True):
     run_dir: str | None
     started: float | None
     note: str = ""
+    shard: str | None = None  # a shard attempt (``RUN index/count``): merged, never recovered
 
 
 def filesystem(target: str) -> tuple[Any, str]:
@@ -156,6 +157,10 @@ def _folder_entry(fs: Any, folder: str) -> tuple[RunEntry, RunStatus | None]:
     )
     if status is not None and status.state == "resumed":
         entry.note = f"resumed by {status.successor}"
+    if status is not None and status.shard is not None:
+        entry.shard = status.shard
+        if state == "dead":
+            entry.note = "a dead shard attempt: re-run the shard, or merge --partial"
     journal = f"{folder}/journal"
     if not status or status.state not in ("saved", "recovered", "resumed"):
         if isinstance(fs, LocalFileSystem) and fs.isdir(journal):

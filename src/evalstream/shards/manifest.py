@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from evalstream._errors import RunStateError
-from evalstream.durability.runstate import RunSettings, RunStatus, is_alive
+from evalstream.durability.owner import alive
+from evalstream.durability.runstate import RunSettings, RunStatus
 from evalstream.shards.info import parse_shard_folder
 from evalstream.shards.objects import MANIFEST, run_prefix
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from evalstream.shards.objects import ObjectFolder
 
 AttemptState = Literal["running", "complete", "cancelled", "failed", "resumed"]
@@ -49,8 +52,10 @@ class ShardManifest(msgspec.Struct, frozen=True, kw_only=True):
         """The attempt's folder relative to the output folder."""
         return f"{run_prefix(self.run)}/{self.index:05d}-of-{self.count:05d}/{self.attempt}"
 
-    def alive_here(self) -> bool:
-        """True when the attempt is ``running`` in a live process of this host."""
+    def alive_here(self, workdir: Path) -> bool:
+        """True when the attempt is ``running`` in a live process of this host: its run
+        folder's lock (``workdir``, the attempt's local working folder) is held; an attempt
+        from before locks falls back to its pid."""
         if self.state != "running" or self.host != socket.gethostname():
             return False
         status = RunStatus(
@@ -61,7 +66,7 @@ class ShardManifest(msgspec.Struct, frozen=True, kw_only=True):
             start_time=self.start_time,
             updated=self.updated,
         )
-        return is_alive(status)
+        return alive(workdir, status)
 
 
 def write_manifest(folder: ObjectFolder, manifest: ShardManifest) -> None:

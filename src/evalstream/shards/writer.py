@@ -31,6 +31,7 @@ from evalstream._errors import ConfigError, RunStateError, StorageError
 from evalstream._summary import OutputOutcome, RunResult
 from evalstream.durability.frames import FrameScan, iter_frames
 from evalstream.durability.journal import segment_paths
+from evalstream.durability.runstate import read_status, update_status
 from evalstream.shards.info import ShardInfo
 from evalstream.shards.manifest import (
     ShardManifest,
@@ -111,6 +112,16 @@ class NoShard:
         """Nothing to close."""
 
 
+def _hand_over(workdir: Path, attempt: str, successor: str) -> None:
+    """After a resume: drop the replayed copy, and mark the dead attempt's own run folder, if
+    it is on this host, ``resumed`` (else ``recover OUTPUT_DIR`` would find it dead)."""
+    shutil.rmtree(workdir / "predecessor", ignore_errors=True)
+    dead = workdir.parent / attempt
+    status = read_status(dead) if dead.is_dir() else None
+    if status is not None and status.state not in ("saved", "recovered", "resumed"):
+        update_status(dead, status, state="resumed", successor=successor)
+
+
 class ShardWriter:
     """One attempt at one shard: its manifest, the uploads, and the resume of a dead earlier
     attempt of the same shard (the newest one, which holds its own predecessors' samples)."""
@@ -159,7 +170,8 @@ class ShardWriter:
         Returns the local folder holding the dead earlier attempt's journal, downloaded beside
         this run's working folder, when there is one to resume; else ``resume_from``.
         """
-        resume_dir = self.journal.folder.parent.with_name(f"{self.manifest.attempt}.resume")
+        # inside this attempt's own folder: killed while replaying, it is never a run of its own
+        resume_dir = self.journal.folder.parent / "predecessor"
         found = await anyio.to_thread.run_sync(self._open, resume_dir)
         return found or resume_from
 
@@ -179,7 +191,8 @@ class ShardWriter:
                 f"shard {self.info.index} of run {self.info.run!r} is already complete "
                 f"(attempt {done[-1].attempt}); merge the run, or record again under a new run id"
             )
-        if live := [m for m in mine if m.alive_here()]:
+        runs = self.journal.folder.parent.parent  # this host's .evalstream: attempts' folders
+        if live := [m for m in mine if m.alive_here(runs / m.attempt)]:
             raise RunStateError(
                 f"shard {self.info.index} of run {self.info.run!r} is still being recorded by "
                 f"pid {live[-1].pid} on this host; stop it first"
@@ -207,8 +220,8 @@ class ShardWriter:
                 self.predecessor, state="resumed", successor=successor, updated=time.time()
             )
             await anyio.to_thread.run_sync(write_manifest, folder, marked)
-            resume_dir = self.journal.folder.parent.with_name(f"{successor}.resume")
-            await anyio.to_thread.run_sync(lambda: shutil.rmtree(resume_dir, ignore_errors=True))
+            here = self.journal.folder.parent
+            await anyio.to_thread.run_sync(_hand_over, here, self.predecessor.attempt, successor)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._background)
