@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import shutil
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,7 @@ async def test_ls_shows_a_live_run_as_running(tmp_path: Path) -> None:
         await tracker.flush()
         (entry,) = list_runs(str(tmp_path))
         assert (entry.status, entry.model, entry.samples) == ("running", "org/live", 7)
-        assert entry.note == f"pid {os.getpid()}"
+        assert entry.note == f"the live run, pid {os.getpid()} on {socket.gethostname()}"
         await tracker.save()
     (entry,) = list_runs(str(tmp_path))
     assert entry.status == "saved" and entry.samples == 7

@@ -18,7 +18,7 @@ import msgspec
 from fsspec.implementations.local import LocalFileSystem
 
 from evalstream._naming import RESULTS_GLOB, results_date_id
-from evalstream.durability.owner import alive
+from evalstream.durability.owner import alive, read_holder
 from evalstream.durability.peek import peek_journal
 from evalstream.durability.runstate import RunStatus
 from evalstream.stats.rows import metric_rows
@@ -133,7 +133,8 @@ def run_state(fs: Any, folder: str, status: RunStatus) -> tuple[str, str]:
     if not isinstance(fs, LocalFileSystem):
         return "running", f"on {status.host}: cannot check from here"
     if alive(Path(folder), status):
-        return "running", f"pid {status.pid}"
+        holder = read_holder(Path(folder))  # the live run, or a recover working on it
+        return "running", holder.describe() if holder is not None else f"pid {status.pid}"
     return "dead", f"pid {status.pid} holds it no more: evalstream recover"
 
 
