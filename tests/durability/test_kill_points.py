@@ -172,3 +172,20 @@ def test_killed_at_each_point_then_finished_leaves_one_whole_run(
         sorted(p.relative_to(out) for p in out.rglob("*") if ".evalstream" not in p.parts)
         == snapshot
     )
+
+
+@pytest.mark.parametrize("point", ["save.intent", "save.details", "save.outputs"])
+def test_resuming_a_run_killed_in_its_save_leaves_one_run(tmp_path: Path, point: str) -> None:
+    """A save killed before its results file is redone by the resumed run under its date (no
+    orphan details folder); one killed after it was complete: resume refuses, marks it saved."""
+    out = tmp_path / "out"
+    killed(run_child("save", str(out), "lighteval", kill_at=point), point)
+    (dead,) = (p.parent for p in out.glob(".evalstream/*/status.json"))
+    done = run_child("resume", str(out), str(dead), "lighteval")
+    if point == "save.outputs":
+        assert done.returncode != 0 and "had finished its save" in done.stderr, done.stderr
+        assert json.loads((dead / "status.json").read_text())["state"] == "saved"
+    else:
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert cli_recover(out).returncode == 0
+    check(out, EVERY, "lighteval")

@@ -39,10 +39,10 @@ from evalstream.durability.killpoints import reached
 from evalstream.durability.owner import claim
 from evalstream.durability.runstate import SaveIntent, make_dirs_durable
 from evalstream.durability.storage import OutputStore, atomic_write
-from evalstream.run.save import finished_save
 from evalstream.shards.objects import MERGED, ObjectFolder, run_prefix
 from evalstream.shards.plan import MergePlan, plan_merge
 from evalstream.shards.union import Duplicates, ShardIdentity
+from evalstream.sinks.local import finished_save
 
 if TYPE_CHECKING:
     from pathlib import Path

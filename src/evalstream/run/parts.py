@@ -10,13 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evalstream.durability.runstate import RunSettings
+import anyio
+
+from evalstream._errors import RunStateError
+from evalstream.durability.runstate import RunSettings, update_status
 from evalstream.run.config import RunConfig
 from evalstream.run.control import RunControl
 from evalstream.run.host import RunHost
 from evalstream.run.hub_calls import HubCalls, make_publisher, retry_hint
 from evalstream.run.save import SavePlan, SaveSteps, shard_write
 from evalstream.shards.writer import shard_writer
+from evalstream.sinks.local import finished_save
 from evalstream.sinks.outputs import OutputContext, build_outputs
 from evalstream.sinks.tensorboard import LiveScalars, run_info_from
 
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 
     from evalstream._messages import Score
     from evalstream._options import Options
+    from evalstream.durability.resume import ResumeState
     from evalstream.durability.storage import OutputStore
     from evalstream.run.coordinator import Coordinator
     from evalstream.run.progress import Meter
@@ -65,6 +70,29 @@ class RunParts:
         live, self.live = self.live, None
         if live is not None:
             await live.__aexit__(None, None, None)
+
+    async def adopt(self, resume: ResumeState) -> None:
+        """A dead run that died inside its save: if that save had written its results file, it
+        is marked ``saved`` and there is nothing to resume (RunStateError); otherwise this run
+        saves under the same date, over the details that save had written, so no orphan
+        details folder is left beside this run's."""
+        status = resume.status
+        intent = status.saving if status is not None else None
+        if status is None or intent is None:
+            return
+        done = await anyio.to_thread.run_sync(finished_save, self.store, intent, "")
+        if done is None:
+            self.control.date_id = intent.date_id
+            return
+        await anyio.to_thread.run_sync(
+            lambda: update_status(
+                resume.run_dir, status, state="saved", results_path=done.results_path, saving=None
+            )
+        )
+        raise RunStateError(
+            f"the run in {resume.run_dir} had finished its save (results: {done.results_path}): "
+            "nothing to resume"
+        )
 
     def save_steps(
         self, coordinator: Coordinator, ship: Callable[[], Awaitable[int]], meter: Meter

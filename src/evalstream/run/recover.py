@@ -35,7 +35,7 @@ from evalstream.durability.runstate import (
     update_status,
 )
 from evalstream.durability.storage import OutputStore, is_remote
-from evalstream.run.save import finished_save
+from evalstream.sinks.local import finished_save
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

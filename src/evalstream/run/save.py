@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import msgspec
 
 from evalstream._errors import EvalStreamError, RunFailedError, StorageError
 from evalstream._messages import EndOfRun
-from evalstream._naming import details_path, make_date_id, results_path
+from evalstream._naming import make_date_id
 from evalstream._summary import OutputOutcome, RunResult
 from evalstream.durability.killpoints import reached
 from evalstream.durability.runstate import SaveIntent
@@ -174,33 +173,6 @@ def _miscounted(steps: SaveSteps, coordinator: Coordinator) -> RunFailedError | 
         "the actors do not hold what the journal accepted (task: (journaled, held)): "
         f"metrics {metrics}, details {details}; the journal is kept: run `evalstream recover "
         f"{steps.host.workdir}`"
-    )
-
-
-def finished_save(store: OutputStore, intent: SaveIntent, workdir: str) -> RunResult | None:
-    """The run an interrupted save had finished writing: the results file at the intent's
-    (model, date), read back; None when there is none (blocking). Results are written last, so
-    the file means the details before it are complete."""
-    rel = results_path(intent.model_name, intent.date_id)
-    raw = store.read_sync(rel)
-    if raw is None:
-        return None
-    url = store.url(rel)
-    results = msgspec.json.decode(raw)
-    model, date_id = intent.model_name, intent.date_id
-    details = {t: details_path(model, date_id, t) for t in results.get("summary_tasks", {})}
-    return RunResult(
-        date_id=date_id,
-        model_name=model,
-        results=results,
-        results_path=url,
-        details_paths={
-            t: store.url(p) for t, p in details.items() if store.remote or store.local(p).exists()
-        },
-        outputs=[OutputOutcome(name="local", ok=True, paths=[url])],
-        samples={},
-        warnings=[f"the interrupted save of {intent.date_id} had written everything"],
-        workdir=workdir,
     )
 
 

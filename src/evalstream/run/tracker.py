@@ -157,6 +157,7 @@ class EvaluationTracker:
                 if self._parts.live is not None:
                     await self._parts.live.__aenter__()
                 if resume is not None:
+                    await self._parts.adopt(resume)  # a dead run that died in its save
                     await self._host.take_over(resume, self.replay)
                     self._resume = resume
                 await self._shard.resumed()

@@ -14,15 +14,16 @@ import anyio
 import msgspec
 
 from evalstream._errors import EvalStreamError
-from evalstream._naming import results_path
+from evalstream._naming import details_path, results_path
+from evalstream._summary import OutputOutcome, RunResult
 from evalstream.durability.storage import translate_oserror
 from evalstream.sinks.outputs import outcome
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from evalstream._summary import OutputOutcome
     from evalstream.details.protocol import DetailsWritten
+    from evalstream.durability.runstate import SaveIntent
     from evalstream.durability.storage import OutputStore
     from evalstream.sinks.outputs import OutputContext, SavedRun
 
@@ -57,6 +58,33 @@ def write_local_sync(
         return outcome(NAME, ok=False, error=str(translate_oserror(exc, store.target)))
     written = LocalFiles(results=rel, details=details.paths, warnings=details.warnings)
     return outcome(NAME, written, paths=[store.url(p) for p in [rel, *details.paths.values()]])
+
+
+def finished_save(store: OutputStore, intent: SaveIntent, workdir: str) -> RunResult | None:
+    """The run an interrupted save had finished writing: the results file at the intent's
+    (model, date), read back; None when there is none (blocking). Results are written last, so
+    the file means the details before it are complete."""
+    rel = results_path(intent.model_name, intent.date_id)
+    raw = store.read_sync(rel)
+    if raw is None:
+        return None
+    url = store.url(rel)
+    results = msgspec.json.decode(raw)
+    model, date_id = intent.model_name, intent.date_id
+    details = {t: details_path(model, date_id, t) for t in results.get("summary_tasks", {})}
+    return RunResult(
+        date_id=date_id,
+        model_name=model,
+        results=results,
+        results_path=url,
+        details_paths={
+            t: store.url(p) for t, p in details.items() if store.remote or store.local(p).exists()
+        },
+        outputs=[OutputOutcome(name="local", ok=True, paths=[url])],
+        samples={},
+        warnings=[f"the interrupted save of {intent.date_id} had written everything"],
+        workdir=workdir,
+    )
 
 
 class LocalOutput:
