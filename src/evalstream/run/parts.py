@@ -7,13 +7,14 @@ wiring here leaves the tracker with its public calls and the order they run in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from evalstream._errors import RunStateError
 from evalstream.durability.runstate import RunSettings, update_status
+from evalstream.run.batcher import Batcher
 from evalstream.run.config import RunConfig
 from evalstream.run.control import RunControl
 from evalstream.run.host import RunHost
@@ -57,6 +58,18 @@ class RunParts:
     publisher: HubPublisher | None
     run_info: RunInfo | None
     live: LiveScalars | None
+    batch: Batcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        options = self.control.options
+        self.batch = Batcher(
+            self.host,
+            batch_size=options.batch_size,
+            durable=options.durable,
+            synced=self.shard.sync,
+            on_shipped=self.observe,
+        )
+        self.host.drain = self.batch.ship  # the runtime's shutdown ships the pending batch
 
     async def observe(self, batch: list[Score]) -> None:
         """A shipped batch's scores, for the live running-mean scalars (if on)."""

@@ -24,7 +24,6 @@ from evalstream._options import DEFAULTS, Options
 from evalstream.durability.resume import ResumeState, open_resume
 from evalstream.durability.storage import OutputStore
 from evalstream.run import progress as _progress
-from evalstream.run.batcher import Batcher
 from evalstream.run.checks import not_running
 from evalstream.run.parts import assemble
 from evalstream.run.save import SaveProgress, compile_final, primary_outcome, retryable, save_run
@@ -114,14 +113,7 @@ class EvaluationTracker:
         self.control, self.publisher, self.run_info = parts.control, parts.publisher, parts.run_info
         self.run_id = host.run_id
         self._state: State = "new"
-        self._batch = Batcher(
-            host,
-            batch_size=options.batch_size,
-            durable=options.durable,
-            synced=parts.shard.sync,
-            on_shipped=parts.observe,
-        )
-        host.drain = self._batch.ship  # the runtime's shutdown ships the pending batch
+        self._batch = parts.batch
         self._replayed = 0
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
