@@ -23,6 +23,36 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def results_files_match_the_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every results file the suite wrote (under its temporary folders, by this process or a
+    child) is valid against ``evalstream schema``, checked with a real JSON Schema validator.
+
+    Files a test damaged on purpose (not JSON) or wrote by hand (no ``schema_version``) are
+    left out (tests/sinks/test_schema.py checks the validation itself can fail).
+    """
+    yield
+    import json
+
+    import jsonschema
+
+    from evalstream.sinks.schema import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    bad = []
+    for path in tmp_path_factory.getbasetemp().rglob("results_*.json"):
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or "schema_version" not in data:
+            continue
+        errors = sorted(validator.iter_errors(data), key=str)
+        if errors:
+            bad.append(f"{path}: {errors[0].json_path}: {errors[0].message}")
+    assert not bad, f"{len(bad)} results file(s) off the schema:\n" + "\n".join(bad[:10])
+
+
 @pytest.fixture
 def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point huggingface_hub at a fresh HF_HOME with no token, and return that folder."""

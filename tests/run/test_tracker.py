@@ -127,6 +127,7 @@ def test_results_match_an_independent_computation(run: tuple[Any, dict[str, Sent
         "config_tasks",
         "summary_tasks",
         "summary_general",
+        "schema_version",  # evalstream's, after lighteval's keys
     ]
     res = on_disk["results"]
     expected: dict[str, dict[str, tuple[float, float]]] = {}

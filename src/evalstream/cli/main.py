@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from evalstream._errors import EvalStreamError
 from evalstream.cli.merge import add_merge_parser
+from evalstream.cli.schema import add_schema_parser
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_views(sub)
     _add_actions(sub)
     add_merge_parser(sub)
+    add_schema_parser(sub)
     _add_demo(sub)
     return parser
 

@@ -27,6 +27,7 @@ from evalstream.durability.runstate import SaveIntent
 from evalstream.shards.writer import ShardWriter
 from evalstream.sinks.outputs import SavedRun, write_outputs
 from evalstream.sinks.results import count_nonfinite, encode_results, summary_general
+from evalstream.sinks.schema import SCHEMA_VERSION
 from evalstream.stats.compute import derive_rows
 
 if TYPE_CHECKING:
@@ -207,6 +208,7 @@ async def compile_final(coordinator: Coordinator, bootstrap_iters: int, seed: in
         "config_tasks": coordinator.task_config.configs(),
         "summary_tasks": summary_tasks,
         "summary_general": summary_general(summary_tasks),
+        "schema_version": SCHEMA_VERSION,
     }
     incomplete = incomplete_tasks(final["config_tasks"], sizes, details)
     warnings = [w for m in metrics.values() for w in m.warnings]
