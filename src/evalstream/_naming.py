@@ -9,6 +9,7 @@ and a task name may not hold a path separator at all.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -84,9 +85,50 @@ def details_name(task_name: str, date_id: str) -> str:
     return f"details_{task_name}_{date_id}.parquet"
 
 
-def results_path(model_name: str, date_id: str) -> str:
-    """Path of the results JSON, relative to output_dir."""
-    return f"results/{model_name}/{results_name(date_id)}"
+def results_path(model_name: str, date_id: str, template: str = "") -> str:
+    """Path of the results JSON, relative to output_dir: under ``results/MODEL``, or where
+    lighteval 0.13's ``results_path_template`` puts it."""
+    folder = results_folder(template, model_name) if template else f"results/{model_name}"
+    return f"{folder}/{results_name(date_id)}"
+
+
+_TEMPLATE_FIELDS = frozenset({"output_dir", "org", "model"})
+
+
+def results_folder(template: str, model_name: str) -> str:
+    """lighteval's ``results_path_template`` for ``model_name``, relative to output_dir.
+
+    As lighteval does: ``org`` is the part of the model name before its ``/`` (empty without
+    one), ``model`` the part after. The template must start with ``{output_dir}`` and stay
+    inside it (``check_results_template``).
+    """
+    parts = model_name.split("/")
+    org, model = (parts[0], parts[1]) if len(parts) >= 2 else ("", parts[0])
+    rel = template.format(output_dir="", org=org, model=model).strip("/")
+    normal = PurePosixPath(rel)
+    if not rel or normal.is_absolute() or ".." in normal.parts or "." in normal.parts:
+        raise UnsafeNameError(
+            f"results_path_template {template!r} gives {rel!r} for model {model_name!r}: "
+            "not a folder inside output_dir"
+        )
+    for part in normal.parts:
+        _check_chars("results_path_template", part)
+    return rel
+
+
+def check_results_template(template: str) -> str:
+    """A ``results_path_template`` that can only name a folder inside output_dir."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise UnsafeNameError(f"results_path_template {template!r}: {exc}") from exc
+    if not template.startswith("{output_dir}/") or fields - _TEMPLATE_FIELDS:
+        raise UnsafeNameError(
+            f"results_path_template {template!r} must start with '{{output_dir}}/' and use "
+            "only {output_dir}, {org} and {model} (nothing is written outside output_dir)"
+        )
+    results_folder(template, "org/model")
+    return template
 
 
 def model_details_dir(model_name: str) -> str:

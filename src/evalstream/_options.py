@@ -11,6 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from evalstream._errors import ConfigError
+from evalstream._naming import check_results_template
 from evalstream._types import DETAILS_LAYOUTS, DetailsLayout
 
 
@@ -35,6 +36,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     live_scalars_every: int | None = None
     details_workers: int | None = None
     details_layout: DetailsLayout = "flat"
+    results_path_template: str = ""  # lighteval 0.13's; "" is results/MODEL
 
     def __post_init__(self) -> None:
         """Checked at construction, so a bad option fails before the run starts."""
@@ -44,6 +46,8 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("bootstrap_iters must be 0 (no stderr) or at least 2")
         if self.flush_interval <= 0:
             raise ConfigError("flush_interval must be positive (seconds)")
+        if self.results_path_template:
+            check_results_template(self.results_path_template)
         if self.details_layout not in DETAILS_LAYOUTS:
             raise ConfigError(
                 f"details_layout must be 'flat' or 'lighteval', not {self.details_layout!r}"

@@ -70,6 +70,7 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = DEFAULTS.seed
     tensorboard_metric_prefix: str = DEFAULTS.tensorboard_metric_prefix
     details_layout: DetailsLayout = DEFAULTS.details_layout
+    results_path_template: str = DEFAULTS.results_path_template
 
     @classmethod
     def of(cls, output_dir: str, options: Options) -> RunSettings:
@@ -81,6 +82,7 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
             seed=options.seed,
             tensorboard_metric_prefix=options.tensorboard_metric_prefix,
             details_layout=options.details_layout,
+            results_path_template=options.results_path_template,
         )
 
     def tracker_options(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _EMPTY_DOC = Doc(query="")
-_UNSUPPORTED: dict[str, Any] = {"results_path_template": None, "use_wandb": False}
+_UNSUPPORTED: dict[str, Any] = {"use_wandb": False}
 """lighteval 0.13 constructor options accepted at their defaults only."""
 
 

@@ -18,7 +18,7 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._naming import check_model_name, check_task_name
+from evalstream._naming import check_model_name, check_task_name, results_path
 from evalstream.run.intake import Prepared, learn_kinds, prepare_sample
 
 if TYPE_CHECKING:
@@ -40,10 +40,12 @@ class RunConfig:
         registry: AggregationRegistry,
         store: OutputStore,
         publisher: HubPublisher | None,
+        results_template: str = "",
     ) -> None:
         """``publisher``: set when the run is pushed, so a model name the Hub refuses fails
         at ``log_model_info``, not at the push."""
         self.registry = registry
+        self.results_template = results_template
         self.store = store
         self.publisher = publisher
         self.tasks: dict[str, TaskSpec] = {}
@@ -71,8 +73,9 @@ class RunConfig:
         """Check the model's name (a safe relative path; with a push, a repo id the Hub
         accepts), remember the model, and return its message."""
         name = check_model_name(model_info.model_name)
-        for folder in ("results", "details"):
-            self.store.local(f"{folder}/{name}")  # a symbolic link on the way fails now
+        results = results_path(name, "x", self.results_template).rsplit("/", 1)[0]
+        for folder in (results, f"details/{name}"):
+            self.store.local(folder)  # a symbolic link on the way (or a bad template) fails now
         if self.publisher is not None:
             self.publisher.check_model_name(name)
         self.model = model_info

@@ -257,7 +257,8 @@ async def _merge_held(
 
     intent = await anyio.to_thread.run_sync(_read_intent, tx, plan.fingerprint)
     if intent is not None:
-        done = await anyio.to_thread.run_sync(finished_save, store, intent.save, str(tx))
+        template = plan.shards[0].manifest.settings.results_path_template
+        done = await anyio.to_thread.run_sync(finished_save, store, intent.save, str(tx), template)
         if done is not None:
             return await _finish(folder, plan, tx, marker_rel, done, {})
     work = tx / "work"

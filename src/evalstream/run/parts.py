@@ -93,7 +93,8 @@ class RunParts:
         intent = status.saving if status is not None else None
         if status is None or intent is None:
             return
-        done = await anyio.to_thread.run_sync(finished_save, self.store, intent, "")
+        template = self.control.options.results_path_template
+        done = await anyio.to_thread.run_sync(finished_save, self.store, intent, "", template)
         if done is None:
             self.control.date_id = intent.date_id
             return
@@ -165,7 +166,12 @@ def assemble(
     )
     if shard is not None:
         host.shard = f"{shard.run} {shard.index}/{shard.count}"
-    config = RunConfig(registry, store, publisher if options.push_to_hub else None)
+    config = RunConfig(
+        registry,
+        store,
+        publisher if options.push_to_hub else None,
+        options.results_path_template,
+    )
     context = OutputContext(
         store=store,
         options=options,

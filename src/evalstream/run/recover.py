@@ -154,7 +154,8 @@ async def recover(
         settings = await anyio.to_thread.run_sync(read_settings, run_dir)
         store = OutputStore(output_dir or _where(run_dir, settings))
         await anyio.to_thread.run_sync(_check_resume, run_dir, status)
-        done = await anyio.to_thread.run_sync(_completed, run_dir, status, store)
+        template = settings.results_path_template if settings is not None else ""
+        done = await anyio.to_thread.run_sync(_completed, run_dir, status, store, template)
         if done is not None:
             return done
         return await _rebuild(run_dir, status, settings, store, model_name, on_progress)
@@ -185,14 +186,16 @@ def _check_resume(run_dir: Path, status: RunStatus | None) -> None:
     )
 
 
-def _completed(run_dir: Path, status: RunStatus | None, store: OutputStore) -> RunResult | None:
+def _completed(
+    run_dir: Path, status: RunStatus | None, store: OutputStore, template: str
+) -> RunResult | None:
     """The results of a save that wrote its results file but died before its marker: the
     marker is completed, nothing is written again (blocking). Without the file, the save is
     redone under the same date, over the details it had written."""
     intent = status.saving if status is not None else None
     if status is None or intent is None:
         return None
-    result = finished_save(store, intent, str(run_dir))
+    result = finished_save(store, intent, str(run_dir), template)
     if result is not None:
         state = "saved" if intent.by == "save" else "recovered"
         update_status(run_dir, status, state=state, results_path=result.results_path, saving=None)

@@ -89,10 +89,12 @@ class EvaluationTracker:
         details_workers: int | None = D.details_workers,
         shard: ShardInfo | None = None,
         details_layout: DetailsLayout = D.details_layout,
+        results_path_template: str | None = None,
         runtime: Runtime | None = None,
     ) -> None:
         given = {k: v for k, v in locals().items() if k in Options.__struct_fields__}
-        options = Options(**given | {"hub_results_org": hub_results_org or ""})
+        nones = {"hub_results_org": hub_results_org, "results_path_template": results_path_template}
+        options = Options(**given | {k: v or "" for k, v in nones.items()})
         self.store = OutputStore(output_dir)
         self.registry = registry if registry is not None else default_registry()
         self.resume_from = Path(resume_from) if resume_from is not None else None

@@ -44,12 +44,13 @@ def write_local_sync(
     date_id: str,
     results_json: bytes,
     details: DetailsWritten,
+    template: str = "",
 ) -> OutputOutcome:
     """The results JSON (after the details the workers wrote), then upload to a remote target."""
     if details.error is not None:
         return outcome(NAME, ok=False, error=details.error)
     try:
-        rel = results_path(model_name, date_id)
+        rel = results_path(model_name, date_id, template)
         store.write_sync(rel, results_json)
         store.upload_sync([*details.paths.values(), rel])
     except EvalStreamError as exc:
@@ -60,11 +61,13 @@ def write_local_sync(
     return outcome(NAME, written, paths=[store.url(p) for p in [rel, *details.paths.values()]])
 
 
-def finished_save(store: OutputStore, intent: SaveIntent, workdir: str) -> RunResult | None:
+def finished_save(
+    store: OutputStore, intent: SaveIntent, workdir: str, template: str = ""
+) -> RunResult | None:
     """The run an interrupted save had finished writing: the results file at the intent's
     (model, date), read back; None when there is none (blocking). Results are written last, so
     the file means the details before it are complete."""
-    rel = results_path(intent.model_name, intent.date_id)
+    rel = results_path(intent.model_name, intent.date_id, template)
     raw = store.read_sync(rel)
     if raw is None:
         return None
@@ -94,8 +97,9 @@ class LocalOutput:
     owns: ClassVar[tuple[str, ...]] = ()
     after: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, store: OutputStore) -> None:
+    def __init__(self, store: OutputStore, template: str = "") -> None:
         self.store = store
+        self.template = template
 
     async def write(self, run: SavedRun, before: Mapping[str, OutputOutcome]) -> OutputOutcome:
         """``write_local_sync`` in a worker thread."""
@@ -106,9 +110,10 @@ class LocalOutput:
             run.date_id,
             run.results_json,
             run.details,
+            self.template,
         )
 
 
 def build(context: OutputContext) -> LocalOutput:
     """Every run writes its local files."""
-    return LocalOutput(context.store)
+    return LocalOutput(context.store, context.options.results_path_template)
