@@ -15,7 +15,8 @@ import pytest
 
 from evalstream import EvaluationTracker, JournalCorruptError, ModelInfo, StorageError
 from evalstream._messages import ENCODER, NumDocs, SampleBatch
-from evalstream.durability.journal import Journal, read_journal, segment_paths
+from evalstream.durability.journal import Journal
+from evalstream.durability.segments import read_journal, segment_paths
 
 from _workload import TASKS, sample
 

@@ -26,7 +26,6 @@ from evalstream import (
     StorageError,
     TaskSpec,
 )
-from evalstream.durability.journal import segment_paths
 from evalstream.durability.runstate import (
     RunStatus,
     is_alive,
@@ -34,6 +33,7 @@ from evalstream.durability.runstate import (
     read_status,
     write_status,
 )
+from evalstream.durability.segments import segment_paths
 from evalstream.run.recover import recover
 
 from _workload import TASKS, sample
@@ -211,6 +211,37 @@ async def test_recovery_rebuilds_tiny_batches_in_large_ones(tmp_path: Path) -> N
     assert sum(len(r) for r in _rows(result).values()) == N
 
 
+async def _rotated(out: Path, n: int, **options: Any) -> Path:
+    """Like ``_abandoned``, with the journal rotated every 8 KiB (many segments)."""
+    async with EvaluationTracker(out, bootstrap_iters=0, **options) as tracker:
+        tracker.journal.segment_bytes = 8 << 10
+        await _start(tracker)
+        for i in range(n):
+            await tracker.log_sample(*_sample(i))
+    assert len(segment_paths(tracker.workdir / "journal")) > 3
+    return tracker.workdir
+
+
+async def test_recovery_names_a_deleted_middle_segment(tmp_path: Path) -> None:
+    """A journal segment deleted from the middle is a gap: named in the partial section and
+    the warnings, and the segments after it are recovered."""
+    with anyio.fail_after(60):
+        workdir = await _rotated(tmp_path, N, batch_size=4, durable=True)
+        segment = segment_paths(workdir / "journal")[1]
+        segment.unlink()
+        result = await recover(workdir)
+    section = _section(result)
+    (gap,) = section["journal_gaps"]
+    assert (gap["first"], gap["last"], gap["before"]) == (1, 1, "000002.wal")
+    assert section["journal_corruption"] is None and section["partial"] is True
+    assert any("000001.wal is missing" in w for w in result.warnings)
+    recovered = sum(len(rows) for rows in _rows(result).values())
+    assert 0 < recovered < N
+    assert sorted(section["incomplete_tasks"]) == sorted(t.name for t in TASKS)
+    status = read_status(workdir)
+    assert status is not None and status.state == "recovered"
+
+
 # -- resume ------------------------------------------------------------------------------------
 
 
@@ -266,6 +297,26 @@ async def test_resume_dedupes_metrics_only_samples(tmp_path: Path) -> None:
                 await log(b, i)
             result = await b.save()
     assert result.results["results"]["t|0"]["acc"] == pytest.approx(0.5)
+
+
+async def test_resume_over_a_deleted_segment_redoes_its_samples_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """The samples of a missing segment are not in logged_keys: the harness logs them again,
+    and the resumed run's warnings name the segment."""
+    with anyio.fail_after(60):
+        workdir = await _rotated(tmp_path, N, batch_size=4, durable=True)
+        segment_paths(workdir / "journal")[1].unlink()
+        async with EvaluationTracker(tmp_path, bootstrap_iters=0, resume_from=workdir) as b:
+            done = b.logged_keys()
+            assert 0 < len(done) < N
+            await _start(b)
+            for i in range(N):
+                if _key(i) not in done:
+                    await b.log_sample(*_sample(i))
+            result = await b.save()
+    assert {t: sorted(q) for t, q in _rows(result).items()} == _queries(range(N))
+    assert any("resume of" in w and "000001.wal is missing" in w for w in result.warnings)
 
 
 async def test_resuming_a_live_run_is_refused(tmp_path: Path) -> None:

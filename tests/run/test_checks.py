@@ -26,7 +26,7 @@ from evalstream import (
     ModelResponse,
     TaskSpec,
 )
-from evalstream.durability.journal import read_journal
+from evalstream.durability.segments import read_journal
 
 from _workload import TASKS, sample
 

@@ -14,6 +14,9 @@ keeps the frames queued, retries in the background and reports a StorageError in
 its last good frame, and a frame once appended is never dropped while the journal runs. Closing
 makes one last attempt; frames that still cannot be written are then given up (they were never
 reported durable). A failed fsync does not rewrite the frames it covered: it is retried.
+
+Segments are numbered from 0 and never removed while the run lives; reading them back (and
+noticing a missing one) is ``segments.py``.
 """
 
 from __future__ import annotations
@@ -25,13 +28,12 @@ from typing import TYPE_CHECKING, BinaryIO
 import anyio
 import msgspec
 
-from evalstream._errors import JournalCorruptError, RunStateError, StorageError
-from evalstream._messages import DECODER, RunMessage
-from evalstream.durability.frames import HEADER_SIZE, FrameScan, frame, iter_frames
+from evalstream._errors import RunStateError, StorageError
+from evalstream.durability.frames import frame
+from evalstream.durability.segments import segment_name, segment_number, segment_paths
 from evalstream.durability.storage import fsync_dir, translate_oserror
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from anyio.abc import TaskStatus
@@ -47,11 +49,6 @@ class JournalStats(msgspec.Struct, frozen=True):
     synced: int
     segments: int
     queued_bytes: int
-
-
-def segment_paths(folder: Path) -> list[Path]:
-    """The journal segments of ``folder``, oldest first."""
-    return sorted(folder.glob("*.wal"))
 
 
 class Journal:
@@ -192,8 +189,8 @@ class Journal:
         if not self.folder.is_dir():
             self.folder.mkdir(parents=True, exist_ok=True)
             fsync_dir(self.folder.parent)
-        existing = segment_paths(self.folder)
-        self._segment_index = int(existing[-1].stem) + 1 if existing else 0
+        numbers = [n for p in segment_paths(self.folder) if (n := segment_number(p)) is not None]
+        self._segment_index = max(numbers) + 1 if numbers else 0
 
     async def _drain(self, *, sync: bool) -> None:
         batch = list(self._queue)
@@ -262,7 +259,7 @@ class Journal:
             self._drop_handle()
             self._segment_index += 1
             self._good_size = 0
-        path = self.folder / f"{self._segment_index:06d}.wal"
+        path = self.folder / segment_name(self._segment_index)
         created = not path.exists()
         if self._dirty:
             with path.open("r+b") as damaged:
@@ -303,72 +300,3 @@ class Journal:
         return JournalStats(
             self._appended, self._written, self._synced, self._segments, self._queued_bytes
         )
-
-
-class JournalRead(msgspec.Struct):
-    """What reading a journal found: messages, and any torn tail or corruption."""
-
-    messages: list[RunMessage]
-    torn_tail: bool = False
-    corrupt: str | None = None
-
-
-class JournalScan:
-    """What ``scan_journal`` found once its iterator is exhausted."""
-
-    def __init__(self) -> None:
-        self.messages = 0
-        self.bytes = 0  # of the frames read so far, for progress reports
-        self.skipped = 0
-        self.torn_tail = False
-        self.corrupt: str | None = None
-
-
-def scan_journal(
-    folder: Path, *, strict: bool = False, scan: JournalScan | None = None
-) -> Iterator[RunMessage]:
-    """Decode the messages of ``folder``'s segments one at a time (blocking), in order.
-
-    A torn tail of the last segment (frames cut by a crash) is dropped silently. A frame whose
-    checksum holds but whose message does not decode is skipped and counted in ``scan.skipped``.
-    A corrupt frame, or a torn tail of any earlier segment (the journal fsyncs a segment before
-    starting the next, so only the last can be cut), stops reading there and is reported in
-    ``scan.corrupt`` (or raised as JournalCorruptError when ``strict``): everything before it
-    is kept.
-    """
-    scan = scan if scan is not None else JournalScan()
-    paths = segment_paths(folder)
-    for n, path in enumerate(paths):
-        frames = FrameScan()
-        with path.open("rb") as handle:
-            for payload in iter_frames(handle, frames):
-                try:
-                    message = DECODER.decode(payload)
-                except msgspec.DecodeError:
-                    scan.skipped += 1  # its checksum holds: a message this version cannot read
-                    scan.bytes += HEADER_SIZE + len(payload)
-                    continue
-                scan.messages += 1
-                scan.bytes += HEADER_SIZE + len(payload)
-                yield message
-            reason = "corrupt frame"
-        if frames.torn_tail and n < len(paths) - 1:
-            frames.corrupt_at = frames.good_bytes
-            reason = "torn frame before the last segment"
-        if frames.torn_tail and frames.corrupt_at is None:
-            scan.torn_tail = True
-        if frames.corrupt_at is not None:
-            scan.corrupt = f"{path} at byte offset {frames.corrupt_at}"
-            if strict:
-                raise JournalCorruptError(
-                    f"{reason} in journal segment {scan.corrupt}; the {scan.messages} messages "
-                    "before it are intact (read with strict=False to keep them)"
-                )
-            return
-
-
-def read_journal(folder: Path, *, strict: bool = False) -> JournalRead:
-    """Every message of ``folder``'s segments in memory (see ``scan_journal``; blocking)."""
-    scan = JournalScan()
-    messages = list(scan_journal(folder, strict=strict, scan=scan))
-    return JournalRead(messages=messages, torn_tail=scan.torn_tail, corrupt=scan.corrupt)

@@ -3,7 +3,8 @@
 ``evalstream ls`` shows runs that never saved (running, dead) from their journal. Decoding every
 message fully would build every doc and response; instead each frame is decoded into small
 Structs that carry only the fields counted here (msgspec skips the others without building
-them), under the same tags as the real messages.
+them), under the same tags as the real messages. Missing segments are listed (``gaps``), as recovery
+and resume list them, so ``ls`` can say what a recovery would lose before running one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from evalstream.durability.frames import FrameScan, iter_frames
-from evalstream.durability.journal import segment_paths
+from evalstream.durability.segments import SegmentGap, segment_gaps, segment_paths
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,6 +76,8 @@ class JournalSummary(msgspec.Struct, kw_only=True):
     reached_save: bool = False
     bytes: int = 0
     readable: bool = True
+    gaps: list[SegmentGap] = []
+    """Segments missing from the numbering (``segments.segment_gaps``): their samples are lost."""
 
     @property
     def total_samples(self) -> int:
@@ -87,7 +90,9 @@ def peek_journal(folder: Path) -> JournalSummary:
     summary = JournalSummary(samples={}, expected={})
     metrics: dict[str, int] = {}
     details: dict[str, int] = {}
-    for path in segment_paths(folder):
+    paths = segment_paths(folder)
+    summary.gaps = segment_gaps(folder, paths)
+    for path in paths:
         summary.bytes += path.stat().st_size
         scan = FrameScan()
         with path.open("rb") as handle:

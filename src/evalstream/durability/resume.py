@@ -16,10 +16,10 @@ import xxhash
 
 from evalstream._errors import RunBusyError, RunStateError
 from evalstream._messages import EndOfRun, RunMessage, SampleBatch, ScoredSample
-from evalstream.durability.journal import JournalScan, scan_journal
 from evalstream.durability.killpoints import reached
 from evalstream.durability.owner import RunLock, claim, held
 from evalstream.durability.runstate import RunStatus, is_alive, read_status, update_status
+from evalstream.durability.segments import JournalScan, scan_journal
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -56,12 +56,15 @@ class ResumeState:
         messages: JournalMessages,
         details: set[tuple[str, str]],
         metrics: set[tuple[str, str]],
-        corrupt: str | None,
+        problems: list[str],
     ) -> None:
         self.run_dir = run_dir
         self.status = status
         self.messages = messages
-        self.corrupt = corrupt
+        self.problems = problems
+        """What reading the dead run found lost or damaged (missing segments, a corrupt frame,
+        an unreadable marker): the samples lost are not in ``keys()``, so a harness that skips
+        those re-runs them; the new run's warnings say so."""
         self._details = details
         self._metrics = metrics
         self.skipped = 0
@@ -177,7 +180,8 @@ def load_resume(run_dir: Path) -> ResumeState:
     except BaseException:
         lock.release()
         raise
-    state = ResumeState(run_dir, status, JournalMessages(folder), details, metrics, scan.corrupt)
+    problems = scan.problems()
+    state = ResumeState(run_dir, status, JournalMessages(folder), details, metrics, problems)
     state.lock = lock
     return state
 

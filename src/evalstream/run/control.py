@@ -35,6 +35,9 @@ class RunControl:
         """Recovery and merge: the ``evalstream`` section of the results (what was found)."""
         self.date_id = ""
         """Recovery and merge: the date their save intent recorded (else a new one)."""
+        self.notes: list[str] = []
+        """Recovery and resume: what reading the dead run found lost or damaged (a missing
+        journal segment, a corrupt frame, an unreadable marker), added to RunResult.warnings."""
 
     def serve(self, workdir: Path) -> None:
         """Recovery and merge, before ``__aenter__``: work in ``workdir``, a folder inside the

@@ -88,7 +88,11 @@ class RunParts:
         """A dead run that died inside its save: if that save had written its results file, it
         is marked ``saved`` and there is nothing to resume (RunStateError); otherwise this run
         saves under the same date, over the details that save had written, so no orphan
-        details folder is left beside this run's."""
+        details folder is left beside this run's. What reading the dead run found lost goes in
+        this run's warnings."""
+        self.control.notes.extend(
+            f"resume of {resume.run_dir}: {problem}" for problem in resume.problems
+        )
         status = resume.status
         intent = status.saving if status is not None else None
         if status is None or intent is None:
@@ -135,6 +139,7 @@ class RunParts:
             seed=options.seed,
             outputs=self.outputs,
             partial=self.control.partial,
+            notes=tuple(self.control.notes),
         )
 
 

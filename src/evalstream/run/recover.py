@@ -7,7 +7,9 @@ logged in tiny batches (``durable=True``, ``batch_size=1``) is rebuilt in large 
 declared task, the samples recovered and the documents expected (when the harness logged them),
 which tasks are incomplete, and whether the run had reached ``save()``. Nothing in the journal is
 fatal to recovery: a frame that does not decode (``skipped_frames``), and a message or sample an
-actor cannot apply (``skipped``), are skipped and counted there.
+actor cannot apply (``skipped``), are skipped and counted there; a corrupt frame
+(``journal_corruption``) ends the replay, and journal segments missing from the numbering
+(``journal_gaps``) are stepped over. Each loss is also a line of ``RunResult.warnings``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 
 from evalstream._errors import ConfigError, ResumeAbandonedError
 from evalstream._messages import EndOfRun, NumDocs, SampleBatch, ScoredSample, TasksDeclared
 from evalstream._naming import make_date_id
 from evalstream._types import ModelInfo
-from evalstream.durability.journal import JournalScan, scan_journal, segment_paths
 from evalstream.durability.killpoints import reached
 from evalstream.durability.resume import claim_dead
 from evalstream.durability.runstate import (
@@ -34,6 +36,7 @@ from evalstream.durability.runstate import (
     read_status,
     update_status,
 )
+from evalstream.durability.segments import JournalScan, scan_journal, segment_paths
 from evalstream.durability.storage import OutputStore, is_remote
 from evalstream.sinks.local import finished_save
 
@@ -69,7 +72,7 @@ class _Tally:
         elif isinstance(message, EndOfRun):
             self.ended = True
 
-    def section(self, run_dir: Path, corrupt: str | None) -> dict[str, Any]:
+    def section(self, run_dir: Path, scan: JournalScan) -> dict[str, Any]:
         tasks = {}
         for task, n in sorted(self.samples.items()):
             expected = self.expected.get(task)
@@ -84,7 +87,9 @@ class _Tally:
             "reached_save": self.ended,
             "incomplete_tasks": [t for t, v in tasks.items() if not v["complete"]],
             "tasks": tasks,
-            "journal_corruption": corrupt,
+            "journal_corruption": scan.corrupt,
+            "journal_gaps": [msgspec.to_builtins(gap) for gap in scan.gaps],
+            "skipped_frames": scan.skipped,
         }
 
 
@@ -235,10 +240,8 @@ async def _rebuild(
                     await tracker.replay(message)
         if pending:
             await tracker.replay(SampleBatch(samples=tuple(pending)))
-        tracker.control.partial = {
-            **tally.section(run_dir, scan.corrupt),
-            "skipped_frames": scan.skipped,
-        }
+        tracker.control.partial = tally.section(run_dir, scan)
+        tracker.control.notes.extend(scan.problems())
         if model_name is not None:
             await tracker.log_model_info(ModelInfo(model_name=model_name))
         model = tracker.control.model

@@ -245,6 +245,7 @@ class SavePlan:
     seed: int
     outputs: list[Output]
     partial: dict[str, Any] | None
+    notes: tuple[str, ...] = ()  # recovery and resume: what the dead run's reading lost
 
 
 async def write_run(
@@ -266,6 +267,7 @@ async def write_run(
     outcomes = await write_outputs(plan.outputs, run)
     local = next((o for o in outcomes if o.name == "local"), None)
     written = local.detail if local is not None and local.ok else {}
+    warnings.extend(plan.notes)
     warnings.extend(written.get("warnings", []))
     if coordinator.faults.forgiven is not None:
         warnings.append(

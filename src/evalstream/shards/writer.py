@@ -30,8 +30,8 @@ import msgspec
 from evalstream._errors import ConfigError, RunStateError, StorageError
 from evalstream._summary import OutputOutcome, RunResult
 from evalstream.durability.frames import FrameScan, iter_frames
-from evalstream.durability.journal import segment_paths
 from evalstream.durability.runstate import read_status, update_status
+from evalstream.durability.segments import segment_paths
 from evalstream.shards.info import ShardInfo
 from evalstream.shards.manifest import (
     ShardManifest,
