@@ -146,7 +146,7 @@ def test_recover_output_dir_recovers_every_run_it_can_and_reports_the_rest(tmp_p
 def claim_dead_state(folder: Path) -> None:
     from evalstream.durability.resume import claim_dead
 
-    lock, _ = claim_dead(folder, "recover")
+    lock = claim_dead(folder, "recover").lock
     lock.release()
 
 

@@ -242,6 +242,39 @@ async def test_recovery_names_a_deleted_middle_segment(tmp_path: Path) -> None:
     assert status is not None and status.state == "recovered"
 
 
+@pytest.mark.parametrize(
+    ("name", "garbage"),
+    [
+        ("status.json", b"\x00\x93 not json {"),
+        ("status.json", b'{"state": "exploded", "run_id": 3}'),
+        ("run.json", b"{truncated"),
+    ],
+)
+async def test_recovery_of_a_run_with_an_unreadable_marker(
+    tmp_path: Path, name: str, garbage: bytes
+) -> None:
+    """A garbage status.json or run.json does not stop recovery: the journal is the truth, a
+    warning says what was assumed, and the run gets a valid marker saying it is recovered."""
+    with anyio.fail_after(30):
+        workdir = await _abandoned(tmp_path, range(100))
+        (workdir / name).write_bytes(garbage)
+        if name == "status.json":
+            with pytest.raises(StorageError, match=r"status\.json is damaged"):
+                read_status(workdir)
+        result = await recover(workdir)
+    assert {t: sorted(q) for t, q in _rows(result).items()} == _queries(range(100))
+    (note,) = [w for w in result.warnings if f"{name} is damaged" in w]
+    assert ("taken as dead" if name == "status.json" else "default settings") in note
+    assert _section(result)["damaged_files"] == [note]
+    status = read_status(workdir)
+    assert status is not None and (status.state, status.results_path) == (
+        "recovered",
+        result.results_path,
+    )
+    with pytest.raises(RunStateError, match="already recovered"):
+        await recover(workdir)
+
+
 # -- resume ------------------------------------------------------------------------------------
 
 
@@ -317,6 +350,26 @@ async def test_resume_over_a_deleted_segment_redoes_its_samples_and_says_so(
             result = await b.save()
     assert {t: sorted(q) for t, q in _rows(result).items()} == _queries(range(N))
     assert any("resume of" in w and "000001.wal is missing" in w for w in result.warnings)
+
+
+async def test_resume_of_a_run_with_an_unreadable_marker(tmp_path: Path) -> None:
+    """resume_from a run whose status.json is garbage: resumed from its journal, given a valid
+    ``resumed`` marker (so recover leaves it alone), with a warning."""
+    with anyio.fail_after(60):
+        workdir = await _abandoned(tmp_path, range(0, N, 2))
+        (workdir / "status.json").write_bytes(b"garbage")
+        async with EvaluationTracker(tmp_path, bootstrap_iters=0, resume_from=workdir) as b:
+            assert b.logged_keys() == {_key(i) for i in range(0, N, 2)}
+            await _start(b)
+            for i in range(N):
+                await b.log_sample(*_sample(i))
+            result = await b.save()
+        with pytest.raises(RunStateError, match="already resumed"):
+            await recover(workdir)
+    assert {t: sorted(q) for t, q in _rows(result).items()} == _queries(range(N))
+    assert any("status.json is damaged" in w for w in result.warnings)
+    status = read_status(workdir)
+    assert status is not None and (status.state, status.successor) == ("resumed", b.run_id)
 
 
 async def test_resuming_a_live_run_is_refused(tmp_path: Path) -> None:

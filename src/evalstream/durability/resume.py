@@ -9,7 +9,7 @@ keys, once by the replay, so a million-sample run never sits decoded in memory.
 from __future__ import annotations
 
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import anyio
 import xxhash
@@ -18,7 +18,13 @@ from evalstream._errors import RunBusyError, RunStateError
 from evalstream._messages import EndOfRun, RunMessage, SampleBatch, ScoredSample
 from evalstream.durability.killpoints import reached
 from evalstream.durability.owner import RunLock, claim, held
-from evalstream.durability.runstate import RunStatus, is_alive, read_status, update_status
+from evalstream.durability.runstate import (
+    RunStatus,
+    is_alive,
+    read_status_or_damage,
+    replacement_status,
+    update_status,
+)
 from evalstream.durability.segments import JournalScan, scan_journal
 
 if TYPE_CHECKING:
@@ -101,9 +107,10 @@ class ResumeState:
         return frozenset(self._details | self._metrics)
 
     def mark_resumed(self, successor: str) -> None:
-        """Mark the dead run as resumed by ``successor`` (blocking)."""
-        if self.status is not None:
-            update_status(self.run_dir, self.status, state="resumed", successor=successor)
+        """Mark the dead run as resumed by ``successor`` (blocking); a run without a readable
+        marker gets a new one, or ``recover OUTPUT_DIR`` would find it dead and recover it."""
+        status = self.status or replacement_status(self.run_dir)
+        update_status(self.run_dir, status, state="resumed", successor=successor)
 
 
 _DONE = {
@@ -114,14 +121,25 @@ _DONE = {
 }
 
 
-def claim_dead(run_dir: Path, purpose: str) -> tuple[RunLock, RunStatus | None]:
+class Claim(NamedTuple):
+    """A dead run taken for a recover or a resume."""
+
+    lock: RunLock
+    status: RunStatus | None
+    damage: str | None = None
+    """Its status marker is there but unreadable (``read_status_or_damage``): the run is
+    taken as dead, since no process holds its lock, and its journal is the truth."""
+
+
+def claim_dead(run_dir: Path, purpose: str) -> Claim:
     """Take the lock of the dead run in ``run_dir`` for ``purpose`` (recover, resume), and its
     status; raises saying what is true when there is nothing to take: the folder does not
     exist, is no run folder, its run is finished, or a process holds it (the live run, or
-    another recover or resume: RunBusyError names it)."""
+    another recover or resume: RunBusyError names it). An unreadable marker does not stop
+    it: ``Claim.damage`` says what is wrong with it."""
     if not run_dir.exists():
         raise RunStateError(f"{run_dir} does not exist")
-    status = read_status(run_dir)
+    status, _ = read_status_or_damage(run_dir)
     _refuse_finished(run_dir, status)
     if not (run_dir / "journal").is_dir():
         raise RunStateError(
@@ -131,7 +149,8 @@ def claim_dead(run_dir: Path, purpose: str) -> tuple[RunLock, RunStatus | None]:
     legacy = held(run_dir) is None  # written before locks: its pid is all there is
     lock = claim(run_dir, purpose)
     try:
-        status = read_status(run_dir)  # again, under the lock: the holder may just have ended
+        # again, under the lock: the holder may just have ended
+        status, damage = read_status_or_damage(run_dir)
         _refuse_finished(run_dir, status)
         if status is not None and status.shard is not None:
             run, _, place = status.shard.partition(" ")
@@ -148,7 +167,7 @@ def claim_dead(run_dir: Path, purpose: str) -> tuple[RunLock, RunStatus | None]:
     except BaseException:
         lock.release()
         raise
-    return lock, status
+    return Claim(lock, status, damage)
 
 
 def _refuse_finished(run_dir: Path, status: RunStatus | None) -> None:
@@ -163,7 +182,7 @@ def _refuse_finished(run_dir: Path, status: RunStatus | None) -> None:
 
 def load_resume(run_dir: Path) -> ResumeState:
     """Read a dead run's sample keys for resuming (blocking); its messages stream later."""
-    lock, status = claim_dead(run_dir, "a resume")
+    lock, status, damage = claim_dead(run_dir, "a resume")
     try:
         folder = run_dir / "journal"
         scan = JournalScan()
@@ -181,6 +200,8 @@ def load_resume(run_dir: Path) -> ResumeState:
         lock.release()
         raise
     problems = scan.problems()
+    if damage is not None:
+        problems.insert(0, f"{damage}; it is given a new marker once resumed")
     state = ResumeState(run_dir, status, JournalMessages(folder), details, metrics, problems)
     state.lock = lock
     return state

@@ -5,7 +5,9 @@
 way (``saving``); it is replaced atomically. Whether a ``running`` run is alive is told by its
 lock (``owner.py``); ``is_alive`` here, from the pid and start time, only serves folders written
 before locks. ``run.json`` keeps the tracker settings recovery needs. Write failures are
-StorageErrors that say what to do.
+StorageErrors that say what to do. Either file may be found unreadable (a disk fault, a hand
+edit): the ``*_or_damage`` readers say so instead of raising, because the journal, not the
+marker, is the run's record.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from evalstream._errors import StorageError
 from evalstream._options import DEFAULTS, Options
 from evalstream._types import DetailsLayout
 from evalstream.durability.storage import atomic_write, fsync_dir, translate_oserror
+
+_T = TypeVar("_T")
 
 RunState = Literal["running", "saved", "failed", "cancelled", "recovered", "resumed", "abandoned"]
 """``abandoned``: a resume killed before it took over its predecessor (which is recovered
@@ -128,12 +133,47 @@ def update_status(workdir: Path, status: RunStatus, **changes: object) -> RunSta
     return new
 
 
+def _read(path: Path, kind: type[_T]) -> tuple[_T | None, str | None]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"{path} cannot be read ({exc.strerror or type(exc).__name__})"
+    try:
+        return msgspec.json.decode(raw, type=kind), None
+    except msgspec.DecodeError as exc:  # not JSON, or not this shape (ValidationError)
+        return None, f"{path} is damaged ({exc})"
+
+
+def read_status_or_damage(workdir: Path) -> tuple[RunStatus | None, str | None]:
+    """(the status marker, None); (None, None) when there is none; (None, what is wrong) when
+    it is there but unreadable (a disk fault, a hand edit, another program's file).
+
+    Never raises for the file's content: ``ls`` lists such a run, and ``recover`` takes it as
+    dead (its lock says whether a process holds it) and rebuilds it from its journal, the
+    run's record, writing a new marker.
+    """
+    return _read(workdir / "status.json", RunStatus)
+
+
 def read_status(workdir: Path) -> RunStatus | None:
-    """The status marker, or None when there is none."""
-    path = workdir / "status.json"
-    if not path.exists():
-        return None
-    return msgspec.json.decode(path.read_bytes(), type=RunStatus)
+    """The status marker, or None when there is none; StorageError when it is unreadable."""
+    status, problem = read_status_or_damage(workdir)
+    if problem is not None:
+        raise StorageError(
+            f"{problem}: the run's status marker is unreadable; `evalstream recover {workdir}` "
+            "rebuilds the run from its journal and writes a new one"
+        )
+    return status
+
+
+def replacement_status(workdir: Path) -> RunStatus:
+    """A marker for a run whose own is missing or damaged, to record what is done to it next
+    (recovered, resumed): no pid, no host, the folder's name as run id."""
+    return RunStatus(
+        state="running", run_id=workdir.name, pid=0, host="", start_time=0.0, updated=0.0
+    )
 
 
 def write_settings(workdir: Path, settings: RunSettings) -> None:
@@ -141,12 +181,18 @@ def write_settings(workdir: Path, settings: RunSettings) -> None:
     _write(workdir / "run.json", msgspec.json.encode(settings))
 
 
+def read_settings_or_damage(workdir: Path) -> tuple[RunSettings | None, str | None]:
+    """(the recorded settings, None); (None, None) without any; (None, what is wrong) when
+    ``run.json`` is there but unreadable (recovery then uses the defaults, and says so)."""
+    return _read(workdir / "run.json", RunSettings)
+
+
 def read_settings(workdir: Path) -> RunSettings | None:
-    """The recorded settings, or None."""
-    path = workdir / "run.json"
-    if not path.exists():
-        return None
-    return msgspec.json.decode(path.read_bytes(), type=RunSettings)
+    """The recorded settings, or None; StorageError when ``run.json`` is unreadable."""
+    settings, problem = read_settings_or_damage(workdir)
+    if problem is not None:
+        raise StorageError(f"{problem}: the run's recorded settings are unreadable")
+    return settings
 
 
 def make_dirs_durable(folder: Path) -> None:

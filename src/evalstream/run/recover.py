@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from evalstream._errors import ConfigError, ResumeAbandonedError
+from evalstream._errors import ConfigError, ResumeAbandonedError, RunStateError
 from evalstream._messages import EndOfRun, NumDocs, SampleBatch, ScoredSample, TasksDeclared
 from evalstream._naming import make_date_id
 from evalstream._types import ModelInfo
@@ -32,8 +32,9 @@ from evalstream.durability.runstate import (
     RunSettings,
     RunStatus,
     SaveIntent,
-    read_settings,
-    read_status,
+    read_settings_or_damage,
+    read_status_or_damage,
+    replacement_status,
     update_status,
 )
 from evalstream.durability.segments import JournalScan, scan_journal, segment_paths
@@ -153,19 +154,38 @@ async def recover(
     predecessor is the run to recover).
     """
     run_dir = Path(await anyio.Path(run_dir).absolute())
-    lock, status = await anyio.to_thread.run_sync(claim_dead, run_dir, "recover")
+    lock, status, damage = await anyio.to_thread.run_sync(claim_dead, run_dir, "recover")
     try:
         reached("recover.claimed")
-        settings = await anyio.to_thread.run_sync(read_settings, run_dir)
+        settings, bad = await anyio.to_thread.run_sync(read_settings_or_damage, run_dir)
         store = OutputStore(output_dir or _where(run_dir, settings))
+        notes = _damage_notes(damage, bad, store)
         await anyio.to_thread.run_sync(_check_resume, run_dir, status)
         template = settings.results_path_template if settings is not None else ""
         done = await anyio.to_thread.run_sync(_completed, run_dir, status, store, template)
         if done is not None:
             return done
-        return await _rebuild(run_dir, status, settings, store, model_name, on_progress)
+        return await _rebuild(run_dir, status, settings, store, model_name, on_progress, notes)
     finally:
         lock.release()
+
+
+def _damage_notes(status: str | None, settings: str | None, store: OutputStore) -> list[str]:
+    """The warnings of a run whose marker or settings file is unreadable: the journal is the
+    run's record, so recovery goes on, and says what it assumed."""
+    notes = []
+    if status is not None:
+        notes.append(
+            f"{status}: no process holds the run's lock, so it was taken as dead and recovered "
+            "from its journal; a new marker says it is recovered"
+        )
+    if settings is not None:
+        notes.append(
+            f"{settings}: recovered with the default settings (save_details, bootstrap_iters, "
+            f"seed, details_layout) into {store.target}; pass output_dir= (--output-dir) if the "
+            "run wrote elsewhere"
+        )
+    return notes
 
 
 def _where(run_dir: Path, settings: RunSettings | None) -> str:
@@ -181,9 +201,16 @@ def _check_resume(run_dir: Path, status: RunStatus | None) -> None:
     predecessor's journal: it is abandoned, and the predecessor is the run to recover."""
     if status is None or status.predecessor is None:
         return
-    before = read_status(Path(status.predecessor))
+    before, damage = read_status_or_damage(Path(status.predecessor))
     if before is not None and before.state == "resumed" and before.successor == status.run_id:
         return
+    if damage is not None:  # the hand-over cannot be told either way: the user decides
+        raise RunStateError(
+            f"the run in {run_dir} resumed {status.predecessor}, but {damage}, so whether "
+            "this run took that one over cannot be told: if this run ran past its "
+            "start, recover it and delete the predecessor's folder; else recover the "
+            "predecessor and delete this folder"
+        )
     update_status(run_dir, status, state="abandoned", error="interrupted before the hand-over")
     raise ResumeAbandonedError(
         f"the run in {run_dir} is a resume of {status.predecessor} interrupted before it took "
@@ -214,6 +241,7 @@ async def _rebuild(
     store: OutputStore,
     model_name: str | None,
     on_progress: Callable[[int, int], None] | None,
+    notes: list[str],
 ) -> RunResult:
     from evalstream.run.tracker import EvaluationTracker  # recovery drives a tracker
 
@@ -240,8 +268,8 @@ async def _rebuild(
                     await tracker.replay(message)
         if pending:
             await tracker.replay(SampleBatch(samples=tuple(pending)))
-        tracker.control.partial = tally.section(run_dir, scan)
-        tracker.control.notes.extend(scan.problems())
+        tracker.control.partial = {**tally.section(run_dir, scan), "damaged_files": notes}
+        tracker.control.notes.extend([*notes, *scan.problems()])
         if model_name is not None:
             await tracker.log_model_info(ModelInfo(model_name=model_name))
         model = tracker.control.model
@@ -275,9 +303,5 @@ async def _rebuild(
 
 def _record_intent(run_dir: Path, status: RunStatus | None, intent: SaveIntent) -> RunStatus:
     """The recovery's save intent in the dead run's marker (one is made for a run that died
-    before writing its own)."""
-    if status is None:
-        status = RunStatus(
-            state="running", run_id=run_dir.name, pid=0, host="", start_time=0.0, updated=0.0
-        )
-    return update_status(run_dir, status, saving=intent)
+    before writing its own, or whose own is unreadable)."""
+    return update_status(run_dir, status or replacement_status(run_dir), saving=intent)

@@ -30,7 +30,11 @@ import msgspec
 from evalstream._errors import ConfigError, RunStateError, StorageError
 from evalstream._summary import OutputOutcome, RunResult
 from evalstream.durability.frames import FrameScan, iter_frames
-from evalstream.durability.runstate import read_status, update_status
+from evalstream.durability.runstate import (
+    read_status_or_damage,
+    replacement_status,
+    update_status,
+)
 from evalstream.durability.segments import segment_paths
 from evalstream.shards.info import ShardInfo
 from evalstream.shards.manifest import (
@@ -117,7 +121,11 @@ def _hand_over(workdir: Path, attempt: str, successor: str) -> None:
     it is on this host, ``resumed`` (else ``recover OUTPUT_DIR`` would find it dead)."""
     shutil.rmtree(workdir / "predecessor", ignore_errors=True)
     dead = workdir.parent / attempt
-    status = read_status(dead) if dead.is_dir() else None
+    if not dead.is_dir():
+        return
+    status, damage = read_status_or_damage(dead)
+    if damage is not None:  # unreadable: marked anew, or recover would find it dead
+        status = replacement_status(dead)
     if status is not None and status.state not in ("saved", "recovered", "resumed"):
         update_status(dead, status, state="resumed", successor=successor)
 
