@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from evalstream import (
+    ConfigError,
     Doc,
     EvaluationTracker,
     InputError,
@@ -110,6 +111,13 @@ BAD: list[tuple[str, dict[str, Any], type[InputError], str]] = [
         r"doc\.specific\['k'\]\[0\].*64 bits",
     ),
     ("judgement", {"judgement": "yes"}, InvalidSampleError, "judgement"),
+    ("empty metric name", {"metrics": {"": 1.0}}, MetricValueError, "metric name is empty"),
+    (
+        "stderr of acc",
+        {"metrics": {"acc": 1.0, "acc_stderr": 0.0}},
+        MetricValueError,
+        r"'acc_stderr' collides with the standard error .* from metric 'acc'",
+    ),
 ]
 
 
@@ -213,3 +221,51 @@ async def test_nesting_parquet_cannot_hold_is_stored_as_json_text(
     assert any("specifics" in w and "JSON text" in w for w in result.warnings)
     rows = {r["example"]: r for r in table.to_pylist()}
     assert json.loads(rows["deep"]["specifics"]) == specific
+
+
+async def test_metric_names_that_collide_with_derived_keys_are_refused(tmp_path: Path) -> None:
+    """A metric named like a key derived from another (``_stderr``, ``_weighted``,
+    ``_weighted_stderr``), in any task and either order, is refused at the call; the derived
+    numbers in the results stay the real ones, and near names are fine."""
+    other, third = TaskSpec(name="lb|other|0"), TaskSpec(name="lb|third|0")
+    with anyio.fail_after(30):
+        async with _open(tmp_path) as tracker:
+            await tracker.log_tasks([other, third])
+            await tracker.log_sample(TASK.name, Doc(query="a"), OUT, {"acc": 1.0, "f1_w": 0.5})
+            await tracker.log_sample(TASK.name, Doc(query="b"), OUT, {"acc": 0.0, "f1_w": 0.5})
+            refused = {
+                "acc_stderr": "standard error",
+                "acc_weighted": "sample-weighted mean",
+                "acc_weighted_stderr": "weighted mean's standard error",
+            }
+            for name, what in refused.items():
+                with pytest.raises(MetricValueError, match=f"'{name}' collides with the {what}"):
+                    await tracker.log_sample(other.name, Doc(query=name), OUT, {name: 0.5})
+            with pytest.raises(MetricValueError, match="'f1_w_weighted' collides"):
+                await tracker.log_sample(other.name, Doc(query="w"), OUT, {"f1_w_weighted": 1})
+            await tracker.log_sample(third.name, Doc(query="x"), OUT, {"em_weighted": 1.0})
+            with pytest.raises(MetricValueError, match="'em' collides"):  # the other order
+                await tracker.log_sample(TASK.name, Doc(query="c"), OUT, {"em": 1.0})
+            with pytest.raises(MetricValueError, match="metric name is empty"):
+                await tracker.log_sample(other.name, Doc(query="d"), OUT, {"": 1}, scope="details")
+            await tracker.log_sample(other.name, Doc(query="e"), OUT, {"acc_norm": 1.0})
+            await tracker.log_sample(other.name, Doc(query="f"), OUT, {"acc": 0.5})
+            await tracker.log_sample(other.name, Doc(query="f2"), OUT, {"acc": 0.5})
+            await tracker.log_sample(  # details-only values derive nothing
+                other.name, Doc(query="g"), OUT, {"acc_stderr": 9.0}, scope="details"
+            )
+            result = await tracker.save()
+    rows = result.results["results"]
+    assert (rows[TASK.name]["acc_stderr"], rows[other.name]["acc_stderr"]) == (0.5, 0.0)
+    assert rows["all"]["acc_stderr"] == pytest.approx(0.25)  # √(0.5² + 0²) / 2
+    assert rows["all"]["acc_weighted"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", ["all", "lb|mmlu:_average|5", "mmlu:_average|0"])
+async def test_a_task_named_like_a_derived_row_is_refused(tmp_path: Path, name: str) -> None:
+    """``all`` and ``…:_average`` rows are derived from the tasks: a task so named would be
+    overwritten, so log_tasks refuses it; ``mmlu:average`` is fine."""
+    async with EvaluationTracker(tmp_path) as tracker:
+        with pytest.raises(ConfigError, match="name of a row evalstream derives"):
+            await tracker.log_tasks([TaskSpec(name=name)])
+        await tracker.log_tasks([TaskSpec(name="lb|mmlu:average|5")])

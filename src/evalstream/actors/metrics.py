@@ -32,6 +32,7 @@ from evalstream.stats.compute import (
     MetricStore,
     aggregate_metric,
 )
+from evalstream.stats.rows import STDERR_SUFFIX
 
 if TYPE_CHECKING:
     from evalstream._messages import Score
@@ -176,7 +177,7 @@ class MetricsActor(Actor):
                     row[metric] = agg.value
                     # always present (null when not computed): lighteval drops the key, and
                     # readers that index it break on a one-sample task
-                    row[f"{metric}_stderr"] = agg.stderr
+                    row[metric + STDERR_SUFFIX] = agg.stderr
                 row.update(agg.extra)
                 if agg.warning:
                     warnings.append(f"{task}: {agg.warning}")

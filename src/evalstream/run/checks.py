@@ -5,6 +5,8 @@ here, with an error naming the task, the field and what to do: the shapes of ``m
 the judgement (``doc`` and ``outputs`` are converted by ``_lighteval`` first, or refused); each
 metric value's kind (numbers, numpy scalars included, or per-sample tuples/lists/strings for
 corpus aggregations) and its consistency with the first value logged for that task and metric;
+metric names (not empty, and not the key of a number derived from another metric, such as
+``acc_stderr`` beside ``acc``);
 nesting depth; and, when encoding fails, the exact value that cannot be stored (a lone
 surrogate, an int beyond 64 bits, an unknown type).
 A refused sample is not journaled and the run goes on.
@@ -22,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from evalstream._errors import InvalidSampleError, MetricValueError, RunStateError
+from evalstream._errors import ConfigError, InvalidSampleError, MetricValueError, RunStateError
 from evalstream._messages import ENCODER
+from evalstream.stats.rows import STDERR_SUFFIX, WEIGHTED_SUFFIX, is_derived_row
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -65,10 +68,7 @@ def check_shapes(task: str, metrics: object, judgement: object, scope: object) -
 
 def metric_value(task: str, name: object, value: object) -> tuple[object, Kind]:
     """``value`` as it will be stored (numpy scalars become Python numbers), and its kind."""
-    if not isinstance(name, str):
-        raise MetricValueError(
-            f"task {task!r}: metric name {name!r} is a {type(name).__name__}; names are strings"
-        )
+    name = _named(task, name)
     if type(value) is float or type(value) is bool:
         return value, "number"
     if type(value) is int:
@@ -122,8 +122,12 @@ def check_metrics(
     for name, raw in metrics.items():
         value: object
         kind: Kind
-        if type(name) is str and (  # the common cases, without a call
-            type(raw) is float or (type(raw) is int and _INT_RANGE[0] <= raw <= _INT_RANGE[1])
+        if (
+            type(name) is str
+            and name
+            and (  # the common cases, without a call
+                type(raw) is float or (type(raw) is int and _INT_RANGE[0] <= raw <= _INT_RANGE[1])
+            )
         ):
             value, kind = raw, "number"
         else:
@@ -146,12 +150,66 @@ def check_metrics(
     return stored, new
 
 
+_DERIVED_WHAT = {
+    STDERR_SUFFIX: "standard error",
+    WEIGHTED_SUFFIX: "sample-weighted mean (suite and 'all' rows)",
+    WEIGHTED_SUFFIX + STDERR_SUFFIX: "weighted mean's standard error (suite and 'all' rows)",
+}
+
+
+def check_metric_names(
+    task: str, new: Iterable[str], kinds: Mapping[str, Mapping[str, Kind]] | None
+) -> None:
+    """Refuse metric names new to the run that would share a results key with a number derived
+    from another metric: ``{m}_stderr`` (every task row, as lighteval writes it),
+    ``{m}_weighted`` and ``{m}_weighted_stderr`` (the suite and ``all`` rows).
+
+    Checked against every metric of the run, not only the task's: the ``all`` row joins them
+    all. ``acc_norm`` beside ``acc`` is fine; ``acc_stderr`` beside ``acc`` would overwrite
+    acc's standard error (or be overwritten by it). Runs only when a sample brings a name the
+    run has not seen, so it costs nothing per sample.
+    """
+    fresh = list(new)
+    known = {name for metrics in (kinds or {}).values() for name in metrics}
+    names = known | set(fresh)
+    for name in fresh:
+        for suffix, what in _DERIVED_WHAT.items():
+            for base, key in ((name.removesuffix(suffix), name), (name, name + suffix)):
+                if base != key and base in names and key in names:
+                    raise MetricValueError(
+                        f"task {task!r}: metric {name!r} collides with the {what} evalstream "
+                        f"derives from metric {base!r}, stored under {key!r}: one would "
+                        f"overwrite the other in the results; rename {key!r} (e.g. "
+                        f"{key.removesuffix(suffix) + '-' + suffix[1:]!r})"
+                    )
+
+
+def check_task_not_derived(name: str) -> None:
+    """Refuse a task named like a row the results derive: ``all``, or a suite's
+    ``…:_average|fewshot`` (lighteval's names); the derived row would replace its results."""
+    if is_derived_row(name):
+        raise ConfigError(
+            f"the task name {name!r} is the name of a row evalstream derives from the tasks "
+            "(the 'all' row, or a suite's '...:_average' row, as lighteval names them): its "
+            "results would be overwritten; rename the task"
+        )
+
+
+def _named(task: str, name: object) -> str:
+    if not isinstance(name, str):
+        raise MetricValueError(
+            f"task {task!r}: metric name {name!r} is a {type(name).__name__}; names are strings"
+        )
+    if not name:
+        raise MetricValueError(f"task {task!r}: a metric name is empty; name every metric")
+    return name
+
+
 def plain_metrics(task: str, metrics: Mapping[Any, Any]) -> dict[str, Any]:
     """Details-only metrics as stored: any storable value, numpy scalars as Python numbers."""
     stored: dict[str, Any] = {}
     for name, raw in metrics.items():
-        if not isinstance(name, str):
-            raise MetricValueError(f"task {task!r}: metric name {name!r} is not a string")
+        _named(task, name)
         value = raw.item() if isinstance(raw, np.generic) else raw
         if too_deep(value):
             raise InvalidSampleError(

@@ -19,6 +19,7 @@ from evalstream._messages import (
     TaskVersion,
 )
 from evalstream._naming import check_model_name, check_task_name, results_path
+from evalstream.run.checks import check_task_not_derived
 from evalstream.run.intake import Prepared, learn_kinds, prepare_sample
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class RunConfig:
         specs = tuple(tasks)
         for spec in specs:
             check_task_name(spec.name)
+            check_task_not_derived(spec.name)
             for metric, agg in spec.aggregations.items():
                 if agg not in self.registry:
                     raise ConfigError(

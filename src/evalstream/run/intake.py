@@ -19,6 +19,7 @@ from evalstream._messages import ENCODER, Scope, ScoredSample
 from evalstream.run.checks import (
     Kind,
     check_depth,
+    check_metric_names,
     check_metrics,
     check_shapes,
     plain_metrics,
@@ -79,6 +80,8 @@ def prepare_sample(
     if scope != "details":  # details-only values never reach the metric store: any kind goes
         task_kinds = kinds.get(task_name) if kinds is not None else None
         stored, new_kinds = check_metrics(task_name, metrics, task_kinds)
+        if new_kinds:
+            check_metric_names(task_name, (name for name, _ in new_kinds), kinds)
     else:
         stored, new_kinds = plain_metrics(task_name, metrics), []
     check_depth(task_name, ours, outs)

@@ -30,7 +30,7 @@ import msgspec
 
 from evalstream._errors import ConfigError, RunStateError, TensorBoardError, UnsafeNameError
 from evalstream._options import DEFAULTS
-from evalstream.stats.rows import STDERR_SUFFIX, metric_rows
+from evalstream.stats.rows import STDERR_SUFFIX, is_derived_row, metric_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -261,17 +261,12 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _is_derived(name: str) -> bool:
-    """The ``all`` and ``…:_average`` rows are means of task rows, not tasks."""
-    return name == "all" or any(part.endswith(":_average") for part in name.split("|"))
-
-
 def _scalars(results: Mapping[str, Mapping[str, object]], prefix: str) -> list[tuple[str, float]]:
     """lighteval's tag scheme; suite means are recomputed over task rows, not derived rows."""
     scalars: list[tuple[str, float]] = []
     suites: dict[str, dict[str, list[float]]] = {}
     for row in metric_rows(results):
-        if _is_derived(row.task):
+        if is_derived_row(row.task):
             continue
         parts = row.task.split("|")
         task = parts[1] if len(parts) == 3 else row.task  # lighteval keeps other names whole

@@ -31,6 +31,13 @@ from evalstream.stats.aggregations import (
     numeric_errstate,
 )
 from evalstream.stats.bootstrap import bootstrap_stderr
+from evalstream.stats.rows import (
+    ALL_ROW,
+    AVERAGE_SUFFIX,
+    STDERR_SUFFIX,
+    WEIGHTED_SUFFIX,
+    is_derived_row,
+)
 
 __all__ = [
     "Aggregation",
@@ -255,9 +262,9 @@ def _group_name(task: str) -> str | None:
     """lighteval's grouping: benchmark = the part of the task before ':', fewshot kept."""
     parts = task.split("|")
     if len(parts) == 3:
-        return f"{parts[0]}|{parts[1].split(':')[0]}:_average|{parts[2]}"
+        return f"{parts[0]}|{parts[1].split(':')[0]}{AVERAGE_SUFFIX}|{parts[2]}"
     if len(parts) == 2:
-        return f"{parts[0].split(':')[0]}:_average|{parts[1]}"
+        return f"{parts[0].split(':')[0]}{AVERAGE_SUFFIX}|{parts[1]}"
     return None
 
 
@@ -274,7 +281,7 @@ def derive_rows(
     ``task_sizes`` (samples per task, i.e. a pooled per-sample mean; None if a size is missing)
     with ``{m}_weighted_stderr`` = √(Σ wᵢ²seᵢ²)/Σwᵢ. Derived rows given as input are ignored.
     """
-    tasks = {t: r for t, r in task_rows.items() if t != "all" and ":_average|" not in t}
+    tasks = {t: r for t, r in task_rows.items() if not is_derived_row(t)}
     groups: dict[str, list[str]] = {}
     for task in tasks:
         name = _group_name(task)
@@ -285,12 +292,12 @@ def derive_rows(
         for name, members in groups.items()
         if len(members) > 1
     }
-    out["all"] = _combine(list(tasks), tasks, task_sizes)
+    out[ALL_ROW] = _combine(list(tasks), tasks, task_sizes)
     return out
 
 
 def _is_stderr_key(key: str, row: Mapping[str, float | None]) -> bool:
-    return key.endswith("_stderr") and key.removesuffix("_stderr") in row
+    return key.endswith(STDERR_SUFFIX) and key.removesuffix(STDERR_SUFFIX) in row
 
 
 def _combine(
@@ -303,7 +310,8 @@ def _combine(
         metrics.update((k, None) for k in rows[task] if not _is_stderr_key(k, rows[task]))
     out: dict[str, float | None] = {}
     for metric in metrics:
-        se_key = f"{metric}_stderr"
+        se_key = metric + STDERR_SUFFIX
+        weighted = metric + WEIGHTED_SUFFIX
         has_se = any(se_key in rows[t] for t in members)
         found = [(t, v) for t in members if (v := rows[t].get(metric)) is not None]
         values = [float(v) for _, v in found]
@@ -315,13 +323,13 @@ def _combine(
             out[se_key] = _combined_se([1.0] * k, ses)
         if k and all(w is not None for w in weights) and sum(w or 0 for w in weights) > 0:
             w = [float(x or 0) for x in weights]
-            out[f"{metric}_weighted"] = sum(a * b for a, b in zip(w, values, strict=True)) / sum(w)
+            out[weighted] = sum(a * b for a, b in zip(w, values, strict=True)) / sum(w)
             if has_se:
-                out[f"{metric}_weighted_stderr"] = _combined_se(w, ses)
+                out[weighted + STDERR_SUFFIX] = _combined_se(w, ses)
         else:
-            out[f"{metric}_weighted"] = None
+            out[weighted] = None
             if has_se:
-                out[f"{metric}_weighted_stderr"] = None
+                out[weighted + STDERR_SUFFIX] = None
     return out
 
 

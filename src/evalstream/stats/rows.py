@@ -19,13 +19,42 @@ import msgspec
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["STDERR_SUFFIX", "Z95", "MetricRow", "metric_rows"]
+__all__ = [
+    "ALL_ROW",
+    "AVERAGE_SUFFIX",
+    "DERIVED_SUFFIXES",
+    "STDERR_SUFFIX",
+    "WEIGHTED_SUFFIX",
+    "Z95",
+    "MetricRow",
+    "is_derived_row",
+    "metric_rows",
+]
 
 Z95 = 1.959963984540054
 """The 97.5 % point of the standard normal: value ± Z95 x stderr is the 95 % interval."""
 
 STDERR_SUFFIX = "_stderr"
 """lighteval stores a metric's standard error under ``{metric}_stderr`` in the same task row."""
+
+WEIGHTED_SUFFIX = "_weighted"
+"""The suite and ``all`` rows also hold ``{metric}_weighted``, the mean weighted by samples."""
+
+DERIVED_SUFFIXES = (STDERR_SUFFIX, WEIGHTED_SUFFIX, WEIGHTED_SUFFIX + STDERR_SUFFIX)
+"""What a results row appends to a metric's name for the numbers derived from it: a metric
+called ``{m}{suffix}`` beside ``m`` would share a key with one of them (refused when logged)."""
+
+ALL_ROW = "all"
+"""The row of every task's mean (lighteval's name); suite means are ``…:_average|fewshot``."""
+
+AVERAGE_SUFFIX = ":_average"
+"""A suite row's benchmark part ends so: ``suite|mmlu:_average|5``."""
+
+
+def is_derived_row(name: str) -> bool:
+    """True for the ``all`` row and the suite ``…:_average`` rows: means of task rows, not tasks
+    (a task may not be called so)."""
+    return name == ALL_ROW or any(part.endswith(AVERAGE_SUFFIX) for part in name.split("|"))
 
 
 class MetricRow(msgspec.Struct, frozen=True):
