@@ -16,8 +16,9 @@ class ConfigError(EvalStreamError):
 
 
 class UnsafeNameError(ConfigError):
-    """Raised when a model or task name would escape ``output_dir`` or is empty, or a path
-    inside ``output_dir`` is a symbolic link (never followed)."""
+    """Raised when a model or task name would escape ``output_dir``, is empty, or makes a path
+    the file system cannot hold (NAME_MAX, PATH_MAX), or a path inside ``output_dir`` is a
+    symbolic link (never followed)."""
 
 
 class InputError(EvalStreamError):

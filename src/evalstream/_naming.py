@@ -11,10 +11,14 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from evalstream._errors import UnsafeNameError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 _MAX_SEGMENT_BYTES = 150  # leaves room for "details_" + "_" + date_id + ".parquet" under 255
 _FORBIDDEN = re.compile(r"[\\\x00]")
@@ -177,3 +181,65 @@ def details_task(file_name: str, date_id: str) -> str | None:
     if not (file_name.startswith(head) and file_name.endswith(tail)):
         return None
     return file_name[len(head) : -len(tail)]
+
+
+# --- what the file system can hold: every path a save writes, against NAME_MAX and PATH_MAX ---
+
+_LONGEST_DATE_ID = make_date_id(datetime(2000, 1, 1, microsecond=1, tzinfo=UTC))
+"""A date_id at its longest (with microseconds): the length every run's paths are checked at."""
+_TEMP_RANDOM = 8  # the random characters mkstemp adds after the prefix
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of the temporary file an atomic write of ``name`` creates beside it
+    (``durability.storage.atomic_path``); readers ignore ``.tmp-*`` files."""
+    return f".tmp-{name[:40]}-"
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def _files(model_name: str, task_names: Iterable[str], template: str) -> list[str]:
+    """Every file a save writes for this model and these tasks, relative to output_dir."""
+    date_id = _LONGEST_DATE_ID
+    return [results_path(model_name, date_id, template)] + [
+        details_path(model_name, date_id, task) for task in task_names
+    ]
+
+
+def check_path_limits(
+    root: str,
+    model_name: str | None,
+    task_names: Iterable[str],
+    *,
+    template: str = "",
+    name_max: int,
+    path_max: int,
+    blame: str,
+) -> None:
+    """Raise UnsafeNameError unless every path a save writes under ``root`` for this model and
+    these tasks fits the file system: each segment within ``name_max`` bytes (NAME_MAX), the
+    whole path, with its terminating NUL, within ``path_max`` (PATH_MAX). The temporary file of
+    each atomic write counts, and the longest date_id. Without a model yet, the shortest one
+    stands in: a task name too long even then is refused now, not after the evaluation.
+
+    ``template``: lighteval's ``results_path_template``, where the results file goes.
+    ``blame``: ``"model"`` or ``"task"``, the name the caller just gave (the error names it).
+    """
+    for rel in _files(model_name or "m", task_names, template):
+        folder, _, name = rel.rpartition("/")
+        for segment in [*folder.split("/"), name, temp_prefix(name) + "x" * _TEMP_RANDOM]:
+            if _size(segment) > name_max:
+                raise UnsafeNameError(
+                    f"the {blame} name makes the file name {segment[:60]!r}... "
+                    f"{_size(segment)} bytes long, over the {name_max}-byte limit of file names "
+                    f"in {root} (NAME_MAX); shorten the {blame} name"
+                )
+            longest = f"{root.rstrip('/')}/{folder}/{segment}"
+            if _size(longest) >= path_max:
+                raise UnsafeNameError(
+                    f"the {blame} name makes the path {longest[:80]!r}... {_size(longest)} "
+                    f"bytes long, over the {path_max - 1}-byte limit of paths in {root} "
+                    f"(PATH_MAX); shorten the {blame} name, or choose a shorter output_dir"
+                )

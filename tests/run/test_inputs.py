@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -136,6 +137,68 @@ async def test_unsafe_task_names_are_rejected(tmp_path: Path, name: str) -> None
         async with EvaluationTracker(tmp_path) as tracker:
             with pytest.raises(UnsafeNameError):
                 await tracker.log_tasks([TaskSpec(name=name)])
+
+
+def _model_of(size: int) -> str:
+    """A model name of exactly ``size`` bytes, in segments of at most 100."""
+    segments, left = [], size
+    while left > 0:
+        n = min(100, left) if left != 101 else 99  # never leave a 0-byte last segment
+        segments.append("m" * n)
+        left -= n + 1
+    return "/".join(segments)[:size]
+
+
+def _path_max(folder: Path) -> int:
+    return os.pathconf(folder, "PC_PATH_MAX")
+
+
+async def test_a_model_name_too_long_for_the_file_system_is_refused(tmp_path: Path) -> None:
+    """A model whose results path passes PATH_MAX raises UnsafeNameError at log_model_info,
+    saying which limit (it raised a raw OSError ENAMETOOLONG)."""
+    model = _model_of(_path_max(tmp_path))
+    with anyio.fail_after(30):
+        async with EvaluationTracker(tmp_path) as tracker:
+            with pytest.raises(UnsafeNameError, match=r"limit of paths in .*\(PATH_MAX\)"):
+                await tracker.log_model_info(ModelInfo(model_name=model))
+
+
+@pytest.mark.parametrize("model_first", [True, False])
+async def test_a_details_path_too_long_is_refused_where_the_name_is_given(
+    tmp_path: Path, model_first: bool
+) -> None:
+    """A model whose results fit but whose details path for a long task does not: the second
+    of the two names given is refused (it used to fail save() after the whole run); a short
+    task of the same model saves."""
+    room = _path_max(tmp_path) - len(str(tmp_path).encode())
+    model = _model_of(room - 150)  # results/{model}/.tmp-results_…: fits; details_{task}: not
+    long_task, short = TaskSpec(name="t|" + "x" * 140 + "|0"), TaskSpec(name="t|0")
+    with anyio.fail_after(30):
+        async with EvaluationTracker(tmp_path, bootstrap_iters=0) as tracker:
+            if model_first:
+                await tracker.log_model_info(ModelInfo(model_name=model))
+                with pytest.raises(UnsafeNameError, match=r"the task name .*\(PATH_MAX\)"):
+                    await tracker.log_tasks([long_task])
+            else:
+                await tracker.log_tasks([long_task])
+                with pytest.raises(UnsafeNameError, match=r"the model name .*\(PATH_MAX\)"):
+                    await tracker.log_model_info(ModelInfo(model_name=model))
+                return
+            await tracker.log_tasks([short])
+            await tracker.log_sample(short.name, Doc(query="q"), [], {"acc": 1.0})
+            result = await tracker.save()
+    assert result.ok and Path(result.details_paths[short.name]).is_file()
+
+
+def test_name_max_of_the_file_system_is_the_limit() -> None:
+    """On a file system with short names (eCryptfs: 143 bytes) a task name that fits ext4's
+    255 is refused, naming NAME_MAX; the check reads the real limit, not a constant."""
+    from evalstream._naming import check_path_limits
+
+    task = "t|" + "x" * 100
+    check_path_limits("/out", "org/m", [task], name_max=255, path_max=4096, blame="task")
+    with pytest.raises(UnsafeNameError, match=r"over the 143-byte limit .*\(NAME_MAX\)"):
+        check_path_limits("/out", "org/m", [task], name_max=143, path_max=4096, blame="task")
 
 
 async def test_odd_but_safe_names_round_trip(tmp_path: Path) -> None:

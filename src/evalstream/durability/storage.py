@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from evalstream._errors import StorageError, UnsafeNameError
+from evalstream._naming import temp_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -69,7 +70,7 @@ def translate_oserror(exc: OSError, what: str) -> StorageError:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() honours the umask
     finally:
@@ -92,6 +93,14 @@ def atomic_write(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def _pathconf(folder: Path, name: str, default: int) -> int:
+    try:
+        value = os.pathconf(folder, name)
+    except (OSError, ValueError, AttributeError):  # unknown name, or no pathconf (Windows)
+        return default
+    return value if value > 0 else 1 << 30  # -1: no limit
+
+
 def is_remote(output_dir: str) -> bool:
     """True when ``output_dir`` is an fsspec URL that is not a local path."""
     return "://" in output_dir and not output_dir.startswith("file://")
@@ -111,6 +120,7 @@ class OutputStore:
             self.root = Path(text.removeprefix("file://")).expanduser().absolute()
         # recorded absolute: recover, run from any folder, writes where the run wrote
         self.target = text if self.remote else str(self.root)
+        self._limits: tuple[int, int] | None = None
 
     def local(self, relpath: str) -> Path:
         """Local path of ``relpath``; raises if it would leave the output folder.
@@ -125,13 +135,33 @@ class OutputStore:
         current = self.root
         for part in candidate.relative_to(self.root).parts:
             current = current / part
-            if current.is_symlink():
+            try:
+                link = current.is_symlink()
+            except OSError as exc:  # a name too long for the file system, mostly
+                raise UnsafeNameError(
+                    f"{relpath!r} cannot be a path in {self.root}: {exc.strerror}"
+                ) from exc
+            if link:
                 raise UnsafeNameError(
                     f"{current} is a symbolic link inside output_dir; evalstream does not follow "
                     "links there (files would land outside output_dir): replace it with a folder "
                     "or choose another output_dir"
                 )
         return candidate
+
+    def path_limits(self) -> tuple[int, int]:
+        """(NAME_MAX, PATH_MAX) of the file system the files are built on, asked of the output
+        folder or its nearest existing parent (blocking: a stat; cached). POSIX's 255 and
+        4096 where the system does not say."""
+        if self._limits is None:
+            folder = self.root
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            self._limits = (
+                _pathconf(folder, "PC_NAME_MAX", 255),
+                _pathconf(folder, "PC_PATH_MAX", 4096),
+            )
+        return self._limits
 
     def url(self, relpath: str) -> str:
         """Where ``relpath`` ends up: a local path, or the fsspec URL."""

@@ -18,7 +18,12 @@ from evalstream._messages import (
     TasksDeclared,
     TaskVersion,
 )
-from evalstream._naming import check_model_name, check_task_name, results_path
+from evalstream._naming import (
+    check_model_name,
+    check_path_limits,
+    check_task_name,
+    results_path,
+)
 from evalstream.run.checks import check_task_not_derived
 from evalstream.run.intake import Prepared, learn_kinds, prepare_sample
 
@@ -75,6 +80,7 @@ class RunConfig:
         accepts), remember the model, and return its message."""
         name = check_model_name(model_info.model_name)
         results = results_path(name, "x", self.results_template).rsplit("/", 1)[0]
+        self._check_paths(name, self.tasks, "model")
         for folder in (results, f"details/{name}"):
             self.store.local(folder)  # a symbolic link on the way (or a bad template) fails now
         if self.publisher is not None:
@@ -94,8 +100,25 @@ class RunConfig:
                         f"task {spec.name!r}: metric {metric!r} names the unknown aggregation "
                         f"{agg!r}; register it on the tracker's registry"
                     )
+        model = self.model.model_name if self.model is not None else None
+        self._check_paths(model, [spec.name for spec in specs], "task")
         self.tasks.update((spec.name, spec) for spec in specs)
         return TasksDeclared(tasks=specs)
+
+    def _check_paths(self, model: str | None, tasks: Iterable[str], blame: str) -> None:
+        """Every file a save would write for ``model`` and ``tasks`` fits the file system of
+        ``output_dir`` (NAME_MAX, PATH_MAX): refused here, not after the whole evaluation."""
+        name_max, path_max = self.store.path_limits()
+        root = str(self.store.root)
+        check_path_limits(
+            root,
+            model,
+            tasks,
+            template=self.results_template,
+            name_max=name_max,
+            path_max=path_max,
+            blame=blame,
+        )
 
     def version(self, task_name: str, version: int) -> TaskVersion:
         """A task's version (overrides the declared one)."""
