@@ -11,13 +11,20 @@ and removed by the next write of the same file.
 Nothing is written through a symbolic link inside the output folder (``local`` refuses one).
 
 A remote ``output_dir`` (any fsspec URL other than ``file://``) is staged: every file is first
-written atomically to a local staging folder, then copied to the target with fsspec.
+written atomically to a local staging folder, then copied to the target with fsspec. The staging
+folder is this user's own, ``$TMPDIR/evalstream-staging-<uid>``: a stable name, because a
+remote run's working folder (journal, marker) lives there and ``recover`` finds it again. It is
+made with ``mkdir`` 0700 and, before a store first uses it, opened without following a link and
+checked to be a folder of this user's that nobody else can enter. In a shared ``/tmp`` another
+user could have taken that name first (a link to their folder, or a folder of theirs): files
+would land where they can read or change them, so anything but our private folder is refused.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,6 +108,50 @@ def _pathconf(folder: Path, name: str, default: int) -> int:
     return value if value > 0 else 1 << 30  # -1: no limit
 
 
+def staging_root() -> Path:
+    """This user's private staging folder for remote targets, made if missing (blocking).
+
+    Raises StorageError when the name is taken by anything but a folder of this user's with no
+    access for others (a symbolic link, a file, another user's folder, a 0755 folder).
+    """
+    uid = os.getuid()
+    path = Path(tempfile.gettempdir()) / f"evalstream-staging-{uid}"
+    try:
+        os.mkdir(path, 0o700)  # never through a link: an existing name fails with EEXIST
+        created = True
+    except FileExistsError:
+        created = False
+    except OSError as exc:
+        raise translate_oserror(exc, f"the staging folder {path}") from exc
+    fix = "remove it (or set TMPDIR to a folder of your own) and run again"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:  # ELOOP: a symbolic link; ENOTDIR: a file
+        raise StorageError(
+            f"the staging folder {path} is not a folder but "
+            f"{'a symbolic link' if path.is_symlink() else 'a file'}: files for the remote "
+            f"output_dir would be written where someone else chose; {fix}"
+        ) from exc
+    try:
+        if created:
+            os.fchmod(fd, 0o700)  # whatever the umask took away from the owner
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if info.st_uid != uid:
+        raise StorageError(
+            f"the staging folder {path} belongs to user id {info.st_uid}, not to you ({uid}): "
+            f"they could read or change the files staged for the remote output_dir; {fix}"
+        )
+    if info.st_mode & 0o077:
+        raise StorageError(
+            f"the staging folder {path} is open to other users (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}): they could read or change the files staged "
+            f"for the remote output_dir; `chmod 700 {path}`, or remove it, and run again"
+        )
+    return path
+
+
 def is_remote(output_dir: str) -> bool:
     """True when ``output_dir`` is an fsspec URL that is not a local path."""
     return "://" in output_dir and not output_dir.startswith("file://")
@@ -114,13 +165,20 @@ class OutputStore:
         if not text:
             raise UnsafeNameError("output_dir is empty; give a folder path or an fsspec URL")
         self.remote = is_remote(text)
-        if self.remote:
-            self.root = Path(tempfile.gettempdir()) / "evalstream-staging"
-        else:
-            self.root = Path(text.removeprefix("file://")).expanduser().absolute()
+        self._root: Path | None = None  # remote: the staging folder, made on first use
+        if not self.remote:
+            self._root = Path(text.removeprefix("file://")).expanduser().absolute()
         # recorded absolute: recover, run from any folder, writes where the run wrote
         self.target = text if self.remote else str(self.root)
         self._limits: tuple[int, int] | None = None
+
+    @property
+    def root(self) -> Path:
+        """The local folder files are built in: the output folder, or for a remote target this
+        user's private staging folder (``staging_root``: made and checked on first use)."""
+        if self._root is None:
+            self._root = staging_root()
+        return self._root
 
     def local(self, relpath: str) -> Path:
         """Local path of ``relpath``; raises if it would leave the output folder.
