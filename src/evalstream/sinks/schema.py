@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from evalstream.durability.segments import SegmentGap
+
 SCHEMA_VERSION = "1.0"
 SCHEMA_ID = f"urn:evalstream:results:{SCHEMA_VERSION}"
 
@@ -89,6 +91,9 @@ class EvalstreamSection(msgspec.Struct, kw_only=True):
     recovered_from: str | None = None
     reached_save: bool | None = None
     journal_corruption: str | None = None
+    journal_gaps: list[SegmentGap] | None = None  # as the journal's reader reports them
+    damaged_files: list[str] | None = None
+    """An unreadable status.json or run.json, and what recovery assumed instead."""
     skipped_frames: int | None = None
     skipped: dict[str, Any] | None = None
     merged: dict[str, Any] | None = None
