@@ -12,9 +12,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import anyio
-
 from evalstream._errors import ConfigError, EvalStreamError, ResumeAbandonedError
+from evalstream.cli.interrupts import run_async
 from evalstream.cli.output import progress
 
 if TYPE_CHECKING:
@@ -25,25 +24,50 @@ def _ignore(**_: object) -> None:
     """The progress update of a command told to be quiet."""
 
 
+def left_behind(workdir: Path | None, output_dir: str) -> str:
+    """What an interrupted run left in ``workdir``, and the command that continues it."""
+    from evalstream.durability.peek import peek_journal
+    from evalstream.durability.runstate import read_status
+
+    if workdir is None:
+        return "the run had not started; nothing was written"
+    try:
+        status = read_status(workdir)
+    except EvalStreamError:
+        status = None
+    if status is not None and status.state == "saved":
+        return f"the run was saved first: {status.results_path}"
+    journal = workdir / "journal"
+    samples = peek_journal(journal).total_samples if journal.is_dir() else 0
+    state = status.state if status is not None else "unmarked"
+    return (
+        f"{samples} samples journaled in {workdir} (run {state}); "
+        f"continue with `evalstream recover {output_dir}`"
+    )
+
+
 def demo(args: argparse.Namespace) -> int:
     """Run the simulated evaluation and print its results."""
     from evalstream.cli.demo import format_results, run_demo
 
     started = time.perf_counter()
+    workdir: list[Path] = []
     bar = nullcontext(_ignore) if args.quiet else progress("demo: logging", args.samples)
     with bar as update:
 
         def on_progress(done: int, total: int, phase: str) -> None:
             update(completed=done, total=total, description=f"demo: {phase}")
 
-        result = anyio.run(
+        result = run_async(
             lambda: run_demo(
                 args.output_dir,
                 samples=args.samples,
                 concurrency=args.concurrency,
                 seed=args.seed,
                 on_progress=on_progress,
-            )
+                on_started=workdir.append,
+            ),
+            kept=lambda: left_behind(workdir[0] if workdir else None, args.output_dir),
         )
     print(format_results(result))
     print(
@@ -57,13 +81,16 @@ def _recover_one(run_dir: Path, args: argparse.Namespace) -> bool:
     from evalstream.run.recover import recover
 
     with progress(f"recover {run_dir.name}", None, unit="bytes") as update:
-        result = anyio.run(
+        result = run_async(
             lambda: recover(
                 run_dir,
                 output_dir=args.output_dir,
                 model_name=args.model_name,
                 on_progress=lambda done, total: update(completed=done, total=total),
-            )
+            ),
+            kept=lambda: (
+                f"the journal of {run_dir} is kept; run `evalstream recover {args.target}` again"
+            ),
         )
     partial = result.results.get("evalstream", {})
     print(f"recovered {sum(result.samples.values())} samples into {result.results_path}")
@@ -149,10 +176,14 @@ def push(args: argparse.Namespace) -> int:
         raise ConfigError(f"push publishes local files; {run.where} is remote")
     where = run.run_dir or run.results_path
     with progress(f"push {run.label} to {args.org}", None):
-        outcome = anyio.run(
+        outcome = run_async(
             lambda: push_saved_run(
                 where, args.org, public=args.public, token=token, endpoint=args.endpoint or None
-            )
+            ),
+            kept=lambda: (
+                "a push is one commit: it was made whole or not at all (the run's "
+                "files are untouched); run the same push again"
+            ),
         )
     if outcome.ok:
         print(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING
 
 from evalstream._errors import EvalStreamError
+from evalstream.cli.interrupts import Interrupted, command_ending
 from evalstream.cli.merge import add_merge_parser
 
 if TYPE_CHECKING:
@@ -137,13 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Every command ends the same way when cut short (``cli/interrupts.py``): a reader that closed
+    the pipe (``| head``) changes nothing (the command finishes, its exit code is its own), and
+    SIGINT or SIGTERM ends it with one line saying what was kept, exit 130 or 143.
+    """
     args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except EvalStreamError as exc:
-        print(f"evalstream: error: {exc}", file=sys.stderr)
-        return 2
+    with command_ending():
+        try:
+            code: int = args.func(args)
+        except EvalStreamError as exc:
+            print(f"evalstream: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Interrupted)
+            stop = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+            print(f"evalstream: {stop}", file=sys.stderr)
+            return stop.exit_code
     return code
 
 
