@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from evalstream._errors import EvalStreamError
+from evalstream.cli.arguments import at_least, output_folder
 from evalstream.cli.interrupts import Interrupted, command_ending
 from evalstream.cli.merge import add_merge_parser
 
@@ -44,9 +45,19 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Evaluate a simulated model (random latency) on 8 tasks and save the run.",
         formatter_class=_Fmt,
     )
-    p.add_argument("--output-dir", default="evalstream-out", help="where the run is written")
-    p.add_argument("--samples", type=int, default=20_000, help="samples over all 8 tasks")
-    p.add_argument("--concurrency", type=int, default=64, help="model requests in flight")
+    p.add_argument(
+        "--output-dir",
+        type=output_folder,
+        default="evalstream-out",
+        help="where the run is written",
+    )
+    p.add_argument(
+        "--samples",
+        type=at_least(8, "one sample per task"),
+        default=20_000,
+        help="samples over all 8 tasks",
+    )
+    p.add_argument("--concurrency", type=at_least(1), default=64, help="model requests in flight")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated model")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -74,7 +85,7 @@ def _add_views(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("run_a", help="the baseline run (results_*.json or a run folder)")
     p.add_argument("run_b", help="the run compared with it (differences are B - A)")
-    p.add_argument("--iters", type=int, default=2000, help="paired bootstrap resamples")
+    p.add_argument("--iters", type=at_least(1), default=2000, help="paired bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=views.compare)
@@ -107,7 +118,9 @@ def _add_actions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         formatter_class=_Fmt,
     )
     p.add_argument("target", help="OUTPUT_DIR (every dead run in it) or one run folder")
-    p.add_argument("--output-dir", default=None, help="write elsewhere than the run's own")
+    p.add_argument(
+        "--output-dir", type=output_folder, default=None, help="write elsewhere than the run's own"
+    )
     p.add_argument("--model-name", default=None, help="if the run died before logging it")
     p.set_defaults(func=actions.recover)
     p = sub.add_parser(
@@ -118,7 +131,7 @@ def _add_actions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("runs", nargs="+", help="runs in order (checkpoints); OUTPUT_DIR = all its runs")
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
     p.add_argument("--latest", action="store_true", help="only the newest run of OUTPUT_DIR")
-    p.add_argument("--samples", type=int, default=20, help="details rows shown per task")
+    p.add_argument("--samples", type=at_least(0), default=20, help="details rows shown per task")
     p.set_defaults(func=actions.report)
 
 

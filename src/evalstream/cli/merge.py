@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from evalstream.cli.arguments import seconds
 from evalstream.cli.interrupts import run_async
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def add_merge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     merge.add_argument("output_dir", metavar="OUTPUT_DIR", help="the folder the shards wrote to")
     merge.add_argument("--run", required=True, metavar="ID", help="the run id the shards share")
     merge.add_argument(
-        "--wait", type=float, default=0, metavar="SECONDS", help="wait for unfinished shards"
+        "--wait", type=seconds, default=0, metavar="SECONDS", help="wait for unfinished shards"
     )
     merge.add_argument(
         "--partial",

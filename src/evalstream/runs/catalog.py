@@ -17,6 +17,7 @@ import fsspec
 import msgspec
 from fsspec.implementations.local import LocalFileSystem
 
+from evalstream._errors import ConfigError
 from evalstream._naming import RESULTS_GLOB, results_date_id
 from evalstream.durability.owner import alive, read_holder
 from evalstream.durability.peek import peek_journal
@@ -189,8 +190,12 @@ def _merge(folder: RunEntry, saved: RunEntry) -> RunEntry:
 
 
 def list_runs(output_dir: str) -> list[RunEntry]:
-    """Every run in ``output_dir``, oldest first (blocking)."""
+    """Every run in ``output_dir``, oldest first (blocking); ConfigError if it is no folder."""
     fs, root = filesystem(output_dir)
+    if not fs.exists(root):
+        raise ConfigError(f"{output_dir} does not exist")
+    if not fs.isdir(root):
+        raise ConfigError(f"{output_dir} is a file, not an output folder")
     files = {_key(p): p for p in sorted(fs.glob(f"{root}/{RESULTS_GLOB}")) if fs.isfile(p)}
     saved = {key: _results_entry(fs, path) for key, path in files.items()}
     folders: list[tuple[RunEntry, RunStatus | None]] = []
