@@ -171,7 +171,7 @@ def push(args: argparse.Namespace) -> int:
     from evalstream.sinks.push import push_saved_run
 
     token = read_token(args)
-    run = resolve_run(args.run, latest=args.latest)
+    run = resolve_run(args.run, latest=args.latest, output_dir=args.output_dir)
     if not isinstance(run.fs, LocalFileSystem):
         raise ConfigError(f"push publishes local files; {run.where} is remote")
     where = run.run_dir or run.results_path
@@ -208,7 +208,7 @@ def report(args: argparse.Namespace) -> int:
         if is_output and not args.latest:  # every saved run of an output folder, in order
             runs += [resolve_run(e.results) for e in list_runs(target) if e.results]
         else:
-            runs.append(resolve_run(target, latest=args.latest))
+            runs.append(resolve_run(target, latest=args.latest, output_dir=args.output_dir))
     if not runs:
         raise ConfigError(f"no saved runs in {', '.join(args.runs)}")
     with progress("report", None) as update:

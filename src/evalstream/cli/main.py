@@ -24,8 +24,9 @@ After a crash:    evalstream recover OUTPUT_DIR (every dead run in it) or a run 
 Publishing:       evalstream push RUN --org ORG (token: $HF_TOKEN or --token-file)
 Trying it out:    evalstream demo
 
-RUN is a results_*.json file, a run folder (OUTPUT_DIR/.evalstream/RUN_ID) or an output
-folder with --latest."""
+RUN is a results_*.json file, a run folder (OUTPUT_DIR/.evalstream/RUN_ID), a run id as ls
+prints it (looked up in --output-dir, default the current folder) or an output folder with
+--latest. compare OUTPUT_DIR --latest: its newest run against the one before."""
 
 _Fmt = argparse.ArgumentDefaultsHelpFormatter
 
@@ -63,6 +64,17 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+_RUN_HELP = "results_*.json, a run folder, a run id (as ls prints it) or OUTPUT_DIR with --latest"
+_LOOKUP_HELP = "the output folder a run id is looked up in (default: the current folder)"
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    """RUN, --latest and --output-dir: how show and push name one run."""
+    p.add_argument("run", help=_RUN_HELP)
+    p.add_argument("--latest", action="store_true", help="the newest saved run of OUTPUT_DIR")
+    p.add_argument("--output-dir", default=None, help=_LOOKUP_HELP)
+
+
 def _add_views(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from evalstream.cli import views
 
@@ -74,8 +86,7 @@ def _add_views(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "show", help="one run's results with stderr and 95%% CIs, config and summary"
     )
-    p.add_argument("run", help="results_*.json, a run folder, or OUTPUT_DIR with --latest")
-    p.add_argument("--latest", action="store_true", help="the newest saved run of OUTPUT_DIR")
+    _add_run(p)
     p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=views.show)
     p = sub.add_parser(
@@ -83,8 +94,17 @@ def _add_views(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="two runs per task and metric, with a paired test on their shared docs",
         formatter_class=_Fmt,
     )
-    p.add_argument("run_a", help="the baseline run (results_*.json or a run folder)")
-    p.add_argument("run_b", help="the run compared with it (differences are B - A)")
+    p.add_argument("run_a", help=f"the baseline run: {_RUN_HELP}")
+    p.add_argument(
+        "run_b",
+        nargs="?",
+        help="the run compared with it (differences are B - A); without it, RUN_A is an "
+        "OUTPUT_DIR and --latest compares its newest run with the one before of the same model",
+    )
+    p.add_argument(
+        "--latest", action="store_true", help="an OUTPUT_DIR stands for its newest saved run"
+    )
+    p.add_argument("--output-dir", default=None, help=_LOOKUP_HELP)
     p.add_argument("--iters", type=at_least(1), default=2000, help="paired bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--json", action="store_true", help=json_help)
@@ -97,8 +117,7 @@ def _add_actions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser(
         "push", help="publish a saved run to the Hugging Face Hub", formatter_class=_Fmt
     )
-    p.add_argument("run", help="results_*.json, a run folder, or OUTPUT_DIR with --latest")
-    p.add_argument("--latest", action="store_true", help="the newest saved run of OUTPUT_DIR")
+    _add_run(p)
     p.add_argument("--org", required=True, help="organisation (or user) to push to")
     p.add_argument("--public", action="store_true", help="a public repo (default: _private)")
     p.add_argument(
@@ -131,6 +150,7 @@ def _add_actions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("runs", nargs="+", help="runs in order (checkpoints); OUTPUT_DIR = all its runs")
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
     p.add_argument("--latest", action="store_true", help="only the newest run of OUTPUT_DIR")
+    p.add_argument("--output-dir", default=None, help=_LOOKUP_HELP)
     p.add_argument("--samples", type=at_least(0), default=20, help="details rows shown per task")
     p.set_defaults(func=actions.report)
 
