@@ -84,6 +84,37 @@ def test_push_latest_with_a_token_file(tmp_path: Path, capsys: pytest.CaptureFix
         assert hub.file_bytes(repo, f"results_{newest.date_id}.json") == written
 
 
+@pytest.mark.usefixtures("hf_env")
+def test_push_to_an_unreachable_hub_fails_at_once_and_says_so_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Hub whose name does not resolve: one line on stderr, no retries, saying why."""
+    run = saved_run(tmp_path, 0.5, docs=20)
+    token_file = tmp_path / "token"
+    token_file.write_text("hf_unused_here\n")
+    argv = ["push", run.workdir, "--org", ORG, "--token-file", str(token_file)]
+    assert main([*argv, "--endpoint", "http://nonexistent.invalid"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert "http://nonexistent.invalid could not be resolved" in err and "retry" not in err
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_a_rejected_token_names_the_token_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Hub refusing the token (401): the hint names --token-file among the ways to pass one."""
+    run = saved_run(tmp_path, 0.5, docs=20)
+    token_file = tmp_path / "token"
+    token_file.write_text("hf_notavalidtokenatall\n")
+    with LoopbackHub() as hub:
+        argv = ["push", run.workdir, "--org", ORG, "--endpoint", hub.endpoint]
+        assert main([*argv, "--token-file", str(token_file)]) == 1
+    err = capsys.readouterr().err
+    assert "401" in err and "--token-file" in err and "HF_TOKEN" in err
+    assert len(err.splitlines()) == 1, err
+
+
 def test_commands_are_quiet_on_a_pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     """No progress output when stderr is not a terminal."""
     assert main(["demo", "--samples", "160", "--output-dir", str(tmp_path / "o")]) == 0

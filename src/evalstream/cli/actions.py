@@ -5,10 +5,11 @@ Each shows a progress bar while it works when stderr is a terminal, and nothing 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from evalstream.cli.output import progress
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterator
 
 
 def _ignore(**_: object) -> None:
@@ -163,6 +165,24 @@ def read_token(args: argparse.Namespace) -> str | None:
     return token
 
 
+class _PrintedByTheCommand(logging.Filter):
+    """Drops the Hub publisher's "push to REPO failed" line: ``push`` prints that outcome."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("push to ")
+
+
+@contextmanager
+def _outcome_printed_once() -> Iterator[None]:
+    hub_log = logging.getLogger("evalstream.hub")
+    only_once = _PrintedByTheCommand()
+    hub_log.addFilter(only_once)
+    try:
+        yield
+    finally:
+        hub_log.removeFilter(only_once)
+
+
 def push(args: argparse.Namespace) -> int:
     """Publish a saved run (a run folder, results file, or an output folder's latest run)."""
     from fsspec.implementations.local import LocalFileSystem
@@ -175,7 +195,7 @@ def push(args: argparse.Namespace) -> int:
     if not isinstance(run.fs, LocalFileSystem):
         raise ConfigError(f"push publishes local files; {run.where} is remote")
     where = run.run_dir or run.results_path
-    with progress(f"push {run.label} to {args.org}", None):
+    with progress(f"push {run.label} to {args.org}", None), _outcome_printed_once():
         outcome = run_async(
             lambda: push_saved_run(
                 where, args.org, public=args.public, token=token, endpoint=args.endpoint or None
