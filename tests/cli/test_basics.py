@@ -16,7 +16,7 @@ from evalstream.cli.main import build_parser, main
 from evalstream.cli.output import Output
 from evalstream.testing import LoopbackHub
 
-from _runs import saved_run
+from _runs import TASKS, killed_run, saved_run
 
 ORG = "evals-org"
 
@@ -113,6 +113,29 @@ def test_a_rejected_token_names_the_token_file(
     err = capsys.readouterr().err
     assert "401" in err and "--token-file" in err and "HF_TOKEN" in err
     assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_pushing_a_recovered_run_warns_that_it_is_partial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recovered (partial) run is pushed with a warning naming every incomplete task."""
+    dead = killed_run(tmp_path, 30)
+    assert main(["recover", str(dead)]) == 0
+    capsys.readouterr()
+    with LoopbackHub() as hub:
+        token_file = tmp_path / "token"
+        token_file.write_text(hub.token)
+        argv = ["push", str(dead), "--org", ORG, "--endpoint", hub.endpoint]
+        assert main([*argv, "--token-file", str(token_file)]) == 0
+    said = capsys.readouterr()
+    assert said.err.startswith(
+        "evalstream: warning: pushing a PARTIAL run (recovered from a dead run: only the "
+        "samples it journaled); 3 incomplete task(s): "
+    )
+    for task in TASKS:
+        assert f"{task} " in said.err
+    assert "pushed" in said.out
 
 
 def test_commands_are_quiet_on_a_pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

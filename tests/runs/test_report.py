@@ -86,13 +86,17 @@ def test_readme_looking_at_runs_commands_run(
     shutil.copytree(root, tmp_path / "evalstream-out", symlinks=True)
     monkeypatch.chdir(tmp_path)
     results = sorted((tmp_path / "evalstream-out" / "results").rglob("results_*.json"))
+    run_id = sorted((tmp_path / "evalstream-out" / ".evalstream").glob("*/status.json"))[
+        0
+    ].parent.name
     ran = []
     for line in block.splitlines():
         argv = shlex.split(line.split("#", 1)[0])
         if not argv or argv[1] == "push":
             continue
-        argv = [{"RUN_A": str(results[0]), "RUN_B": str(results[1])}.get(a, a) for a in argv]
+        names = {"RUN_A": str(results[0]), "RUN_B": str(results[1]), "RUN_ID": run_id}
+        argv = [names.get(a, a) for a in argv]
         assert main(argv[1:]) == 0, line
         ran.append(argv[1])
-    assert ran == ["ls", "show", "compare", "report", "recover"]
+    assert ran == ["ls", "show", "show", "compare", "compare", "report", "recover"]
     assert (tmp_path / "report.html").stat().st_size > 10_000

@@ -11,7 +11,7 @@ import sys
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evalstream._errors import ConfigError, EvalStreamError, ResumeAbandonedError
 from evalstream.cli.interrupts import run_async
@@ -165,6 +165,19 @@ def read_token(args: argparse.Namespace) -> str | None:
     return token
 
 
+def _partial_warning(results: dict[str, Any]) -> str:
+    """What a push must say before publishing results that do not cover the whole run."""
+    from evalstream.runs.catalog import describe_incomplete, incomplete_tasks, partial_source
+
+    source = partial_source(results)
+    incomplete = incomplete_tasks(results)
+    if source is None and not incomplete:
+        return ""
+    what = f"a PARTIAL run ({source})" if source else "a run with incomplete tasks"
+    tasks = describe_incomplete(incomplete, shown=len(incomplete)) if incomplete else ""
+    return f"pushing {what}" + (f"; {tasks}" if tasks else "")
+
+
 class _PrintedByTheCommand(logging.Filter):
     """Drops the Hub publisher's "push to REPO failed" line: ``push`` prints that outcome."""
 
@@ -195,6 +208,9 @@ def push(args: argparse.Namespace) -> int:
     if not isinstance(run.fs, LocalFileSystem):
         raise ConfigError(f"push publishes local files; {run.where} is remote")
     where = run.run_dir or run.results_path
+    warning = _partial_warning(run.results)
+    if warning:
+        print(f"evalstream: warning: {warning}", file=sys.stderr)
     with progress(f"push {run.label} to {args.org}", None), _outcome_printed_once():
         outcome = run_async(
             lambda: push_saved_run(

@@ -9,7 +9,7 @@ import msgspec
 
 from evalstream._errors import ConfigError
 from evalstream.cli.output import Output, fmt, fmt_p
-from evalstream.runs.catalog import list_runs
+from evalstream.runs.catalog import incomplete_tasks, list_runs, partial_source
 from evalstream.runs.loading import latest_pair, resolve_run
 from evalstream.stats.paired import BOOTSTRAP, EXACT
 from evalstream.stats.rows import metric_rows
@@ -76,6 +76,7 @@ def show(args: argparse.Namespace) -> int:
     run = resolve_run(args.run, latest=args.latest, output_dir=args.output_dir)
     rows = result_rows(run.results)
     partial = run.results.get("evalstream")
+    incomplete = incomplete_tasks(run.results)
     if out.json_mode:
         out.emit_json(
             {
@@ -83,15 +84,19 @@ def show(args: argparse.Namespace) -> int:
                 "date_id": run.date_id, "results": rows,
                 "config": run.results.get("config_general"),
                 "summary": run.results.get("summary_general"), "evalstream": partial,
+                "incomplete": msgspec.to_builtins(incomplete),
             }
         )  # fmt: skip
         return 0
     out.line(
         f"{run.label}\nresults: {run.where}" + (f"\nrun: {run.run_dir}" if run.run_dir else "")
     )
-    if partial and partial.get("partial"):
-        incomplete = ", ".join(partial.get("incomplete_tasks") or []) or "none"
-        out.line(f"PARTIAL (recovered from a dead run); incomplete tasks: {incomplete}")
+    source = partial_source(run.results)
+    if source is not None:
+        out.line(f"PARTIAL ({source})")
+    for t in incomplete:
+        docs = f"of {t.expected} docs" if t.expected is not None else "(docs never declared)"
+        out.line(f"INCOMPLETE: {t.task} logged {t.logged} samples {docs}")
     out.line()
     table = [
         [r["task"], r["metric"], fmt(r["value"]), fmt(r["stderr"]),

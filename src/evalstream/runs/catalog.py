@@ -97,15 +97,62 @@ def sample_counts(results: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+class Incomplete(msgspec.Struct, frozen=True):
+    """A task that logged fewer samples than its docs (``expected`` None: never declared)."""
+
+    task: str
+    logged: int
+    expected: int | None
+
+
+def incomplete_tasks(results: dict[str, Any]) -> list[Incomplete]:
+    """The tasks of a results file with fewer samples than docs: from the recovery's (or
+    merge's) section when there is one, else each task's ``effective_num_docs`` (what the
+    harness declared with ``log_num_docs``) against the samples its summary counts."""
+    section = (results.get("evalstream") or {}).get("tasks")
+    if section:
+        return [
+            Incomplete(task, int(v.get("samples") or 0), v.get("expected"))
+            for task, v in section.items()
+            if not v.get("complete")
+        ]
+    counts = sample_counts(results)
+    out = []
+    for task, config in (results.get("config_tasks") or {}).items():
+        effective = config.get("effective_num_docs")
+        logged = counts.get(task)
+        if isinstance(effective, int) and logged is not None and logged < effective:
+            out.append(Incomplete(task, logged, effective))
+    return out
+
+
+def partial_source(results: dict[str, Any]) -> str | None:
+    """Why a results file is partial (a recovery, a partial merge), or None when it is not."""
+    section = results.get("evalstream") or {}
+    if not section.get("partial"):
+        return None
+    if section.get("recovered_from"):
+        return "recovered from a dead run: only the samples it journaled"
+    if section.get("merged"):
+        return "merged from unfinished shards: only the samples they uploaded"
+    return "partial"
+
+
+def describe_incomplete(tasks: list[Incomplete], shown: int = 2) -> str:
+    """``N incomplete task(s): TASK logged/docs, ...``: the first ``shown`` named."""
+    named = [f"{t.task} {t.logged}/{t.expected if t.expected is not None else '?'}" for t in tasks]
+    more = f", +{len(named) - shown} more" if len(named) > shown else ""
+    return f"{len(tasks)} incomplete task(s): {', '.join(named[:shown])}{more}"
+
+
 def _results_entry(fs: Any, path: str) -> RunEntry:
     data = read_json(fs, path)
     config = data.get("config_general") or {}
     counts = sample_counts(data)
-    partial = data.get("evalstream") or {}
-    note = ""
-    if partial.get("partial"):
-        incomplete = partial.get("incomplete_tasks") or []
-        note = f"partial: {len(incomplete)} incomplete task(s)" if incomplete else "partial"
+    incomplete = incomplete_tasks(data)
+    note = describe_incomplete(incomplete) if incomplete else ""
+    if (data.get("evalstream") or {}).get("partial"):
+        note = f"partial: {note}" if note else "partial"
     return RunEntry(
         run_id=None,
         model=config.get("model_name"),
