@@ -44,3 +44,17 @@ def test_a_saved_run_with_an_incomplete_task_says_so(
     said = capsys.readouterr().out
     assert "INCOMPLETE: s|a|0 logged 1 samples of 135 docs" in said and "s|b|0 logged" not in said
     assert "PARTIAL" not in said
+
+
+def test_a_run_folder_whose_status_cannot_be_read_is_listed_as_damaged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A torn status.json: `ls` lists the run `damaged` naming the file; `show` says so too."""
+    anyio.run(_short_run, tmp_path)
+    (folder,) = tmp_path.glob(".evalstream/*/status.json")
+    folder.write_text('{"state": "sav')
+    entry, results = sorted(list_runs(str(tmp_path)), key=lambda e: e.status)
+    assert (entry.status, results.status) == ("damaged", "saved")  # the results stay listed
+    assert entry.note.startswith(f"{folder} cannot be read: ")
+    assert main(["show", str(folder.parent)]) == 2
+    assert f"is damaged: {folder} cannot be read" in capsys.readouterr().err

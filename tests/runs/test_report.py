@@ -86,9 +86,8 @@ def test_readme_looking_at_runs_commands_run(
     shutil.copytree(root, tmp_path / "evalstream-out", symlinks=True)
     monkeypatch.chdir(tmp_path)
     results = sorted((tmp_path / "evalstream-out" / "results").rglob("results_*.json"))
-    run_id = sorted((tmp_path / "evalstream-out" / ".evalstream").glob("*/status.json"))[
-        0
-    ].parent.name
+    folders = (tmp_path / "evalstream-out" / ".evalstream").glob("*/status.json")
+    run_id = min(folders).parent.name
     ran = []
     for line in block.splitlines():
         argv = shlex.split(line.split("#", 1)[0])

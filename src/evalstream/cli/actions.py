@@ -104,12 +104,17 @@ def _recover_one(run_dir: Path, args: argparse.Namespace) -> bool:
 
 def recover(args: argparse.Namespace) -> int:
     """Recover one run folder, or every dead run of an output folder."""
+    from evalstream.durability.runstate import read_status
     from evalstream.runs.catalog import RECOVERABLE, list_runs
+    from evalstream.runs.sharded import attempt_of
 
     target = Path(args.target)
     if not target.exists():
         raise ConfigError(f"{target} does not exist")
     if (target / "status.json").exists() or (target / "journal").is_dir():
+        status = read_status(target) if (target / "status.json").exists() else None
+        if status is not None and status.shard is not None:
+            raise ConfigError(attempt_of(status, args.target))
         return 0 if _recover_one(target, args) else 1
     if not (target / ".evalstream").is_dir():
         raise ConfigError(
@@ -125,9 +130,9 @@ def recover(args: argparse.Namespace) -> int:
         and e.run_dir
         and (Path(e.run_dir) / "journal").is_dir()
     ]
-    for e in entries:
-        if e.shard is not None and e.status == "dead":
-            print(f"run {e.run_id} (shard {e.shard}): {e.note}")
+    for e in entries:  # a sharded run is finished by re-running its shards and merging
+        if e.shard is not None and e.status == "sharded":
+            print(f"run {e.run_id} (sharded, {e.shard}): {e.note}")
     if not dead:
         states = ", ".join(sorted({e.status for e in entries})) or "none"
         print(f"no dead runs to recover in {target} ({len(entries)} run(s): {states})")

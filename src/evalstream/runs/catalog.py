@@ -22,6 +22,7 @@ from evalstream._naming import RESULTS_GLOB, results_date_id
 from evalstream.durability.owner import alive, read_holder
 from evalstream.durability.peek import peek_journal
 from evalstream.durability.runstate import RunStatus
+from evalstream.runs.sharded import SHARDS, ShardAttempt, ShardedRun, folder_attempt, sharded_runs
 from evalstream.stats.rows import metric_rows
 
 RECOVERABLE = frozenset({"dead", "failed", "cancelled"})
@@ -50,7 +51,8 @@ class RunEntry(msgspec.Struct, kw_only=True):
     run_dir: str | None
     started: float | None
     note: str = ""
-    shard: str | None = None  # a shard attempt (``RUN index/count``): merged, never recovered
+    shard: str | None = None  # a sharded run (``N shards``): its line, its last merge's results
+    merge_of: str | None = None  # a results file a merge of the sharded run of this name wrote
 
 
 def filesystem(target: str) -> tuple[Any, str]:
@@ -151,9 +153,11 @@ def _results_entry(fs: Any, path: str) -> RunEntry:
     counts = sample_counts(data)
     incomplete = incomplete_tasks(data)
     note = describe_incomplete(incomplete) if incomplete else ""
-    if (data.get("evalstream") or {}).get("partial"):
+    section = data.get("evalstream") or {}
+    if section.get("partial"):
         note = f"partial: {note}" if note else "partial"
     return RunEntry(
+        merge_of=(section.get("merged") or {}).get("run"),
         run_id=None,
         model=config.get("model_name"),
         date_id=results_date_id(path),
@@ -186,11 +190,22 @@ def run_state(fs: Any, folder: str, status: RunStatus) -> tuple[str, str]:
     return "dead", f"pid {status.pid} holds it no more: evalstream recover"
 
 
+def read_status_of(fs: Any, folder: str) -> tuple[RunStatus | None, str]:
+    """The status marker of ``folder`` (None if absent), or why it could not be read."""
+    path = f"{folder}/status.json"
+    try:
+        if not fs.exists(path):
+            return None, ""
+        return msgspec.json.decode(fs.cat_file(path), type=RunStatus), ""
+    except (msgspec.DecodeError, OSError) as exc:
+        return None, f"{display(fs, path)} cannot be read: {exc}"
+
+
 def _folder_entry(fs: Any, folder: str) -> tuple[RunEntry, RunStatus | None]:
-    status = None
-    if fs.exists(f"{folder}/status.json"):
-        status = msgspec.json.decode(fs.cat_file(f"{folder}/status.json"), type=RunStatus)
+    status, damage = read_status_of(fs, folder)
     state, note = run_state(fs, folder, status) if status else ("dead", "no status marker")
+    if damage:
+        state, note = "damaged", damage
     entry = RunEntry(
         run_id=status.run_id if status else Path(folder).name,
         model=None,
@@ -206,10 +221,6 @@ def _folder_entry(fs: Any, folder: str) -> tuple[RunEntry, RunStatus | None]:
     )
     if status is not None and status.state == "resumed":
         entry.note = f"resumed by {status.successor}"
-    if status is not None and status.shard is not None:
-        entry.shard = status.shard
-        if state == "dead":
-            entry.note = "a dead shard attempt: re-run the shard, or merge --partial"
     journal = f"{folder}/journal"
     if not status or status.state not in ("saved", "recovered", "resumed"):
         if isinstance(fs, LocalFileSystem) and fs.isdir(journal):
@@ -221,6 +232,8 @@ def _folder_entry(fs: Any, folder: str) -> tuple[RunEntry, RunStatus | None]:
                 entry.note += "; died while saving"
         elif entry.status in RECOVERABLE:
             entry.note = "no journal left: nothing to recover"
+        elif damage and fs.isdir(journal):
+            entry.note += "; its journal is kept"
     return entry, status
 
 
@@ -236,6 +249,28 @@ def _merge(folder: RunEntry, saved: RunEntry) -> RunEntry:
     )
 
 
+def _sharded_entry(
+    fs: Any, root: str, output_dir: str, run: ShardedRun, saved: dict[tuple[str, str], RunEntry]
+) -> RunEntry:
+    """One line for a sharded run, joined with the results of its last merge (taken out of
+    ``saved``): ``saved`` when that merge read the shards as they are, ``sharded`` before."""
+    entry = RunEntry(
+        run_id=run.run, model=run.model, date_id=None, status="sharded", tasks=run.tasks,
+        samples=sum(s.samples for s in run.shards), headline=None, results=None,
+        run_dir=None, started=run.started,
+    )  # fmt: skip
+    merged = saved.pop(_key(run.merged_results), None) if run.merged_results else None
+    if merged is not None:
+        entry = msgspec.structs.replace(merged, run_id=run.run, started=run.started)
+    entry.status = "saved" if run.up_to_date else "sharded"
+    # the shards' note says the merge was partial: keep only the results' incomplete tasks
+    tasks = merged.note.removeprefix("partial").removeprefix(": ") if merged else ""
+    entry.note = "; ".join(n for n in (run.describe(output_dir), tasks) if n)
+    entry.shard = f"{len(run.shards)} shards"
+    entry.run_dir = display(fs, f"{root}/{SHARDS}/{run.run}")
+    return entry
+
+
 def list_runs(output_dir: str) -> list[RunEntry]:
     """Every run in ``output_dir``, oldest first (blocking); ConfigError if it is no folder."""
     fs, root = filesystem(output_dir)
@@ -246,14 +281,25 @@ def list_runs(output_dir: str) -> list[RunEntry]:
     files = {_key(p): p for p in sorted(fs.glob(f"{root}/{RESULTS_GLOB}")) if fs.isfile(p)}
     saved = {key: _results_entry(fs, path) for key, path in files.items()}
     folders: list[tuple[RunEntry, RunStatus | None]] = []
+    attempts: dict[str, ShardAttempt] = {}  # shard attempts' local folders, not runs of their own
+    attempt_states: dict[str, str] = {}
     if fs.isdir(f"{root}/.evalstream"):
         for folder in sorted(fs.ls(f"{root}/.evalstream", detail=False)):
             folder = str(folder).rstrip("/")
             # a run folder has a status marker or a journal (not, e.g., .evalstream/shards)
             if fs.exists(f"{folder}/status.json") or fs.isdir(f"{folder}/journal"):
-                folders.append(_folder_entry(fs, folder))
+                entry, status = _folder_entry(fs, folder)
+                attempt = folder_attempt(status, entry.status) if status else None
+                if attempt is not None:
+                    attempts[attempt.attempt] = attempt
+                    attempt_states[attempt.attempt] = entry.status
+                else:
+                    folders.append((entry, status))
+    entries = [
+        _sharded_entry(fs, root, output_dir, run, saved)
+        for run in sharded_runs(fs, root, attempts, attempt_states)
+    ]
     by_results: dict[tuple[str, str], list[RunEntry]] = {}
-    entries: list[RunEntry] = []
     for entry, status in folders:
         if status is not None and status.results_path and _key(status.results_path) in saved:
             by_results.setdefault(_key(status.results_path), []).append(entry)
@@ -262,6 +308,10 @@ def list_runs(output_dir: str) -> list[RunEntry]:
             entry.note = f"results file {status.results_path} is gone"
         entries.append(entry)
     for key, entry in saved.items():
+        if entry.merge_of:
+            entry.note = "; ".join(
+                n for n in (f"a merge of sharded run {entry.merge_of}", entry.note) if n
+            )
         claimed = by_results.get(key, [])
         # a recovery saves through a fresh run folder: the dead run's folder names the run
         owner = next((e for e in claimed if e.status == "recovered"), None)

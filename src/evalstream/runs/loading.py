@@ -12,20 +12,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import pyarrow.parquet as pq
 
 from evalstream._errors import ConfigError, RunStateError
 from evalstream._naming import details_path, results_date_id, results_root
-from evalstream.durability.runstate import RunStatus
 from evalstream.runs.catalog import (
     display,
     filesystem,
     list_runs,
     read_json,
+    read_status_of,
     run_state,
     task_names,
 )
+from evalstream.runs.sharded import SHARDS, attempt_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -90,7 +90,11 @@ class LoadedRun:
 
 
 def _from_run_folder(fs: Any, path: str, target: str) -> LoadedRun:
-    status = msgspec.json.decode(fs.cat_file(f"{path}/status.json"), type=RunStatus)
+    status, damage = read_status_of(fs, path)
+    if status is None:
+        raise RunStateError(f"the run in {target} is damaged: {damage or 'no status marker'}")
+    if status.shard is not None:
+        raise RunStateError(attempt_of(status, target))
     if status.state in ("saved", "recovered") and status.results_path:
         results_fs, results_path = filesystem(status.results_path)
         if not results_fs.exists(results_path):
@@ -104,13 +108,22 @@ def _from_run_folder(fs: Any, path: str, target: str) -> LoadedRun:
     raise RunStateError(f"the run in {target} is {state}; {hint}")
 
 
-def _run_id_folder(target: str, output_dir: str | None) -> tuple[Any, str] | None:
-    """The run folder of run id ``target`` in ``output_dir`` (else the current folder), if any."""
+def _by_run_id(target: str, output_dir: str | None) -> LoadedRun | None:
+    """The saved run of run id ``target`` in ``output_dir`` (else the current folder): a run
+    folder, or a sharded run's last merge; None when no run has that id."""
     if "/" in target or "://" in target or target in (".", ".."):
         return None
     fs, root = filesystem(output_dir or ".")
     folder = f"{root}/.evalstream/{target}"
-    return (fs, folder) if fs.exists(f"{folder}/status.json") else None
+    if fs.exists(f"{folder}/status.json"):
+        return _from_run_folder(fs, folder, target)
+    if not fs.isdir(f"{root}/{SHARDS}/{target}"):
+        return None
+    sharded = [e for e in list_runs(output_dir or ".") if e.shard and e.run_id == target]
+    if sharded and sharded[0].results:
+        return _loaded(sharded[0])
+    note = sharded[0].note if sharded else "no shard of it uploaded a manifest"
+    raise RunStateError(f"{target} is a sharded run with no merged results: {note}")
 
 
 def resolve_run(target: str, *, latest: bool = False, output_dir: str | None = None) -> LoadedRun:
@@ -121,9 +134,9 @@ def resolve_run(target: str, *, latest: bool = False, output_dir: str | None = N
     """
     fs, path = filesystem(target)
     if not fs.exists(path):
-        found = _run_id_folder(target, output_dir)
+        found = _by_run_id(target, output_dir)
         if found is not None:
-            return _from_run_folder(*found, target)
+            return found
         if "/" in target or "://" in target:
             raise ConfigError(f"{target} does not exist")
         raise ConfigError(
