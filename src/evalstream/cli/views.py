@@ -9,7 +9,7 @@ import msgspec
 
 from evalstream._errors import ConfigError
 from evalstream.cli.output import Output, fmt, fmt_p
-from evalstream.runs.catalog import incomplete_tasks, list_runs, partial_source
+from evalstream.runs.catalog import incomplete_tasks, list_runs, partial_source, timings_note
 from evalstream.runs.loading import latest_pair, resolve_run
 from evalstream.stats.paired import BOOTSTRAP, EXACT
 from evalstream.stats.rows import metric_rows
@@ -112,7 +112,9 @@ def show(args: argparse.Namespace) -> int:
         table,
     )
     config = run.results.get("config_general") or {}
-    out.table("config", ["key", "value"], [list(kv) for kv in _flat(config)])
+    note = timings_note(run.results)
+    title = f"config ({note})" if note else "config"
+    out.table(title, ["key", "value"], [list(kv) for kv in _flat(config)])
     summary = run.results.get("summary_general") or {}
     out.table("summary", ["key", "value"], [list(kv) for kv in _flat(summary)])
     return 0

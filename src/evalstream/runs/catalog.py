@@ -140,6 +140,20 @@ def partial_source(results: dict[str, Any]) -> str | None:
     return "partial"
 
 
+def timings_note(results: dict[str, Any]) -> str | None:
+    """Whose times ``config_general`` holds when they are not the run's own: a recovery's or a
+    merge's (the replay into a fresh tracker started and ended then)."""
+    section = results.get("evalstream") or {}
+    if section.get("recovered_from"):
+        return (
+            "recovered: its start, end and evaluation times are the recovery's, not the run's "
+            f"(which started in {section['recovered_from']})"
+        )
+    if section.get("merged"):
+        return "merged: its start, end and evaluation times are the merge's, not the shards'"
+    return None
+
+
 def describe_incomplete(tasks: list[Incomplete], shown: int = 2) -> str:
     """``N incomplete task(s): TASK logged/docs, ...``: the first ``shown`` named."""
     named = [f"{t.task} {t.logged}/{t.expected if t.expected is not None else '?'}" for t in tasks]
