@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
+from _terminal import read_terminal
 from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, TaskSpec
 
 CLI = [sys.executable, "-m", "evalstream.cli.main"]
@@ -88,20 +89,16 @@ def _interrupt_demo(out: Path, signum: int) -> tuple[int, str]:
         argv, stderr=secondary, stdout=subprocess.DEVNULL, env=env, start_new_session=True
     )
     os.close(secondary)
-    seen, sent = "", False
-    while True:
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk.decode(errors="replace")
+    sent = False
+
+    def signal_once_logging(seen: str) -> None:
+        nonlocal sent
         counts = [int(n) for n in re.findall(r"(\d+)/400000", seen)]
         if not sent and counts and max(counts) >= 300:
             child.send_signal(signum)
             sent = True
-    os.close(primary)
+
+    seen = read_terminal(primary, signal_once_logging)
     assert sent, seen
     return child.wait(timeout=60), seen
 
