@@ -65,14 +65,16 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 _RUN_HELP = "results_*.json, a run folder, a run id (as ls prints it) or OUTPUT_DIR with --latest"
-_LOOKUP_HELP = "the output folder a run id is looked up in (default: the current folder)"
+_LOOKUP_HELP = (
+    "the output folder a run id is looked up in (default: %(default)s, the current folder)"
+)
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
     """RUN, --latest and --output-dir: how show and push name one run."""
     p.add_argument("run", help=_RUN_HELP)
     p.add_argument("--latest", action="store_true", help="the newest saved run of OUTPUT_DIR")
-    p.add_argument("--output-dir", default=None, help=_LOOKUP_HELP)
+    p.add_argument("--output-dir", default=".", help=_LOOKUP_HELP)
 
 
 def _add_views(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,7 +106,7 @@ def _add_views(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--latest", action="store_true", help="an OUTPUT_DIR stands for its newest saved run"
     )
-    p.add_argument("--output-dir", default=None, help=_LOOKUP_HELP)
+    p.add_argument("--output-dir", default=".", help=_LOOKUP_HELP)
     p.add_argument("--iters", type=at_least(1), default=2000, help="paired bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--json", action="store_true", help=json_help)
@@ -150,7 +152,7 @@ def _add_actions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("runs", nargs="+", help="runs in order (checkpoints); OUTPUT_DIR = all its runs")
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
     p.add_argument("--latest", action="store_true", help="only the newest run of OUTPUT_DIR")
-    p.add_argument("--output-dir", default=None, help=_LOOKUP_HELP)
+    p.add_argument("--output-dir", default=".", help=_LOOKUP_HELP)
     p.add_argument("--samples", type=at_least(0), default=20, help="details rows shown per task")
     p.set_defaults(func=actions.report)
 

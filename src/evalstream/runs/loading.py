@@ -139,8 +139,9 @@ def resolve_run(target: str, *, latest: bool = False, output_dir: str | None = N
             return found
         if "/" in target or "://" in target:
             raise ConfigError(f"{target} does not exist")
+        where = output_dir if output_dir not in (None, ".") else "the current folder"
         raise ConfigError(
-            f"{target} does not exist, nor is it a run id of {output_dir or 'the current folder'}"
+            f"{target} does not exist, nor is it a run id of {where}"
             f" (`evalstream ls {output_dir or '.'}` lists them; --output-dir names the folder)"
         )
     if fs.isfile(path):
