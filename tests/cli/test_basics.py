@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from _terminal import read_terminal
 from evalstream.cli.main import build_parser, main
 from evalstream.cli.output import Output
 from evalstream.testing import LoopbackHub
 
-from _runs import saved_run
+from _runs import TASKS, killed_run, saved_run
 
 ORG = "evals-org"
 
@@ -84,6 +85,61 @@ def test_push_latest_with_a_token_file(tmp_path: Path, capsys: pytest.CaptureFix
         assert hub.file_bytes(repo, f"results_{newest.date_id}.json") == written
 
 
+def _push(tmp_path: Path, token: str, endpoint: str) -> int:
+    """`push` of a fresh saved run with ``token`` in a --token-file."""
+    run = saved_run(tmp_path, 0.5, docs=20)
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    argv = ["push", run.workdir, "--org", ORG, "--token-file", str(token_file)]
+    return main([*argv, "--endpoint", endpoint])
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_push_to_an_unreachable_hub_fails_at_once_and_says_so_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Hub whose name does not resolve: one line on stderr, no retries, saying why."""
+    assert _push(tmp_path, "hf_unused_here", "http://nonexistent.invalid") == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert "http://nonexistent.invalid could not be resolved" in err and "retry" not in err
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_a_rejected_token_names_the_token_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Hub refusing the token (401): the hint names --token-file among the ways to pass one."""
+    with LoopbackHub() as hub:
+        assert _push(tmp_path, "hf_notavalidtokenatall", hub.endpoint) == 1
+    err = capsys.readouterr().err
+    assert "401" in err and "--token-file" in err and "HF_TOKEN" in err
+    assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_pushing_a_recovered_run_warns_that_it_is_partial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recovered (partial) run is pushed with a warning naming every incomplete task."""
+    dead = killed_run(tmp_path, 30)
+    assert main(["recover", str(dead)]) == 0
+    capsys.readouterr()
+    with LoopbackHub() as hub:
+        token_file = tmp_path / "token"
+        token_file.write_text(hub.token)
+        argv = ["push", str(dead), "--org", ORG, "--endpoint", hub.endpoint]
+        assert main([*argv, "--token-file", str(token_file)]) == 0
+    said = capsys.readouterr()
+    assert said.err.startswith(
+        "evalstream: warning: pushing a PARTIAL run (recovered from a dead run: only the "
+        "samples it journaled); 3 incomplete task(s): "
+    )
+    for task in TASKS:
+        assert f"{task} " in said.err
+    assert "pushed" in said.out
+
+
 def test_commands_are_quiet_on_a_pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     """No progress output when stderr is not a terminal."""
     assert main(["demo", "--samples", "160", "--output-dir", str(tmp_path / "o")]) == 0
@@ -103,19 +159,9 @@ def test_demo_draws_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
         [*argv, "--output-dir", str(tmp_path)], stderr=secondary, stdout=subprocess.PIPE, env=env
     )
     os.close(secondary)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
+    text = read_terminal(primary)
     out, _ = child.communicate(timeout=60)
-    os.close(primary)
     assert child.returncode == 0 and b"samples tracked and saved" in out
-    text = seen.decode(errors="replace")
     assert "demo: logging" in text and "\u2501" in text  # rich's bar glyph
 
 

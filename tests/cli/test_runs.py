@@ -182,3 +182,39 @@ def test_recover_reports_its_progress(tmp_path: Path) -> None:
     anyio.run(lambda: recover(run_dir, on_progress=lambda done, total: seen.append((done, total))))
     assert seen and seen[-1] == (size, size)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_the_run_ids_ls_prints_name_runs(
+    out: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`show ID --output-dir OUT`, `compare ID_A ID_B` in OUT: the ids of `ls` name the runs."""
+    a, b, _ = _json(capsys, ["ls", str(out["root"])])
+    by_id = _json(capsys, ["show", a["run_id"], "--output-dir", str(out["root"])])
+    assert by_id["results_path"] == out["a"].results_path
+    by_path = _json(capsys, ["compare", out["a"].results_path, out["b"].results_path])
+    monkeypatch.chdir(out["root"])  # a run id of the current folder
+    assert _json(capsys, ["compare", a["run_id"], b["run_id"]]) == by_path
+    assert main(["show", "20990101T000000-1-abcdef"]) == 2
+    err = capsys.readouterr().err
+    assert "nor is it a run id of the current folder" in err and "evalstream ls ." in err
+    assert main(["show", str(out["root"])]) == 2  # the hint names a run id that works
+    assert f"e.g. {b['run_id']} --output-dir {out['root']}" in capsys.readouterr().err
+
+
+def test_compare_latest_is_the_newest_run_against_the_one_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`compare OUTPUT_DIR --latest`: the newest run against the newest before it of the same
+    model (another model's run in between is skipped); one run of the model is an error."""
+    first = saved_run(tmp_path, 0.5, docs=20, model="org/x")
+    saved_run(tmp_path, 0.6, docs=20, model="org/y")
+    newest = saved_run(tmp_path, 0.7, docs=20, model="org/x")
+    pair = _json(capsys, ["compare", str(tmp_path), "--latest"])
+    assert (pair["a"], pair["b"]) == (first.results_path, newest.results_path)
+    assert main(["compare", str(tmp_path)]) == 2
+    assert "or one OUTPUT_DIR with --latest" in capsys.readouterr().err
+    saved_run(tmp_path, 0.7, docs=20, model="org/z")
+    assert main(["compare", str(tmp_path), "--latest"]) == 2
+    assert "holds one saved run of org/z" in capsys.readouterr().err
+    both = _json(capsys, ["compare", str(tmp_path), str(tmp_path), "--latest"])
+    assert both["a"] == both["b"]  # each OUTPUT_DIR stands for its newest run

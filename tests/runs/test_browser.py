@@ -65,6 +65,8 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
                 svg = plots.nth(i)
                 box = svg.bounding_box()
                 assert box is not None and box["width"] > 300 and box["height"] > 100
+                page_width = svg.evaluate("s => s.closest('body').clientWidth")
+                assert box["width"] >= page_width - 48 - 1, "a plot is narrower than the page"
                 assert svg.evaluate("s => s.querySelectorAll('path').length") > 20
                 shot = image.open(io.BytesIO(svg.screenshot())).convert("RGB")
                 colours = shot.getcolors(maxcolors=1 << 20) or []

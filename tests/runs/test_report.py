@@ -10,7 +10,7 @@ import pytest
 
 from evalstream.cli.main import main
 
-from _runs import TASKS, saved_run
+from _runs import TASKS, killed_run, saved_run
 
 
 class _Page(html.parser.HTMLParser):
@@ -86,13 +86,87 @@ def test_readme_looking_at_runs_commands_run(
     shutil.copytree(root, tmp_path / "evalstream-out", symlinks=True)
     monkeypatch.chdir(tmp_path)
     results = sorted((tmp_path / "evalstream-out" / "results").rglob("results_*.json"))
+    folders = (tmp_path / "evalstream-out" / ".evalstream").glob("*/status.json")
+    run_id = min(folders).parent.name
     ran = []
     for line in block.splitlines():
         argv = shlex.split(line.split("#", 1)[0])
         if not argv or argv[1] == "push":
             continue
-        argv = [{"RUN_A": str(results[0]), "RUN_B": str(results[1])}.get(a, a) for a in argv]
+        names = {"RUN_A": str(results[0]), "RUN_B": str(results[1]), "RUN_ID": run_id}
+        argv = [names.get(a, a) for a in argv]
         assert main(argv[1:]) == 0, line
         ran.append(argv[1])
-    assert ran == ["ls", "show", "compare", "report", "recover"]
+    assert ran == ["ls", "show", "show", "compare", "compare", "report", "recover"]
     assert (tmp_path / "report.html").stat().st_size > 10_000
+
+
+def test_run_over_run_lines_are_all_told_apart() -> None:
+    """14 task lines (a 12-task page, a suite, `all`): no two share colour, style and marker."""
+    from evalstream.runs import plots
+
+    tasks = [f"suite|bench:t{k}|0" for k in range(13)]
+    series = [
+        plots.Series(f"run {r}", {t: {"acc": 0.3 + 0.01 * k + 0.1 * r, "acc_stderr": 0.02}
+                                  for k, t in enumerate([*tasks, "all"])})
+        for r in range(3)
+    ]  # fmt: skip
+    fig = plots.run_over_run_figure(series, [*tasks, "all"], "acc")
+    (ax,) = fig.axes
+    looks = [
+        (c.lines[0].get_color(), c.lines[0].get_linestyle(), c.lines[0].get_marker())
+        for c in ax.containers
+    ]
+    assert len(looks) == 14 and len(set(looks)) == 14
+    colours = [look[0] for look in looks[:10]]
+    assert len(set(colours)) == 10  # the first ten lines differ by colour alone
+
+
+def test_the_sample_browser_shows_the_chosen_answer(root: Path, tmp_path: Path) -> None:
+    """A multiple-choice row shows the choice with the highest log-likelihood, whether it is
+    gold, and each choice's log-likelihood to 3 decimals, not the raw list."""
+    from evalstream.runs.report import chosen_answer
+
+    assert chosen_answer([-5.590151374375497, -10.7, -3.550618792415244], ["A", "B", "C"], [2]) == (
+        "chose C (right)\nlog-likelihoods: A: -5.590 · B: -10.700 · C: -3.551"
+    )
+    assert chosen_answer([-1.0, -0.5], ["A", "B"], [0]).startswith("chose B (wrong)")
+    assert chosen_answer(["362"], [], []) is None  # a generation is shown as it is
+    report = tmp_path / "r.html"
+    assert main(["report", str(root), "--latest", "-o", str(report), "--samples", "3"]) == 0
+    text = report.read_text()
+    assert "chose A (right)\nlog-likelihoods: A: 0.000 · B: -1.000" in text
+    assert "[0.0, -1.0]" not in text and "[-1.0, 0.0]" not in text
+
+
+def test_plots_fill_the_page_width(root: Path, tmp_path: Path) -> None:
+    """Every plot is an SVG without a fixed size (its viewBox scales it) drawn at 100 % width."""
+    report = tmp_path / "r.html"
+    assert main(["report", str(root), "-o", str(report), "--samples", "1"]) == 0
+    text = report.read_text()
+    roots = re.findall(r"<figure class='plot'[^>]*>\s*(<svg[^>]*>)", text)
+    assert len(roots) == 3
+    for tag in roots:
+        assert "viewBox=" in tag and " width=" not in tag and " height=" not in tag
+    assert "figure svg{display:block;width:100%;height:auto}" in text
+
+
+def test_a_recovered_run_says_its_times_are_the_recoverys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report and `show` label a recovered run's config timings as the recovery's."""
+    dead = killed_run(tmp_path, 20)
+    assert main(["recover", str(dead)]) == 0
+    report = tmp_path / "r.html"
+    assert main(["report", str(tmp_path), "-o", str(report)]) == 0
+    text = report.read_text()
+    assert "partial (recovered)</span><br><span class='muted'>times are the recovery's" in text
+    assert (
+        "<p class='warn' data-note='timings'>recovered: its start, end and evaluation times are "
+        f"the recovery&#x27;s, not the run&#x27;s (which started in {dead})</p>"
+    ) in text
+    capsys.readouterr()
+    assert main(["show", str(dead)]) == 0
+    assert "config (recovered: its start, end and evaluation times are the recovery's" in (
+        capsys.readouterr().out
+    )

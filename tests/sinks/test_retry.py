@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 
 import anyio
 import httpx2
@@ -70,11 +71,46 @@ async def test_transient_statuses_are_retried(status: int) -> None:
 
 
 async def test_connection_errors_are_retried() -> None:
-    """Refused connections and timeouts (httpx2, raised unwrapped by huggingface_hub) are retried."""
+    """Connection errors and timeouts (httpx2, raised unwrapped by huggingface_hub) are retried."""
     with anyio.fail_after(5):
         fn = Flaky(httpx2.ConnectError("refused"), httpx2.ReadTimeout("slow"))
         assert await call_with_retry(fn, FAST, describe="op") == "done"
         assert fn.calls == 3
+
+
+def _refused_url() -> str:
+    """A loopback URL nothing listens on: a port bound and released."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/whoami-v2"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "http://nonexistent.invalid/api/whoami-v2",
+            "http://nonexistent.invalid could not be resolved",
+        ),
+        (None, "could not be reached (the connection was refused)"),
+    ],
+    ids=["dns", "refused"],
+)
+async def test_an_unreachable_host_fails_at_once(url: str | None, said: str) -> None:
+    """A name that does not resolve, a port that refuses: one real attempt, no retry, and a
+    message that says the host was not reached (not that the Hub is down)."""
+    calls = []
+
+    def get() -> object:
+        calls.append(1)
+        return httpx2.get(url or _refused_url())
+
+    with anyio.fail_after(30):
+        with pytest.raises(HubPushError) as exc:
+            await call_with_retry(get, FAST, describe="op")
+    assert len(calls) == 1
+    assert said in str(exc.value) and "down" not in str(exc.value)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from evalstream.run.tracker import EvaluationTracker
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from evalstream._summary import RunResult
 
@@ -131,11 +132,14 @@ async def run_demo(
     concurrency: int = 64,
     seed: int = 0,
     on_progress: Callable[[int, int, str], None] | None = None,
+    on_started: Callable[[Path], None] | None = None,
 ) -> RunResult:
     """Evaluate the demo tasks with ``concurrency`` requests in flight and save the run.
 
     ``on_progress(done, total, phase)`` is called a few times a second while samples are
     logged, then once with phase ``"saving"`` (the command line draws a bar on a terminal).
+    ``on_started(workdir)`` gets the run's folder once the run has started (the command line
+    names it when the demo is interrupted).
     """
     report = on_progress or (lambda done, total, phase: None)
     rng = random.Random(seed)
@@ -144,6 +148,8 @@ async def run_demo(
     rng.shuffle(work)
     done = 0
     async with EvaluationTracker(output_dir, save_details=True) as tracker:
+        if on_started is not None:
+            on_started(tracker.workdir)
         await tracker.log_args_info(num_fewshot_seeds=1, max_samples=None, job_id="demo")
         await tracker.log_model_info(
             ModelInfo(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import anyio
+from evalstream.cli.arguments import seconds
+from evalstream.cli.interrupts import run_async
 
 if TYPE_CHECKING:
     import argparse
@@ -24,7 +25,7 @@ def add_merge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     merge.add_argument("output_dir", metavar="OUTPUT_DIR", help="the folder the shards wrote to")
     merge.add_argument("--run", required=True, metavar="ID", help="the run id the shards share")
     merge.add_argument(
-        "--wait", type=float, default=0, metavar="SECONDS", help="wait for unfinished shards"
+        "--wait", type=seconds, default=0, metavar="SECONDS", help="wait for unfinished shards"
     )
     merge.add_argument(
         "--partial",
@@ -39,7 +40,7 @@ def add_merge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _merge(args: argparse.Namespace) -> int:
     from evalstream.run.merge import merge
 
-    outcome = anyio.run(
+    outcome = run_async(
         lambda: merge(
             args.output_dir,
             args.run,
@@ -47,7 +48,10 @@ def _merge(args: argparse.Namespace) -> int:
             wait=args.wait,
             model_name=args.model_name,
             push_to_tensorboard=args.tensorboard,
-        )
+        ),
+        kept=lambda: (
+            "the shards are untouched (a merge writes its run last); run the same merge again"
+        ),
     )
     print(describe(outcome))
     return 0 if outcome.result.ok else 1

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from evalstream._errors import ConfigError
 from evalstream.cli.output import Output, fmt, fmt_p
-from evalstream.runs.catalog import list_runs
-from evalstream.runs.loading import resolve_run
+from evalstream.runs.catalog import incomplete_tasks, list_runs, partial_source, timings_note
+from evalstream.runs.loading import latest_pair, resolve_run
 from evalstream.stats.paired import BOOTSTRAP, EXACT
 from evalstream.stats.rows import metric_rows
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     import argparse
 
     from evalstream.runs.catalog import RunEntry
+    from evalstream.runs.loading import LoadedRun
 
 
 def _headline(entry: RunEntry) -> str:
@@ -71,9 +73,10 @@ def _flat(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 def show(args: argparse.Namespace) -> int:
     """One run's results, config and summary."""
     out = Output(json_mode=args.json)
-    run = resolve_run(args.run, latest=args.latest)
+    run = resolve_run(args.run, latest=args.latest, output_dir=args.output_dir)
     rows = result_rows(run.results)
     partial = run.results.get("evalstream")
+    incomplete = incomplete_tasks(run.results)
     if out.json_mode:
         out.emit_json(
             {
@@ -81,15 +84,19 @@ def show(args: argparse.Namespace) -> int:
                 "date_id": run.date_id, "results": rows,
                 "config": run.results.get("config_general"),
                 "summary": run.results.get("summary_general"), "evalstream": partial,
+                "incomplete": msgspec.to_builtins(incomplete),
             }
         )  # fmt: skip
         return 0
     out.line(
         f"{run.label}\nresults: {run.where}" + (f"\nrun: {run.run_dir}" if run.run_dir else "")
     )
-    if partial and partial.get("partial"):
-        incomplete = ", ".join(partial.get("incomplete_tasks") or []) or "none"
-        out.line(f"PARTIAL (recovered from a dead run); incomplete tasks: {incomplete}")
+    source = partial_source(run.results)
+    if source is not None:
+        out.line(f"PARTIAL ({source})")
+    for t in incomplete:
+        docs = f"of {t.expected} docs" if t.expected is not None else "(docs never declared)"
+        out.line(f"INCOMPLETE: {t.task} logged {t.logged} samples {docs}")
     out.line()
     table = [
         [r["task"], r["metric"], fmt(r["value"]), fmt(r["stderr"]),
@@ -105,7 +112,9 @@ def show(args: argparse.Namespace) -> int:
         table,
     )
     config = run.results.get("config_general") or {}
-    out.table("config", ["key", "value"], [list(kv) for kv in _flat(config)])
+    note = timings_note(run.results)
+    title = f"config ({note})" if note else "config"
+    out.table(title, ["key", "value"], [list(kv) for kv in _flat(config)])
     summary = run.results.get("summary_general") or {}
     out.table("summary", ["key", "value"], [list(kv) for kv in _flat(summary)])
     return 0
@@ -117,13 +126,27 @@ def _ci(low: float, high: float) -> str:
     return f"[{low:+.4f}, {high:+.4f}]"
 
 
+def _pair(args: argparse.Namespace) -> tuple[LoadedRun, LoadedRun]:
+    """Runs A and B: two RUNs, or one OUTPUT_DIR with --latest (its newest two of a model)."""
+    if args.run_b is None:
+        if not args.latest:
+            raise ConfigError(
+                "compare needs two runs (RUN_A RUN_B), or one OUTPUT_DIR with --latest (its "
+                "newest run against the one before of the same model)"
+            )
+        return latest_pair(args.run_a)
+    return (
+        resolve_run(args.run_a, latest=args.latest, output_dir=args.output_dir),
+        resolve_run(args.run_b, latest=args.latest, output_dir=args.output_dir),
+    )
+
+
 def compare(args: argparse.Namespace) -> int:
     """Two runs per task and metric, with a paired test on their shared docs."""
     from evalstream.runs.compare import compare_runs
 
     out = Output(json_mode=args.json)
-    a = resolve_run(args.run_a, latest=False)
-    b = resolve_run(args.run_b, latest=False)
+    a, b = _pair(args)
     rows = compare_runs(a, b, iters=args.iters, seed=args.seed)
     if out.json_mode:
         out.emit_json({"a": a.where, "b": b.where, "rows": msgspec.to_builtins(rows)})

@@ -17,10 +17,12 @@ import fsspec
 import msgspec
 from fsspec.implementations.local import LocalFileSystem
 
+from evalstream._errors import ConfigError
 from evalstream._naming import RESULTS_GLOB, results_date_id
 from evalstream.durability.owner import alive, read_holder
 from evalstream.durability.peek import peek_journal
 from evalstream.durability.runstate import RunStatus
+from evalstream.runs.sharded import SHARDS, ShardAttempt, ShardedRun, folder_attempt, sharded_runs
 from evalstream.stats.rows import metric_rows
 
 RECOVERABLE = frozenset({"dead", "failed", "cancelled"})
@@ -49,7 +51,8 @@ class RunEntry(msgspec.Struct, kw_only=True):
     run_dir: str | None
     started: float | None
     note: str = ""
-    shard: str | None = None  # a shard attempt (``RUN index/count``): merged, never recovered
+    shard: str | None = None  # a sharded run (``N shards``): its line, its last merge's results
+    merge_of: str | None = None  # a results file a merge of the sharded run of this name wrote
 
 
 def filesystem(target: str) -> tuple[Any, str]:
@@ -96,16 +99,79 @@ def sample_counts(results: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+class Incomplete(msgspec.Struct, frozen=True):
+    """A task that logged fewer samples than its docs (``expected`` None: never declared)."""
+
+    task: str
+    logged: int
+    expected: int | None
+
+
+def incomplete_tasks(results: dict[str, Any]) -> list[Incomplete]:
+    """The tasks of a results file with fewer samples than docs: from the recovery's (or
+    merge's) section when there is one, else each task's ``effective_num_docs`` (what the
+    harness declared with ``log_num_docs``) against the samples its summary counts."""
+    section = (results.get("evalstream") or {}).get("tasks")
+    if section:
+        return [
+            Incomplete(task, int(v.get("samples") or 0), v.get("expected"))
+            for task, v in section.items()
+            if not v.get("complete")
+        ]
+    counts = sample_counts(results)
+    out = []
+    for task, config in (results.get("config_tasks") or {}).items():
+        effective = config.get("effective_num_docs")
+        logged = counts.get(task)
+        if isinstance(effective, int) and logged is not None and logged < effective:
+            out.append(Incomplete(task, logged, effective))
+    return out
+
+
+def partial_source(results: dict[str, Any]) -> str | None:
+    """Why a results file is partial (a recovery, a partial merge), or None when it is not."""
+    section = results.get("evalstream") or {}
+    if not section.get("partial"):
+        return None
+    if section.get("recovered_from"):
+        return "recovered from a dead run: only the samples it journaled"
+    if section.get("merged"):
+        return "merged from unfinished shards: only the samples they uploaded"
+    return "partial"
+
+
+def timings_note(results: dict[str, Any]) -> str | None:
+    """Whose times ``config_general`` holds when they are not the run's own: a recovery's or a
+    merge's (the replay into a fresh tracker started and ended then)."""
+    section = results.get("evalstream") or {}
+    if section.get("recovered_from"):
+        return (
+            "recovered: its start, end and evaluation times are the recovery's, not the run's "
+            f"(which started in {section['recovered_from']})"
+        )
+    if section.get("merged"):
+        return "merged: its start, end and evaluation times are the merge's, not the shards'"
+    return None
+
+
+def describe_incomplete(tasks: list[Incomplete], shown: int = 2) -> str:
+    """``N incomplete task(s): TASK logged/docs, ...``: the first ``shown`` named."""
+    named = [f"{t.task} {t.logged}/{t.expected if t.expected is not None else '?'}" for t in tasks]
+    more = f", +{len(named) - shown} more" if len(named) > shown else ""
+    return f"{len(tasks)} incomplete task(s): {', '.join(named[:shown])}{more}"
+
+
 def _results_entry(fs: Any, path: str) -> RunEntry:
     data = read_json(fs, path)
     config = data.get("config_general") or {}
     counts = sample_counts(data)
-    partial = data.get("evalstream") or {}
-    note = ""
-    if partial.get("partial"):
-        incomplete = partial.get("incomplete_tasks") or []
-        note = f"partial: {len(incomplete)} incomplete task(s)" if incomplete else "partial"
+    incomplete = incomplete_tasks(data)
+    note = describe_incomplete(incomplete) if incomplete else ""
+    section = data.get("evalstream") or {}
+    if section.get("partial"):
+        note = f"partial: {note}" if note else "partial"
     return RunEntry(
+        merge_of=(section.get("merged") or {}).get("run"),
         run_id=None,
         model=config.get("model_name"),
         date_id=results_date_id(path),
@@ -138,11 +204,22 @@ def run_state(fs: Any, folder: str, status: RunStatus) -> tuple[str, str]:
     return "dead", f"pid {status.pid} holds it no more: evalstream recover"
 
 
+def read_status_of(fs: Any, folder: str) -> tuple[RunStatus | None, str]:
+    """The status marker of ``folder`` (None if absent), or why it could not be read."""
+    path = f"{folder}/status.json"
+    try:
+        if not fs.exists(path):
+            return None, ""
+        return msgspec.json.decode(fs.cat_file(path), type=RunStatus), ""
+    except (msgspec.DecodeError, OSError) as exc:
+        return None, f"{display(fs, path)} cannot be read: {exc}"
+
+
 def _folder_entry(fs: Any, folder: str) -> tuple[RunEntry, RunStatus | None]:
-    status = None
-    if fs.exists(f"{folder}/status.json"):
-        status = msgspec.json.decode(fs.cat_file(f"{folder}/status.json"), type=RunStatus)
+    status, damage = read_status_of(fs, folder)
     state, note = run_state(fs, folder, status) if status else ("dead", "no status marker")
+    if damage:
+        state, note = "damaged", damage
     entry = RunEntry(
         run_id=status.run_id if status else Path(folder).name,
         model=None,
@@ -158,10 +235,6 @@ def _folder_entry(fs: Any, folder: str) -> tuple[RunEntry, RunStatus | None]:
     )
     if status is not None and status.state == "resumed":
         entry.note = f"resumed by {status.successor}"
-    if status is not None and status.shard is not None:
-        entry.shard = status.shard
-        if state == "dead":
-            entry.note = "a dead shard attempt: re-run the shard, or merge --partial"
     journal = f"{folder}/journal"
     if not status or status.state not in ("saved", "recovered", "resumed"):
         if isinstance(fs, LocalFileSystem) and fs.isdir(journal):
@@ -173,6 +246,8 @@ def _folder_entry(fs: Any, folder: str) -> tuple[RunEntry, RunStatus | None]:
                 entry.note += "; died while saving"
         elif entry.status in RECOVERABLE:
             entry.note = "no journal left: nothing to recover"
+        elif damage and fs.isdir(journal):
+            entry.note += "; its journal is kept"
     return entry, status
 
 
@@ -188,20 +263,57 @@ def _merge(folder: RunEntry, saved: RunEntry) -> RunEntry:
     )
 
 
+def _sharded_entry(
+    fs: Any, root: str, output_dir: str, run: ShardedRun, saved: dict[tuple[str, str], RunEntry]
+) -> RunEntry:
+    """One line for a sharded run, joined with the results of its last merge (taken out of
+    ``saved``): ``saved`` when that merge read the shards as they are, ``sharded`` before."""
+    entry = RunEntry(
+        run_id=run.run, model=run.model, date_id=None, status="sharded", tasks=run.tasks,
+        samples=sum(s.samples for s in run.shards), headline=None, results=None,
+        run_dir=None, started=run.started,
+    )  # fmt: skip
+    merged = saved.pop(_key(run.merged_results), None) if run.merged_results else None
+    if merged is not None:
+        entry = msgspec.structs.replace(merged, run_id=run.run, started=run.started)
+    entry.status = "saved" if run.up_to_date else "sharded"
+    # the shards' note says the merge was partial: keep only the results' incomplete tasks
+    tasks = merged.note.removeprefix("partial").removeprefix(": ") if merged else ""
+    entry.note = "; ".join(n for n in (run.describe(output_dir), tasks) if n)
+    entry.shard = f"{len(run.shards)} shards"
+    entry.run_dir = display(fs, f"{root}/{SHARDS}/{run.run}")
+    return entry
+
+
 def list_runs(output_dir: str) -> list[RunEntry]:
-    """Every run in ``output_dir``, oldest first (blocking)."""
+    """Every run in ``output_dir``, oldest first (blocking); ConfigError if it is no folder."""
     fs, root = filesystem(output_dir)
+    if not fs.exists(root):
+        raise ConfigError(f"{output_dir} does not exist")
+    if not fs.isdir(root):
+        raise ConfigError(f"{output_dir} is a file, not an output folder")
     files = {_key(p): p for p in sorted(fs.glob(f"{root}/{RESULTS_GLOB}")) if fs.isfile(p)}
     saved = {key: _results_entry(fs, path) for key, path in files.items()}
     folders: list[tuple[RunEntry, RunStatus | None]] = []
+    attempts: dict[str, ShardAttempt] = {}  # shard attempts' local folders, not runs of their own
+    attempt_states: dict[str, str] = {}
     if fs.isdir(f"{root}/.evalstream"):
         for folder in sorted(fs.ls(f"{root}/.evalstream", detail=False)):
             folder = str(folder).rstrip("/")
             # a run folder has a status marker or a journal (not, e.g., .evalstream/shards)
             if fs.exists(f"{folder}/status.json") or fs.isdir(f"{folder}/journal"):
-                folders.append(_folder_entry(fs, folder))
+                entry, status = _folder_entry(fs, folder)
+                attempt = folder_attempt(status, entry.status) if status else None
+                if attempt is not None:
+                    attempts[attempt.attempt] = attempt
+                    attempt_states[attempt.attempt] = entry.status
+                else:
+                    folders.append((entry, status))
+    entries = [
+        _sharded_entry(fs, root, output_dir, run, saved)
+        for run in sharded_runs(fs, root, attempts, attempt_states)
+    ]
     by_results: dict[tuple[str, str], list[RunEntry]] = {}
-    entries: list[RunEntry] = []
     for entry, status in folders:
         if status is not None and status.results_path and _key(status.results_path) in saved:
             by_results.setdefault(_key(status.results_path), []).append(entry)
@@ -210,6 +322,10 @@ def list_runs(output_dir: str) -> list[RunEntry]:
             entry.note = f"results file {status.results_path} is gone"
         entries.append(entry)
     for key, entry in saved.items():
+        if entry.merge_of:
+            entry.note = "; ".join(
+                n for n in (f"a merge of sharded run {entry.merge_of}", entry.note) if n
+            )
         claimed = by_results.get(key, [])
         # a recovery saves through a fresh run folder: the dead run's folder names the run
         owner = next((e for e in claimed if e.status == "recovered"), None)

@@ -1,32 +1,36 @@
-"""One saved run, found from what a user types: a results file, a run folder, or an output folder.
+"""One saved run, found from what a user types: a results file, a run folder, a run id, or an
+output folder.
 
 ``RUN`` may be a ``results_*.json`` file, a run folder (``OUTPUT_DIR/.evalstream/RUN_ID``, whose
-status marker names its results file), or an output folder with ``latest=True`` (its newest
-saved run). Details files are found beside the results, as ``save()`` wrote them:
-``details/MODEL/DATE/details_TASK_DATE.parquet``.
+status marker names its results file), a run id as ``evalstream ls`` prints it (looked up in
+``OUTPUT_DIR/.evalstream``, the output folder given, else the current folder), or an output
+folder with ``latest=True`` (its newest saved run). Details files are found beside the results,
+as ``save()`` wrote them: ``details/MODEL/DATE/details_TASK_DATE.parquet``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import pyarrow.parquet as pq
 
 from evalstream._errors import ConfigError, RunStateError
 from evalstream._naming import details_path, results_date_id, results_root
-from evalstream.durability.runstate import RunStatus
 from evalstream.runs.catalog import (
     display,
     filesystem,
     list_runs,
     read_json,
+    read_status_of,
     run_state,
     task_names,
 )
+from evalstream.runs.sharded import SHARDS, attempt_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from evalstream.runs.catalog import RunEntry
 
 
 class LoadedRun:
@@ -86,7 +90,11 @@ class LoadedRun:
 
 
 def _from_run_folder(fs: Any, path: str, target: str) -> LoadedRun:
-    status = msgspec.json.decode(fs.cat_file(f"{path}/status.json"), type=RunStatus)
+    status, damage = read_status_of(fs, path)
+    if status is None:
+        raise RunStateError(f"the run in {target} is damaged: {damage or 'no status marker'}")
+    if status.shard is not None:
+        raise RunStateError(attempt_of(status, target))
     if status.state in ("saved", "recovered") and status.results_path:
         results_fs, results_path = filesystem(status.results_path)
         if not results_fs.exists(results_path):
@@ -100,32 +108,89 @@ def _from_run_folder(fs: Any, path: str, target: str) -> LoadedRun:
     raise RunStateError(f"the run in {target} is {state}; {hint}")
 
 
-def resolve_run(target: str, *, latest: bool = False) -> LoadedRun:
-    """The saved run ``target`` names (blocking); raises ConfigError saying what is there."""
+def _by_run_id(target: str, output_dir: str | None) -> LoadedRun | None:
+    """The saved run of run id ``target`` in ``output_dir`` (else the current folder): a run
+    folder, or a sharded run's last merge; None when no run has that id."""
+    if "/" in target or "://" in target or target in (".", ".."):
+        return None
+    fs, root = filesystem(output_dir or ".")
+    folder = f"{root}/.evalstream/{target}"
+    if fs.exists(f"{folder}/status.json"):
+        return _from_run_folder(fs, folder, target)
+    if not fs.isdir(f"{root}/{SHARDS}/{target}"):
+        return None
+    sharded = [e for e in list_runs(output_dir or ".") if e.shard and e.run_id == target]
+    if sharded and sharded[0].results:
+        return _loaded(sharded[0])
+    note = sharded[0].note if sharded else "no shard of it uploaded a manifest"
+    raise RunStateError(f"{target} is a sharded run with no merged results: {note}")
+
+
+def resolve_run(target: str, *, latest: bool = False, output_dir: str | None = None) -> LoadedRun:
+    """The saved run ``target`` names (blocking); raises ConfigError saying what is there.
+
+    A ``target`` that is no path is taken as a run id of ``output_dir`` (default: the current
+    folder), as ``evalstream ls`` prints it.
+    """
     fs, path = filesystem(target)
     if not fs.exists(path):
-        raise ConfigError(f"{target} does not exist")
+        found = _by_run_id(target, output_dir)
+        if found is not None:
+            return found
+        if "/" in target or "://" in target:
+            raise ConfigError(f"{target} does not exist")
+        where = output_dir if output_dir not in (None, ".") else "the current folder"
+        raise ConfigError(
+            f"{target} does not exist, nor is it a run id of {where}"
+            f" (`evalstream ls {output_dir or '.'}` lists them; --output-dir names the folder)"
+        )
     if fs.isfile(path):
         if not path.endswith(".json"):
             raise ConfigError(f"{target} is not a results_*.json file, a run or output folder")
         return LoadedRun(fs, path)
     if fs.exists(f"{path}/status.json"):
         return _from_run_folder(fs, path, target)
+    entries = _saved_entries(target)
+    if not latest:
+        newest = entries[-1]
+        example = f"{newest.run_id} --output-dir {target}" if newest.run_id else newest.results
+        raise ConfigError(
+            f"{target} is an output folder with {len(entries)} saved run(s); pass --latest "
+            f"(show, compare, push, report) or one of them, e.g. {example} (evalstream ls "
+            "lists them)"
+        )
+    return _loaded(entries[-1])
+
+
+def _saved_entries(target: str) -> list[RunEntry]:
+    """The saved runs of the output folder ``target``, oldest first; ConfigError if none."""
+    fs, path = filesystem(target)
     if not (fs.isdir(f"{path}/results") or fs.isdir(f"{path}/.evalstream")):
         raise ConfigError(
             f"{target} holds no evalstream run: pass a results_*.json file, a run folder "
-            "(OUTPUT_DIR/.evalstream/RUN_ID) or an output folder with --latest"
+            "(OUTPUT_DIR/.evalstream/RUN_ID), a run id or an output folder with --latest"
         )
     entries = [e for e in list_runs(target) if e.results]
     if not entries:
         raise ConfigError(f"the output folder {target} holds no saved run yet")
-    if not latest:
-        raise ConfigError(
-            f"{target} is an output folder with {len(entries)} saved run(s); pass --latest "
-            f"(show, push, report) or one of them, e.g. {entries[-1].results} (evalstream ls "
-            "lists them)"
-        )
+    return entries
+
+
+def _loaded(entry: RunEntry) -> LoadedRun:
+    assert entry.results is not None
+    results_fs, results_path = filesystem(entry.results)
+    return LoadedRun(results_fs, results_path, run_dir=entry.run_dir)
+
+
+def latest_pair(output_dir: str) -> tuple[LoadedRun, LoadedRun]:
+    """The newest saved run of ``output_dir`` and the newest before it of the same model
+    (blocking): "this run against the last one", what ``compare OUTPUT_DIR --latest`` shows."""
+    entries = _saved_entries(output_dir)
     newest = entries[-1]
-    assert newest.results is not None
-    results_fs, results_path = filesystem(newest.results)
-    return LoadedRun(results_fs, results_path, run_dir=newest.run_dir)
+    before = [e for e in entries[:-1] if e.model == newest.model]
+    if not before:
+        raise ConfigError(
+            f"{output_dir} holds one saved run of {newest.model} ({newest.run_id or newest.results}):"
+            " --latest compares the two newest runs of the same model; pass two runs instead"
+        )
+    return _loaded(before[-1]), _loaded(newest)

@@ -19,7 +19,23 @@ from evalstream.stats.rows import metric_rows
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
+_PALETTE = [  # matplotlib's tab10: ten colours told apart on screen and in print
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+]  # fmt: skip
+_LINES = ["-", "--", "-.", ":"]
+_MARKERS = ["o", "s", "^", "D"]
+
+
+def style(k: int) -> dict[str, str]:
+    """The ``k``-th line's colour, line style and marker: the colours first, then each colour
+    again with the next line style and marker, so 40 lines are all told apart."""
+    turn = k // len(_PALETTE) % len(_LINES)
+    return {
+        "color": _PALETTE[k % len(_PALETTE)],
+        "linestyle": _LINES[turn],
+        "marker": _MARKERS[turn],
+    }
 
 
 class Series:
@@ -58,7 +74,10 @@ def to_svg(fig: Any, salt: str) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
     text = text[text.index("<svg") :]
-    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
+    # no fixed size: the viewBox scales the drawing to the page's width (the report's CSS)
+    head, rest = text.split(">", 1)
+    head = re.sub(r'\s(width|height)="[^"]*"', "", head)
+    return head + ">" + re.sub(r"<metadata>.*?</metadata>", "", rest, flags=re.DOTALL)
 
 
 def _short(task: str) -> str:
@@ -80,9 +99,10 @@ def task_scores(series: Sequence[Series], tasks: Sequence[str], metric: str, sal
                 ys.append(len(tasks) - 1 - i + 0.4 - step * (k + 0.5))
                 xs.append(got[0])
                 errs.append(got[1])
+        look = style(k)
         ax.errorbar(
-            xs, ys, xerr=errs, fmt="o", capsize=3, markersize=5,
-            color=_PALETTE[k % len(_PALETTE)], label=s.tick.replace("\n", " "),
+            xs, ys, xerr=errs, fmt=look["marker"], capsize=3, markersize=5,
+            color=look["color"], label=s.tick.replace("\n", " "),
         )  # fmt: skip
     ax.set_yticks(range(len(tasks)), [_short(t) for t in reversed(tasks)])
     ax.set_xlabel(f"{metric} (95 % CI)")
@@ -119,6 +139,11 @@ def suite_breakdown(series: Series, suites: dict[str, list[str]], metric: str, s
 
 def run_over_run(series: Sequence[Series], tasks: Sequence[str], metric: str, salt: str) -> str:
     """One line per task across the runs in order, the ``all`` row bold, with CI bars."""
+    return to_svg(run_over_run_figure(series, tasks, metric), salt)
+
+
+def run_over_run_figure(series: Sequence[Series], tasks: Sequence[str], metric: str) -> Any:
+    """The figure of ``run_over_run``: each task's line has its own colour and line style."""
     fig = _figure(9.0, 4.2)
     ax = fig.add_subplot()
     xs = list(range(len(series)))
@@ -128,13 +153,14 @@ def run_over_run(series: Sequence[Series], tasks: Sequence[str], metric: str, sa
         if not kept:
             continue
         bold = task == "all"
+        look = {"color": "black", "linestyle": "-", "marker": "o"} if bold else style(k)
         ax.errorbar(
             [x for x, _ in kept], [p[0] for _, p in kept], yerr=[p[1] for _, p in kept],
-            marker="o", capsize=3, linewidth=2.8 if bold else 1.2, label=_short(task),
-            color="black" if bold else _PALETTE[k % len(_PALETTE)], alpha=1.0 if bold else 0.8,
+            capsize=3, linewidth=2.8 if bold else 1.2, label=_short(task),
+            alpha=1.0 if bold else 0.8, **look,
         )  # fmt: skip
     ax.set_xticks(xs, [s.tick for s in series], fontsize="small")
     ax.set_ylabel(f"{metric} (95 % CI)")
     ax.grid(alpha=0.3)
     fig.legend(loc="outside right upper", fontsize="x-small")
-    return to_svg(fig, salt)
+    return fig

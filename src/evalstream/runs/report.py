@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalstream.runs import plots
-from evalstream.runs.catalog import headline, sample_counts
+from evalstream.runs.catalog import headline, sample_counts, timings_note
 from evalstream.stats.rows import metric_rows
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ border-bottom:1px solid #d0d7de;padding-bottom:4px}h3{font-size:15px;margin:18px
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:8px 0 16px}figure svg{max-width:100%;height:auto}
+figure{margin:8px 0 16px}figure svg{display:block;width:100%;height:auto}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600}
 pre{white-space:pre-wrap;max-height:12em;overflow:auto;margin:0;font-size:12px}
 .muted{color:#57606a}.warn{color:#9a6700;font-weight:600}
@@ -98,12 +98,24 @@ def _runs_section(runs: Sequence[LoadedRun]) -> str:
                 str(i), _e(run.model_name), _e(run.date_id), str(len(run.tasks())),
                 str(sum(sample_counts(run.results).values())),
                 _e(f"{h.metric} {_num(h.value)}") if h else "-",
-                '<span class="warn">partial (recovered)</span>' if partial else "saved",
+                _status(run.results, partial),
                 f'<span class="muted">{_e(run.where)}</span>',
             ]
         )  # fmt: skip
     cols = ["#", "model", "date_id", "tasks", "samples", "headline", "status", "results file"]
     return "<h2>Runs</h2>" + _table(cols, rows, numeric=99)
+
+
+def _status(results: dict[str, Any], partial: Any) -> str:
+    """The runs table's status cell; a replayed run says whose times its config holds."""
+    section = results.get("evalstream") or {}
+    replay = (
+        "recovery" if section.get("recovered_from") else "merge" if section.get("merged") else ""
+    )
+    times = f"<br><span class='muted'>times are the {replay}'s</span>" if replay else ""
+    if partial:
+        return f"<span class='warn'>partial ({'recovered' if replay == 'recovery' else 'merged'})</span>{times}"
+    return f"saved{times}"
 
 
 def _results_table(run: LoadedRun) -> str:
@@ -124,6 +136,32 @@ def _cell(value: Any) -> str:
     return f"<pre>{_e(text)}</pre>"
 
 
+def chosen_answer(predictions: Any, choices: Any, gold_index: Any) -> str | None:
+    """A multiple-choice prediction as people read it: the chosen choice (the highest
+    log-likelihood), whether it is gold, then every choice's log-likelihood to 3 decimals;
+    None when ``predictions`` is not one number per choice (a generation)."""
+    if not (
+        isinstance(predictions, list)
+        and isinstance(choices, list)
+        and len(predictions) == len(choices) > 0
+        and all(isinstance(p, int | float) and not isinstance(p, bool) for p in predictions)
+    ):
+        return None
+    best = max(range(len(predictions)), key=predictions.__getitem__)
+    verdict = "right" if best in (gold_index or []) else "wrong"
+    each = " · ".join(f"{c}: {p:.3f}" for c, p in zip(choices, predictions, strict=True))
+    return f"chose {choices[best]} ({verdict})\nlog-likelihoods: {each}"
+
+
+def _config(run: LoadedRun) -> str:
+    config = run.results.get("config_general") or {}
+    note = timings_note(run.results)
+    rows = [[_e(k), _e(json.dumps(v, default=str) if isinstance(v, dict | list) else v)]
+            for k, v in config.items()]  # fmt: skip
+    warn = f"<p class='warn' data-note='timings'>{_e(note)}</p>" if note else ""
+    return f"<h3>config</h3>{warn}{_table(['key', 'value'], rows, numeric=99)}"
+
+
 def _samples(run: LoadedRun, task: str, limit: int) -> str:
     columns = ["full_prompt", "example", "predictions", "gold", "choices", "gold_index", "metrics"]
     table = run.read_details(task, columns, limit=limit)
@@ -135,11 +173,14 @@ def _samples(run: LoadedRun, task: str, limit: int) -> str:
     for i in range(table.num_rows):
         prompt = data.get("full_prompt", [None] * (i + 1))[i] or data.get("example", [""])[i]
         gold = data.get("gold", [None] * (i + 1))[i] or None
-        if not gold and data.get("gold_index") and data.get("choices"):
-            picks, choices = data["gold_index"][i] or [], data["choices"][i] or []
+        picks = (data.get("gold_index") or [None] * (i + 1))[i] or []
+        choices = (data.get("choices") or [None] * (i + 1))[i] or []
+        if not gold and picks and choices:
             gold = [choices[g] for g in picks if 0 <= g < len(choices)] or picks
+        predicted = data.get("predictions", [None] * (i + 1))[i]
+        chosen = chosen_answer(predicted, choices, picks)
         rows.append(
-            [str(i), _cell(prompt), _cell(data.get("predictions", [None] * (i + 1))[i]),
+            [str(i), _cell(prompt), _cell(chosen if chosen is not None else predicted),
              _cell(gold), _cell(data.get("metrics", [None] * (i + 1))[i])]
         )  # fmt: skip
     shown = f"first {table.num_rows} of {total if total is not None else '?'} rows"
@@ -212,7 +253,8 @@ def build_report(
     for i, run in enumerate(runs, 1):
         opened = " open" if i == len(runs) else ""
         parts.append(
-            f"<details{opened}><summary>{i}: {_e(run.label)}</summary>{_results_table(run)}</details>"
+            f"<details{opened}><summary>{i}: {_e(run.label)}</summary>{_results_table(run)}"
+            f"{_config(run)}</details>"
         )
     parts.append(f"<h2>Samples</h2><p class='muted'>The first {samples} details rows per task.</p>")
     for i, run in enumerate(runs, 1):

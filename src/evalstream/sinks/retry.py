@@ -5,7 +5,9 @@ on the commit POST is raised at once, and users lose pushes to it. ``call_with_r
 blocking ``HfApi`` call in a worker thread and retries it with capped exponential backoff and
 jitter on 408 / 429 / 5xx, timeouts and connection errors, honouring ``Retry-After``, bounded in
 attempts and in total time. Anything else is translated into ``HubPushError`` at once, with a
-message that says what to check. The token is scrubbed from every message this module builds or
+message that says what to check; so is a host that cannot be reached at all (its name does not
+resolve, or nothing listens on its port): that is a wrong endpoint or no network, not a Hub that
+is down, and waiting does not fix it. The token is scrubbed from every message this module builds or
 logs, in case a server or a library ever echoes it.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import traceback
 from typing import TYPE_CHECKING, TypeVar
 
@@ -39,7 +42,8 @@ _REDACTED = "<redacted>"
 
 _HINTS = {
     401: "the Hub rejected the token: check that it is valid and not revoked (`hf auth whoami`), "
-    "or pass another one (token=... or the HF_TOKEN environment variable)",
+    "or pass another one (hub_token=... to the tracker, the HF_TOKEN environment variable, or "
+    "--token-file to `evalstream push`)",
     403: "the token is not allowed to do this: it needs write access, and fine-grained tokens "
     "need write permission on the organisation; check that you are a member of the organisation",
     404: "not found: check the organisation name and the repo id, and that the repo is visible "
@@ -115,6 +119,30 @@ def _label(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def _unreachable(exc: BaseException) -> str | None:
+    """How the host failed when no retry can help: its name did not resolve, or it refused the
+    connection (nothing listens there); None for anything else. The OS error is found in the
+    chain the HTTP library wraps it in."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the wrappers are a few deep; a cycle must not loop
+        if seen is None:
+            return None
+        if isinstance(seen, socket.gaierror):
+            return "could not be resolved (no DNS record, or no network)"
+        if isinstance(seen, ConnectionRefusedError):
+            return "could not be reached (the connection was refused)"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _host(exc: BaseException) -> str:
+    try:
+        url = exc.request.url if isinstance(exc, httpx2.RequestError) else None
+    except RuntimeError:  # an error raised without its request
+        url = None
+    return f"{url.scheme}://{url.netloc.decode()}" if url is not None else "the Hub's host"
+
+
 def _is_retryable(exc: BaseException) -> bool:
     status = _status(exc)
     return status in RETRYABLE_STATUS if status is not None else isinstance(exc, _RETRYABLE_EXC)
@@ -123,6 +151,13 @@ def _is_retryable(exc: BaseException) -> bool:
 def translate(exc: BaseException, describe: str, secret: str | None) -> HubPushError:
     """The ``HubPushError`` for a failure that retrying will not fix, with what to check."""
     status = _status(exc)
+    unreachable = _unreachable(exc)
+    if unreachable is not None:
+        message = (
+            f"{describe} failed: {_host(exc)} {unreachable}: {_label(exc)}; check the endpoint's "
+            "URL and the network (not retried: the Hub was not reached)"
+        )
+        return HubPushError(scrub(message, secret))
     hint = _HINTS.get(status or 0)
     message = f"{describe} failed: {_label(exc)}" + (f"; {hint}" if hint else "")
     return HubPushError(scrub(message, secret))
@@ -154,7 +189,7 @@ async def call_with_retry(
         try:
             return await anyio.to_thread.run_sync(fn)
         except (httpx2.HTTPError, OSError, ValueError) as exc:
-            if not _is_retryable(exc):
+            if not _is_retryable(exc) or _unreachable(exc) is not None:
                 raise translate(exc, describe, secret) from _cause(exc, secret)
             elapsed = anyio.current_time() - start
             label = scrub(_label(exc), secret)
