@@ -37,6 +37,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     details_workers: int | None = None
     details_layout: DetailsLayout = "flat"
     results_path_template: str = ""  # lighteval 0.13's; "" is results/MODEL
+    use_wandb: bool = False
 
     def __post_init__(self) -> None:
         """Checked at construction, so a bad option fails before the run starts."""

@@ -136,3 +136,4 @@ def test_each_registered_output_owns_its_own_options() -> None:
             assert option not in owners, f"{option} is owned by {owners.get(option)} and {name}"
             owners[option] = name
     assert owners["push_to_hub"] == "hub" and owners["push_to_tensorboard"] == "tensorboard"
+    assert owners["use_wandb"] == "wandb"

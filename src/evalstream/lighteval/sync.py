@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _EMPTY_DOC = Doc(query="")
-_UNSUPPORTED: dict[str, Any] = {"use_wandb": False}
-"""lighteval 0.13 constructor options accepted at their defaults only."""
+_UNSUPPORTED: dict[str, Any] = {}
+"""lighteval 0.13 constructor options accepted at their defaults only: none left (``use_wandb``
+and the rest go to ``EvaluationTracker`` as they are)."""
 
 
 class _Logger:

@@ -71,6 +71,7 @@ class EvaluationTracker:
         tensorboard_metric_prefix: str = D.tensorboard_metric_prefix,
         public: bool = D.public,
         nanotron_run_info: Any = None,
+        use_wandb: bool = D.use_wandb,
         *,
         bootstrap_iters: int = D.bootstrap_iters,
         seed: int = D.seed,

@@ -1,11 +1,11 @@
 """The outputs of a saved run: one protocol, one registry, one way to run them.
 
-An output is a destination of a finished run (the local files, TensorBoard, the Hub). Each is
-one module holding a class of the ``Output`` shape and a ``build(context)`` factory that reads
-the options the output owns and returns None when they do not enable it; ``REGISTRY`` names
-the modules. Adding an output is that module and its line below. ``save()`` (and so recovery and
-merge, which save through a tracker) and ``evalstream push`` all go through ``build_outputs``
-and ``write_outputs``.
+An output is a destination of a finished run (the local files, TensorBoard, the Hub, trackio
+or W&B). Each is one module holding a class of the ``Output`` shape and a ``build(context)``
+factory that reads the options the output owns and returns None when they do not enable it;
+``REGISTRY`` names the modules. Adding an output is that module and its line below. ``save()``
+(and so recovery and merge, which save through a tracker) and ``evalstream push`` all go
+through ``build_outputs`` and ``write_outputs``.
 
 Outputs run concurrently; one that needs another's outcome names it in ``after`` (the Hub
 pushes the files the local output wrote) and gets it in ``before``. An output never raises for
@@ -38,6 +38,7 @@ REGISTRY: dict[str, str] = {
     "local": "evalstream.sinks.local",
     "tensorboard": "evalstream.sinks.tensorboard_output",
     "hub": "evalstream.sinks.hub_output",
+    "wandb": "evalstream.sinks.wandb_output",
 }
 """Every output, by name, and the module that builds it; the local files come first."""
 
