@@ -262,6 +262,48 @@ def test_the_sync_tracker_logs_as_lighteval_does(tmp_path: Path, backend: str) -
     check_logged(backend, result, tmp_path, f"org/sync {result.date_id}")
 
 
+async def test_the_callers_own_trackio_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A training loop's trackio run, current where the tracker saves, is neither finished nor
+    given the evaluation's config: the evaluation is a run of its own."""
+    import trackio
+
+    monkeypatch.setenv("WANDB_PROJECT", "evals-beside-training")
+    training = trackio.init(project="training", name="train", config={"lr": 0.1}, embed=False)
+    try:
+        trackio.log({"loss": 1.0})
+        result = await _evaluate(tmp_path, n=10)
+        trackio.log({"loss": 0.5})
+        assert trackio.config is training.config and trackio.config["lr"] == 0.1
+        # what trackio prints when it finishes a run: once, for the evaluation's own
+        assert capsys.readouterr().out.count("Run finished") == 1
+    finally:
+        trackio.finish()
+    outcome = result.output("wandb")
+    assert outcome is not None and outcome.ok, outcome
+    assert [log["loss"] for log in trackio_logs("training", "train")] == [1.0, 0.5]
+
+
+async def test_the_callers_own_wandb_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training loop's W&B run stays W&B's current run, unfinished, beside the evaluation's."""
+    import wandb
+
+    monkeypatch.setitem(sys.modules, "trackio", None)
+    monkeypatch.setenv("WANDB_PROJECT", "evals-beside-training")
+    training = wandb.init(project="training", dir=str(tmp_path))
+    try:
+        result = await _evaluate(tmp_path / "eval", n=10)
+        assert wandb.run is training
+        training.log({"loss": 0.5})  # a finished run refuses this
+    finally:
+        training.finish()
+    outcome = result.output("wandb")
+    assert outcome is not None and outcome.ok, outcome
+
+
 async def test_a_refused_project_is_an_outcome_and_the_files_stay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

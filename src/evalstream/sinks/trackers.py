@@ -8,8 +8,9 @@ tracker never imports them, and constructing a tracker only asks whether one is 
 ``log_sync`` is blocking (trackio writes SQLite, W&B talks to its service process, both may go
 over HTTP) and is called in a worker thread. One call opens the tracker's run, logs the
 evaluation in one step and finishes the run, so no tracker run outlives the save that made it,
-and two evalstream runs of one process never share one: trackio's ``Run`` object is used, not
-its module-level current run, and W&B's run is made with ``reinit="create_new"``.
+and neither two evalstream runs nor the caller's own tracker run (a training loop's) are
+touched by another: trackio is called in an empty context and its ``Run`` object is used, not
+its module-level current run; W&B's run is made with ``reinit="create_new"``.
 
 W&B records what is logged and nothing more: no console capture (it would copy whatever the
 process prints, tokens included), no machine metadata (command line, environment), no system
@@ -19,6 +20,7 @@ metrics, code, git state or requirements. No API key passes through here: W&B re
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.util
 import sys
@@ -97,7 +99,20 @@ def log_sync(run: TrackerRun, results: Mapping[str, Any], tables: Mapping[str, T
 
 
 def _trackio(run: TrackerRun, results: Mapping[str, Any], tables: Mapping[str, Table]) -> Logged:
+    """In a context of its own: ``trackio.init`` finishes the run current in its context (a
+    training loop's, when the caller's context is copied) and replaces ``trackio.config``,
+    which is put back."""
     trackio: Any = importlib.import_module("trackio")
+    config = trackio.config
+    try:
+        return contextvars.Context().run(_trackio_run, trackio, run, results, tables)
+    finally:
+        trackio.config = config
+
+
+def _trackio_run(
+    trackio: Any, run: TrackerRun, results: Mapping[str, Any], tables: Mapping[str, Table]
+) -> Logged:
     handle = trackio.init(
         project=run.project,
         name=run.name,
