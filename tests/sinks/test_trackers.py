@@ -244,6 +244,32 @@ async def test_checkpoints_are_steps_of_one_tracker_run(tmp_path: Path, backend:
         assert any(m.glob_name == "*" and m.step_metric == "checkpoint_step" for m in metrics)
 
 
+async def test_runs_saved_at_once_are_tracker_runs_of_their_own(
+    tmp_path: Path, backend: str
+) -> None:
+    """Two runs of one process saving together: each logged whole, in its own tracker run."""
+    results: dict[str, RunResult] = {}
+
+    async def one(name: str) -> None:
+        results[name] = await _evaluate(tmp_path / name, RunInfo(run=name, step=7))
+
+    async with anyio.create_task_group() as tg:
+        for name in ("left", "right"):
+            tg.start_soon(one, name)
+    for name, result in results.items():
+        outcome = result.output("wandb")
+        assert outcome is not None and outcome.ok and outcome.detail["run"] == name, outcome
+        if backend == "trackio":
+            (logged,) = trackio_logs(outcome.detail["project"], name)
+            assert logged["step"] == 7
+        else:
+            (folder,) = run_folders(tmp_path / name)
+            logged = wandb_logged(folder)
+            assert logged["checkpoint_step"] == 7
+        want = expected_results(result)
+        assert {k: _plain(logged[k]) for k in want} == want
+
+
 def test_the_sync_tracker_logs_as_lighteval_does(tmp_path: Path, backend: str) -> None:
     """lighteval's drop-in, ``use_wandb=True``: the same results and tables."""
     tasks = {"custom|addition|0": TaskSpec(name="custom|addition|0", categories=["generative"])}

@@ -24,6 +24,7 @@ import contextvars
 import importlib
 import importlib.util
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -36,6 +37,8 @@ BACKENDS = ("trackio", "wandb")
 
 STEP_KEY = "checkpoint_step"
 """W&B's x-axis for a checkpoint series (its own step must only grow; this one need not)."""
+
+_TRACKIO = threading.Lock()
 
 
 def installed(module: str) -> bool:
@@ -101,13 +104,14 @@ def log_sync(run: TrackerRun, results: Mapping[str, Any], tables: Mapping[str, T
 def _trackio(run: TrackerRun, results: Mapping[str, Any], tables: Mapping[str, Table]) -> Logged:
     """In a context of its own: ``trackio.init`` finishes the run current in its context (a
     training loop's, when the caller's context is copied) and replaces ``trackio.config``,
-    which is put back."""
+    which is put back; one save of the process at a time."""
     trackio: Any = importlib.import_module("trackio")
-    config = trackio.config
-    try:
-        return contextvars.Context().run(_trackio_run, trackio, run, results, tables)
-    finally:
-        trackio.config = config
+    with _TRACKIO:  # two saves at once must not put back each other's config
+        config = trackio.config
+        try:
+            return contextvars.Context().run(_trackio_run, trackio, run, results, tables)
+        finally:
+            trackio.config = config
 
 
 def _trackio_run(
