@@ -178,7 +178,7 @@ def refine(name: str, inferred: pa.DataType | None) -> pa.DataType:
     """The file's type of column ``name``: inferred, with declared types where it says null."""
     declared = DOC_TYPES if name == "doc" else RESPONSE_TYPES if name == "model_response" else {}
     if name == "metric" and (inferred is None or inferred in (pa.null(), pa.struct([]))):
-        return pa.map_(pa.string(), pa.float64())  # no metric values: parquet has no empty struct
+        return pa.null()  # no metric values: parquet has no empty struct, datasets no map
     if inferred is None or pa.types.is_null(inferred):
         inferred = pa.struct([(n, t or pa.null()) for n, t in declared.items()])
     if not declared or not pa.types.is_struct(inferred):

@@ -19,6 +19,7 @@ from evalstream.details.parquet import (
     WHEN_EMPTY,
     empty_type,
     parquet_depth,
+    typed_array,
 )
 from evalstream.details.rows import COLUMNS, FIXED_COLUMNS, TOKEN_COLUMNS, VARIABLE, tokens_array
 
@@ -69,7 +70,7 @@ class LiveParquet:
             known = self.schema.field(name).type if self.schema is not None else None
             array = pa.array(values)  # what Arrow cannot type raises: ``add`` abandons
             if empty_type(array.type):
-                array = pa.array(values, type=known or WHEN_EMPTY.get(name, pa.string()))
+                array = typed_array(values, known or WHEN_EMPTY.get(name, pa.string()))
             elif known is None:
                 if parquet_depth(array.type) > MAX_PARQUET_DEPTH:
                     self.abandon()

@@ -68,12 +68,19 @@ FIXED: dict[str, pa.DataType] = {
 """Columns whose type never depends on the data: the same schema in every run and file."""
 _JSON = msgspec.json.Encoder()
 WHEN_EMPTY: dict[str, pa.DataType] = {
-    "metrics": pa.map_(pa.string(), pa.float64()),
+    "metrics": pa.null(),
     "pred_logits": pa.list_(pa.float64()),
     "predictions": pa.list_(pa.string()),
-    "specifics": pa.map_(pa.string(), pa.string()),
+    "specifics": pa.null(),
 }
-"""Types of variable columns that hold no values in a file (pyarrow would infer ``null``)."""
+"""Types of variable columns that hold no values in a file (pyarrow would infer ``null``).
+
+A list column gets its element type. A dict column (``specifics``, ``metrics``) stays ``null``:
+its real type is a struct of the keys it holds, and with no keys there is no struct parquet can
+store; ``map<string, ...>`` was tried and Hugging Face ``datasets`` (3.x to 5.x) refuses to load
+any file holding a map. A ``null`` column is what ``datasets`` itself writes for ``None`` (and
+lighteval 0.13 for a doc without ``specific``), every reader loads it, and it casts to any struct
+when files of several runs are read as one dataset."""
 
 
 def empty_type(kind: pa.DataType) -> bool:
@@ -84,6 +91,16 @@ def empty_type(kind: pa.DataType) -> bool:
         or (pa.types.is_list(kind) and pa.types.is_null(kind.value_type))
         or kind == pa.struct([])
     )
+
+
+def typed_array(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array of ``kind``; a ``null`` column takes ``None`` and ``{}`` only
+    (pyarrow refuses an empty dict as a null value)."""
+    if pa.types.is_null(kind):
+        if any(values):
+            raise pa.ArrowInvalid("a null column holds a value")
+        return pa.nulls(len(values))
+    return pa.array(values, type=kind)
 
 
 def _variable_type(name: str, inferred: pa.DataType | None) -> pa.DataType:
@@ -211,7 +228,7 @@ def _column_array(name: str, values: Any, kind: pa.DataType, as_json: bool) -> p
             # truncate a float among int64 token ids
             array = pa.array(values)
             return array if array.type == kind else array.cast(kind)
-        return pa.array(values, type=kind)
+        return typed_array(values, kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
         raise ColumnError(name) from exc
 
