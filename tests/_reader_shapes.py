@@ -9,6 +9,9 @@ inputs, by the formats' own definitions (README "On-disk layout", lighteval 0.13
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,23 @@ class Shape:
 
     categories: list[Any]
     samples: list[tuple[Any, Any, dict[str, Any]]] = field(default_factory=list)
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A PNG file of one colour, encoded here (no imaging library needed to write one)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _seed(i: int, result: Any, n: int = 1) -> list[ModelResponse]:
@@ -76,6 +96,12 @@ def shapes() -> dict[str, Shape]:
         out["empty"].samples.append(
             (Doc(query=f"e{i}", ctx=f"e{i}"), _seed(i, ["x"]), {})
         )  # fmt: skip
+        images = [png(2 + k, 3, (40 * i % 256, k * 90, 200)) for k in range(i % 3)]
+        out["images"].samples.append(
+            (Doc(query=f"i{i}", choices=["yes", "no"], ctx=f"<image> i{i}",
+                 images=images or None),
+             _seed(i, [-0.25], 2), {"acc": float(i % 2)})
+        )  # fmt: skip
     return out
 
 
@@ -87,6 +113,7 @@ _CATEGORIES: dict[str, list[Any]] = {
     "v013": ["multichoice"],
     "wide": ["generative"],
     "empty": ["generative"],
+    "images": ["multichoice"],
 }
 SHAPES = tuple(_CATEGORIES)
 LAYOUTS = ("flat", "lighteval")
@@ -141,12 +168,18 @@ def _flat_row(shape: str, doc: Any, outputs: Any, metrics: dict[str, Any]) -> di
         "predictions": predictions,
         "input_tokens": [o.input_tokens for o in responses],
         "cont_tokens": conts,
+        "images": _stored_images(doc),
     }
     if "multichoice" in _CATEGORIES[shape]:
         row |= {"choices": doc.choices, "gold_index": gold}
     if _CATEGORIES[shape][0].startswith("generative"):
         row |= {"gold": [doc.choices[g] for g in gold if g < len(doc.choices)]}
     return row
+
+
+def _stored_images(doc: Any) -> list[dict[str, Any]] | None:
+    """A doc's images as ``datasets`` stores images: ``{bytes, path}`` (no path: not a file)."""
+    return [{"bytes": b, "path": None} for b in doc.images] if doc.images else None
 
 
 def _lighteval_row(doc: Any, outputs: Any, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +204,7 @@ def _lighteval_row(doc: Any, outputs: Any, metrics: dict[str, Any]) -> dict[str,
             "specific": doc.specific,
             "id": doc.id,
             "instruction": doc.instruction or None,
+            "images": _stored_images(doc),
         },
         "metric": metrics,
         "model_response": {
@@ -190,12 +224,24 @@ def expected_rows(shape: str, layout: str) -> list[dict[str, Any]]:
     return [_lighteval_row(*s) for s in samples]
 
 
+def pixels(image: Any) -> list[Any]:
+    """An image's size, mode and pixels, whether decoded (PIL, as ``datasets`` gives it) or
+    stored (``{bytes, path}``): what comparing a decoded image with the logged file needs."""
+    from PIL import Image
+
+    if isinstance(image, dict):
+        image = Image.open(io.BytesIO(image["bytes"]))
+    return ["image", list(image.size), image.mode, image.tobytes()]
+
+
 def normalize(value: Any) -> Any:
     """One form for what every reader returns: lists, not arrays or tuples; no ``None`` in dicts.
 
     A key a row lacks reads back as ``None`` (a struct has every key of its column), and a dict
     without keys as ``None`` (a ``null`` column): both are dropped, so the logged dict compares.
     """
+    if hasattr(value, "getpixel"):  # a PIL image: datasets decoded an Image feature
+        return pixels(value)
     if hasattr(value, "tolist") and not isinstance(value, bytes | str):
         value = value.tolist()  # numpy arrays and scalars (pandas)
     if isinstance(value, dict):
@@ -207,13 +253,16 @@ def normalize(value: Any) -> Any:
     return value
 
 
-def pick(row: dict[str, Any], like: dict[str, Any]) -> dict[str, Any]:
-    """The parts of ``row`` that ``like`` names (struct fields included), normalized."""
+def pick(row: dict[str, Any], like: dict[str, Any], *, decoded: bool = False) -> dict[str, Any]:
+    """The parts of ``row`` that ``like`` names (struct fields included), normalized; with
+    ``decoded``, stored images as their pixels (to compare with images a reader decoded)."""
     out: dict[str, Any] = {}
     for key, want in like.items():
         got = row.get(key)
         if isinstance(want, dict) and key in ("doc", "model_response"):
-            got = pick(got or {}, want)
+            got = pick(got or {}, want, decoded=decoded)
+        elif key == "images" and decoded and got:
+            got = [pixels(image) for image in got]
         out[key] = normalize(got)
     return out
 

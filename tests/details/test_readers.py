@@ -22,6 +22,8 @@ from _reader_shapes import (
     datasets_can_type,
     expected_rows,
     pick,
+    pixels,
+    shapes,
     write_run,
 )
 
@@ -96,8 +98,28 @@ def test_file_loads_and_reads_back_what_was_logged(
     rows = READERS[reader](runs[layout][shape], tmp_path / "cache")
     want = expected_rows(shape, layout)
     assert len(rows) == len(want)
+    decoded = reader == "datasets"  # the Image feature: datasets gives PIL images
     for got, expected in zip(rows, want, strict=True):
-        assert pick(got, expected) == pick(expected, expected)
+        assert pick(got, expected) == pick(expected, expected, decoded=decoded)
+
+
+@pytest.mark.readers
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_datasets_reads_images_back_as_pil_images(
+    runs: dict[str, dict[str, Path]], tmp_path: Path, layout: str
+) -> None:
+    """A doc's images load as ``PIL.Image`` objects with the logged pixels (the Image feature
+    the file's ``huggingface`` metadata declares), in either layout."""
+    image_module = _module("PIL.Image")
+    rows = read_datasets(runs[layout]["images"], tmp_path / "cache")
+    logged = [doc.images for doc, _, _ in shapes()["images"].samples]
+    for row, files in zip(rows, logged, strict=True):
+        images = row["images"] if layout == "flat" else row["doc"]["images"]
+        assert images is None if not files else len(images) == len(files)
+        for image, file in zip(images or [], files or [], strict=True):
+            assert isinstance(image, image_module.Image)
+            assert image.format == "PNG"
+            assert pixels(image) == pixels({"bytes": file})
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

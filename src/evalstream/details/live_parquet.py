@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evalstream.details.features import images_array, with_features
 from evalstream.details.parquet import (
     COMPRESSION,
     FIXED,
@@ -80,11 +81,13 @@ class LiveParquet:
                 return
             arrays[name] = array
         if self.schema is None:
-            self.schema = pa.schema(
-                [
-                    pa.field(n, arrays[n].type) if n in arrays else pa.field(n, FIXED[n])
-                    for n in COLUMNS
-                ]
+            self.schema = with_features(
+                pa.schema(
+                    [
+                        pa.field(n, arrays[n].type) if n in arrays else pa.field(n, FIXED[n])
+                        for n in COLUMNS
+                    ]
+                )
             )
         for name, values in zip(FIXED_COLUMNS, fixed, strict=True):
             arrays[name] = _fixed_array(name, values)
@@ -178,4 +181,6 @@ def _fixed_array(name: str, values: Any) -> pa.Array:
     if name in TOKEN_COLUMNS:
         array = tokens_array(values)
         return array if array.type == FIXED[name] else array.cast(FIXED[name])
+    if name == "images":
+        return images_array(values)
     return pa.array(values, type=FIXED[name])

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalstream._naming import details_path
+from evalstream.details.features import IMAGES, images_array, with_features
 from evalstream.details.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
 from evalstream.details.lighteval_layout import is_lighteval, refine
 from evalstream.details.rows import (
@@ -56,6 +57,7 @@ FIXED: dict[str, pa.DataType] = {
     "full_prompt": pa.string(),
     "gold": pa.list_(pa.string()),
     "gold_index": pa.list_(pa.int64()),
+    "images": IMAGES,
     "input_tokens": _TOKENS,
     "instruction": pa.string(),
     "judge_prompt": pa.string(),
@@ -189,14 +191,14 @@ def _infer_schema(
             pa.field(n, pa.string() if n in json_columns else refine(n, types.get(n)))
             for n in LIGHTEVAL_COLUMNS
         ]
-        return pa.schema(fields), json_columns
+        return with_features(pa.schema(fields)), json_columns
     fields = [
         pa.field(n, FIXED[n])
         if n in FIXED
         else pa.field(n, pa.string() if n in json_columns else _variable_type(n, types.get(n)))
         for n in COLUMNS
     ]
-    return pa.schema(fields), json_columns
+    return with_features(pa.schema(fields)), json_columns
 
 
 COMPRESSION = "zstd"
@@ -219,6 +221,8 @@ def _column_array(name: str, values: Any, kind: pa.DataType, as_json: bool) -> p
         if name in TOKEN_COLUMNS and not as_json:
             array = tokens_array(values)
             return array if array.type == kind else array.cast(kind)
+        if name == "images" and not as_json:
+            return images_array(values)
         if as_json:
             if name in TOKEN_COLUMNS:
                 values = unpack_tokens(values)
@@ -302,7 +306,8 @@ def segment_to_parquet(
             if exc.name in json_columns:
                 raise
             json_columns.add(exc.name)
-            schema = schema.set(schema.get_field_index(exc.name), pa.field(exc.name, pa.string()))
+            field = schema.get_field_index(exc.name)
+            schema = with_features(schema.set(field, pa.field(exc.name, pa.string())))
             if isinstance(sink, io.BytesIO):
                 sink.seek(0)
                 sink.truncate()
