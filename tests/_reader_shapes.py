@@ -124,10 +124,15 @@ def task_name(shape: str) -> str:
     return f"suite|{shape}|0"
 
 
-async def write_run(output_dir: Path, layout: str) -> dict[str, Path]:
-    """Log every shape with the real tracker in ``layout``; the details file of each shape."""
-    async with EvaluationTracker(output_dir, details_layout=layout, bootstrap_iters=0) as tracker:
-        await tracker.log_model_info(ModelInfo(model_name="org/readers"))
+async def write_run(
+    output_dir: Path, layout: str, model: str = "org/readers", **options: Any
+) -> dict[str, Path]:
+    """Log every shape with the real tracker in ``layout`` (and tracker ``options``: a Hub to
+    push to); the details file of each shape."""
+    async with EvaluationTracker(
+        output_dir, details_layout=layout, bootstrap_iters=0, **options
+    ) as tracker:
+        await tracker.log_model_info(ModelInfo(model_name=model))
         all_shapes = shapes()
         await tracker.log_tasks(
             [TaskSpec(name=task_name(s), categories=all_shapes[s].categories) for s in SHAPES]
@@ -136,6 +141,8 @@ async def write_run(output_dir: Path, layout: str) -> dict[str, Path]:
             for doc, outputs, metrics in spec.samples:
                 await tracker.log_sample(task_name(shape), doc, outputs, metrics)
         result = await tracker.save()
+    pushed = result.output("hub")
+    assert pushed is None or pushed.ok, pushed
     return {s: Path(result.details_paths[task_name(s)]) for s in SHAPES}
 
 

@@ -43,7 +43,7 @@ venv "$NEW" "$READERS_SPEC"
 
 cd "$REPO_ROOT"
 # the group's files only: the rest of the suite needs the dev extras these venvs do not have
-TESTS=(tests/details/test_readers.py)
+TESTS=(tests/details/test_readers.py tests/sinks/test_card_datasets.py)
 HF_HOME="$(mktemp -d)"
 trap 'rm -rf "$HF_HOME"' EXIT
 export HF_HOME HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1
