@@ -131,3 +131,18 @@ def test_every_column_has_a_type_datasets_maps(
     for them and refuses the whole file)."""
     schema = pq.read_schema(runs[layout][shape])
     assert [f.name for f in schema if not datasets_can_type(f.type)] == []
+
+
+@pytest.mark.readers
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_datasets_types_the_images_column_as_images_in_every_file(
+    runs: dict[str, dict[str, Path]], shape: str, layout: str
+) -> None:
+    """The metadata's features match the file's types exactly, or ``datasets`` ignores them: in
+    every shape (whatever else ``doc`` holds) the images are an ``Image`` feature."""
+    datasets = _module("datasets")
+    features = datasets.Features.from_arrow_schema(pq.read_schema(runs[layout][shape]))
+    images = features["images"] if layout == "flat" else features["doc"]["images"]
+    inner = images[0] if isinstance(images, list) else images.feature
+    assert isinstance(inner, datasets.Image)
