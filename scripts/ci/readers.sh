@@ -16,19 +16,23 @@ READERS_SPEC="${READERS_SPEC:-datasets polars duckdb}"
 start=$(date +%s)
 log() { printf '[ci/readers] %s\n' "$*" >&2; }
 
-# venv FOLDER SPEC...: create or reuse FOLDER with SPEC, Pillow, pytest and evalstream (editable)
+# what both venvs need beside `datasets`: Pillow (images), pytest, and jsonschema (tests/conftest.py
+# checks every results file the tests wrote against the results schema)
+EXTRAS=(pillow "pytest>=8" "jsonschema>=4.20")
+
+# venv FOLDER SPEC...: create or reuse FOLDER with SPEC, EXTRAS and evalstream (editable)
 venv() {
     local folder="$1"
     shift
     local py="$folder/bin/python" stamp="$folder/.evalstream-stamp" began want
     local pip=("$py" -m pip --disable-pip-version-check --quiet)
     began=$(date +%s)
-    want="$(printf '%s\n' "$@" | cat - "$REPO_ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    want="$(printf '%s\n' "$@" "${EXTRAS[@]}" | cat - "$REPO_ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
     [[ -x "$py" ]] || python3 -m venv "$folder"
     if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
         log "installing $* into $folder"
         # shellcheck disable=SC2068 # the specs are words on purpose ("datasets polars duckdb")
-        "${pip[@]}" install $@ pillow "pytest>=8" -e "$REPO_ROOT"
+        "${pip[@]}" install $@ "${EXTRAS[@]}" -e "$REPO_ROOT"
         echo "$want" >"$stamp"
     else
         "${pip[@]}" install --no-deps -e "$REPO_ROOT"
