@@ -24,6 +24,7 @@ from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, TaskSpe
 
 if TYPE_CHECKING:
     from evalstream import RunResult
+    from evalstream._types import DetailsLayout
 
 TASKS = ["suite|bench:alpha|0", "suite|bench:beta|0", "other|gamma|0"]
 MODEL = "org/model"
@@ -47,6 +48,7 @@ async def make_run(
     remix: int | None = None,
     token_base: int = 1,
     save_details: bool = True,
+    details_layout: DetailsLayout = "flat",
 ) -> RunResult:
     """Save a run of ``skill`` over ``docs`` docs per task; ``prompt_tag`` changes prompts.
 
@@ -57,7 +59,7 @@ async def make_run(
     """
     noise = random.Random(score_noise)
     async with EvaluationTracker(
-        output_dir, bootstrap_iters=100, save_details=save_details
+        output_dir, bootstrap_iters=100, save_details=save_details, details_layout=details_layout
     ) as tracker:
         await tracker.log_model_info(ModelInfo(model_name=model))
         await tracker.log_tasks(

@@ -47,9 +47,9 @@ class Doc(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fals
     num_effective_few_shots: int = -1
     unconditioned_query: str | None = None
     id: str = ""
-    # lighteval 0.13's Doc fields (``images`` is not stored: images are not data we can keep).
-    # Their empty defaults are tuples: a ``[]`` default is a new GC-tracked list per instance,
-    # which made every Doc and ModelResponse 3x dearer to build and decode, and GC passes 2.5x.
+    # lighteval 0.13's Doc fields. Their empty defaults are tuples: a ``[]`` default is a new
+    # GC-tracked list per instance, which made every Doc and ModelResponse 3x dearer to build and
+    # decode, and GC passes 2.5x.
     fewshot_samples: Sequence[Any] = ()
     sampling_methods: Sequence[str] = ()
     generation_size: int | None = None
@@ -57,6 +57,8 @@ class Doc(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fals
     use_logits: bool = False
     num_samples: int = 1
     generation_grammar: Any = None
+    images: Sequence[bytes] | None = None
+    """Encoded image files (PNG, JPEG, ...); a lighteval Doc's PIL images are stored as PNG."""
 
     def golds(self) -> list[str]:
         """The choices at the gold indices, as lighteval's ``Doc.get_golds``."""

@@ -34,6 +34,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "reworded": saved_run(root / "r", 0.5, prompt_tag="Answer briefly. "),
         "tokenizer": saved_run(root / "t", 0.6, token_base=7),
         "no_details": saved_run(root / "n", 0.6, save_details=False),
+        "a_nested": saved_run(root / "an", 0.5, score_noise=1, details_layout="lighteval"),
+        "b_nested": saved_run(root / "bn", 0.6, score_noise=2, details_layout="lighteval"),
     }
 
 
@@ -52,6 +54,16 @@ def test_compare_finds_a_known_difference(runs: dict[str, Any], capsys: pytest.C
     reverse = _compare(capsys, runs["b"].results_path, runs["a"].results_path)
     assert reverse[(TASKS[0], "acc")]["paired"]["ci_high"] < 0
     assert rows[("all", "acc")]["flags"] == ["derived row: see its tasks' tests"]
+
+
+def test_runs_in_the_lighteval_layout_compare_as_flat_ones(
+    runs: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same two runs saved in lighteval 0.13's layout pair the same docs, same numbers."""
+    flat = _compare(capsys, runs["a"].results_path, runs["b"].results_path)
+    nested = _compare(capsys, runs["a_nested"].results_path, runs["b_nested"].results_path)
+    assert nested == flat
+    assert nested[(TASKS[0], "acc")]["shared_docs"] == 400
 
 
 def test_compare_of_a_null_difference_gives_a_large_p_value(

@@ -56,6 +56,7 @@ _DOC = st.builds(
     num_asked_few_shots=_COUNT,
     num_effective_few_shots=st.integers(-1, 3),
     specific=st.one_of(st.none(), st.just({"k": "v"})),
+    images=st.one_of(st.none(), st.lists(st.binary(max_size=8), max_size=2)),
 )
 _SAMPLE = st.builds(
     lambda doc, outs, acc, judged: ScoredSample(
@@ -88,6 +89,7 @@ def _reference_columns(samples: list[ScoredSample], categories: frozenset[str]) 
             ([g] if isinstance(g := s.doc.gold_index, int) else list(g)) if choices else []
             for s in samples
         ],
+        "images": [list(s.doc.images) if s.doc.images else None for s in samples],
         "input_tokens": pack_tokens([[o.input_tokens for o in out] for out in outs]),
         "instruction": [s.doc.instruction for s in samples],
         "judge_prompt": [s.judgement[0] if s.judgement else None for s in samples],

@@ -30,7 +30,11 @@ _TOKENS = st.lists(st.integers(0, 50_000), max_size=8)
 def _sample(
     task: str, acc: Any, extra: dict[str, Any], tokens: list[int], v013: bool
 ) -> ScoredSample:
-    doc = Doc(query="q", ctx="ctx q", choices=[" A", " B"], gold_index=1, specific=extra or None)
+    images = [repr(tokens[-3:]).encode()] if len(tokens) % 2 else None
+    doc = Doc(
+        query="q", ctx="ctx q", choices=[" A", " B"], gold_index=1, specific=extra or None,
+        images=images,
+    )  # fmt: skip
     if v013:
         outs: tuple[ModelResponse, ...] = (
             ModelResponse(text=["A"], input_tokens=tokens, output_tokens=[tokens[:1]]),
@@ -103,6 +107,8 @@ def test_a_stable_schema_is_written_live_and_equals_the_two_passes(
     assert all(kept.values())
     for live, slow in tables.values():
         assert live.equals(slow)
+        features = live.schema.metadata[b"huggingface"]  # images decode in datasets
+        assert features == slow.schema.metadata[b"huggingface"]
 
 
 _VARYING = st.lists(

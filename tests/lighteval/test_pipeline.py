@@ -172,25 +172,25 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         mp.setattr(Registry, "_load_from_subdirs", staticmethod(lambda dirs: {}))
         deterministic, refusing = _models()
         runs = Runs(root)
+        # the user's code, word for word, under either import: only the class differs
         _run(
-            runs,
-            "lighteval",
-            EvaluationTracker(output_dir=str(root / "lv"), save_details=True),
-            deterministic,
-            TASKS,
+            runs, "lighteval", _users_tracker(EvaluationTracker, root / "lv"), deterministic, TASKS
         )
-        ours = SyncEvaluationTracker(
-            output_dir=str(root / "es"), save_details=True, details_layout="lighteval"
-        )
+        ours = _users_tracker(SyncEvaluationTracker, root / "es")
         _run(runs, "evalstream", ours, deterministic, TASKS)
         runs.outcomes["evalstream"]["tracker"] = ours
-        again = SyncEvaluationTracker(
-            output_dir=str(root / "es"), save_details=True, details_layout="lighteval"
-        )
+        again = _users_tracker(SyncEvaluationTracker, root / "es")
         date_id = ours.result.date_id
         _run(runs, "rescored", again, refusing, "quiz:easy|0", date_id=date_id)
         runs.outcomes["rescored"]["tracker"] = again
     return runs
+
+
+def _users_tracker(evaluation_tracker: type, output_dir: Path) -> Any:
+    """A lighteval user's tracker line, as written for lighteval's own class: swapping the
+    import (``from evalstream import SyncEvaluationTracker as EvaluationTracker``) is the only
+    change, so no evalstream option may appear here."""
+    return evaluation_tracker(output_dir=str(output_dir), save_details=True)
 
 
 def _results_json(root: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ lighteval is not installed here: its objects are the field-for-field look-alikes
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import statistics
@@ -322,3 +323,45 @@ async def test_recovery_keeps_the_layout_and_survives_lost_functions(tmp_path: P
     table = pq.read_table(result.details_paths["agg|0"])
     assert table.column_names == ["doc", "metric", "model_response"]
     assert table.num_rows == 5
+
+
+@pytest.mark.parametrize("layout", ["lighteval", "flat"])
+def test_pil_images_of_a_lighteval_doc_are_stored_as_png(tmp_path: Path, layout: str) -> None:
+    """lighteval's ``Doc.images`` (PIL images) are stored losslessly as ``datasets`` stores an
+    image, ``{bytes, path}``, in either layout; a doc without images stores null."""
+    image_module = pytest.importorskip("PIL.Image")
+    red = image_module.new("RGB", (3, 2), (255, 0, 0))
+    grey = image_module.new("L", (1, 4), 128)
+    tracker = SyncEvaluationTracker(output_dir=str(tmp_path), details_layout=layout)
+    tracker.general_config_logger.log_model_info(ModelInfo(model_name="org/vision"))
+    for i, images in enumerate(([red, grey], None)):
+        doc = lv.Doc(query=f"what is this {i}?", choices=["a"], gold_index=0, images=images)
+        response = lv.ModelResponse(text=["a"], output_tokens=[[1]])
+        tracker.details_logger.log(task_name="see|0", doc=doc, model_response=response, metrics={})
+    result = tracker.save()
+    rows = pq.read_table(result.details_paths["see|0"]).to_pylist()
+    stored = [r["images"] if layout == "flat" else r["doc"]["images"] for r in rows]
+    assert stored[1] is None
+    decoded = [image_module.open(io.BytesIO(image["bytes"])) for image in stored[0]]
+    assert [image["path"] for image in stored[0]] == [None, None]
+    assert [(d.format, d.mode, d.size) for d in decoded] == [
+        ("PNG", "RGB", (3, 2)),
+        ("PNG", "L", (1, 4)),
+    ]
+    assert [d.tobytes() for d in decoded] == [red.tobytes(), grey.tobytes()]
+
+
+def test_an_image_that_is_not_one_is_refused_where_it_is_logged(tmp_path: Path) -> None:
+    """A path or a number among ``Doc.images`` fails the call that logged it, naming the image."""
+    with SyncEvaluationTracker(output_dir=str(tmp_path)) as tracker:
+        tracker.general_config_logger.log_model_info(ModelInfo(model_name="org/vision"))
+        for images in (["/tmp/cat.png"], [b"\x89PNG", 3], "cat.png"):
+            doc = lv.Doc(query="q", choices=["a"], gold_index=0, images=images)
+            with pytest.raises(InputError, match=r"Doc\.images"):
+                tracker.details_logger.log(
+                    task_name="see|0", doc=doc, model_response=lv.ModelResponse(), metrics={}
+                )
+        with pytest.raises(InputError, match=r"Doc\.images\[0\]"):
+            tracker.details_logger.log(
+                "see|0", None, Doc(query="q", images=[1.5]), [ModelResponse(result=["a"])], {}
+            )

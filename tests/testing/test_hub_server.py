@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import urllib.error
+import urllib.request
 from typing import TYPE_CHECKING
 
 import anyio
@@ -63,6 +65,40 @@ def test_commit_list_download_roundtrip(loopback_hub: LoopbackHub, tmp_path: Pat
     local = api.hf_hub_download(REPO, "a/b|c:d.parquet", repo_type="dataset", cache_dir=tmp_path)
     with open(local, "rb") as f:
         assert f.read() == payload == loopback_hub.file_bytes(REPO, "a/b|c:d.parquet")
+
+
+def test_ranged_reads_get_the_bytes_asked_for(loopback_hub: LoopbackHub) -> None:
+    """HfFileSystem reads by Range, as streaming readers do: each block is the bytes asked for
+    (206); a suffix range gives the file's tail, a range past the end 416."""
+    from huggingface_hub import HfFileSystem
+
+    payload = bytes(range(256)) * 40
+    loopback_hub.create_repo(REPO, private=True)
+    loopback_hub.add_commit(REPO, {"d/f.parquet": payload})
+    fs = HfFileSystem(endpoint=loopback_hub.endpoint, token=loopback_hub.token)
+    with fs.open(f"datasets/{REPO}/d/f.parquet", "rb", block_size=100) as f:
+        f.seek(5000)
+        assert f.read(300) == payload[5000:5300]
+        f.seek(-8, 2)  # a parquet footer
+        assert f.read() == payload[-8:]
+    url = f"{loopback_hub.endpoint}/datasets/{REPO}/resolve/main/d/f.parquet"
+    auth = {"Authorization": f"Bearer {loopback_hub.token}"}
+    for asked, status, body in (
+        ("bytes=10-19", 206, payload[10:20]),
+        ("bytes=10200-", 206, payload[10200:]),
+        ("bytes=-5", 206, payload[-5:]),
+        ("bytes=-99999", 206, payload),
+        ("bytes=20000-", 416, b""),
+        ("items=1-2", 200, payload),
+    ):
+        request = urllib.request.Request(url, headers=auth | {"Range": asked})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                got = (reply.status, reply.read())
+        except urllib.error.HTTPError as exc:
+            got = (exc.code, b"")
+            exc.close()
+        assert got == (status, body), asked
 
 
 def test_revision_routes_and_deletes(loopback_hub: LoopbackHub) -> None:

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from evalstream._errors import DetailsNotFoundError, InputError
 from evalstream._naming import details_glob, details_task, model_details_dir
+from evalstream.details.features import IMAGES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,7 +34,7 @@ MAGIC = b"\xff\xff\xff\xff"
 COLUMNS: tuple[str, ...] = ("doc", "metric", "model_response")
 _S, _I, _B, _F = pa.string(), pa.int64(), pa.bool_(), pa.float64()
 DOC_TYPES: dict[str, pa.DataType | None] = {
-    "query": _S, "choices": pa.list_(_S), "gold_index": None, "instruction": _S, "images": None,
+    "query": _S, "choices": pa.list_(_S), "gold_index": None, "instruction": _S, "images": IMAGES,
     "specific": None, "unconditioned_query": _S, "original_query": _S, "id": _S,
     "task_name": _S, "fewshot_samples": None, "sampling_methods": pa.list_(_S),
     "fewshot_sorting_class": _S, "generation_size": _I, "stop_sequences": pa.list_(_S),
@@ -53,13 +54,13 @@ _DECODER = msgspec.msgpack.Decoder()
 
 
 def doc_row(doc: Doc) -> dict[str, Any]:
-    """``asdict`` of the 0.13 Doc this doc is (``images`` are never stored)."""
+    """``asdict`` of the 0.13 Doc this doc is; an image as ``datasets`` stores one."""
     return {
         "query": doc.query,
         "choices": doc.choices,
         "gold_index": doc.gold_index,
         "instruction": doc.instruction or None,
-        "images": None,
+        "images": [{"bytes": b, "path": None} for b in doc.images] if doc.images else None,
         "specific": doc.specific,
         "unconditioned_query": doc.unconditioned_query,
         "original_query": doc.original_query or None,
@@ -171,6 +172,8 @@ def decode(payload: bytes) -> dict[str, list[Any]]:
 def _has_null(t: pa.DataType) -> bool:
     if pa.types.is_null(t):
         return True
+    if pa.types.is_struct(t):  # an image's path is always null
+        return any(_has_null(f.type) for f in t)
     return bool(pa.types.is_list(t) and _has_null(t.value_type))
 
 
@@ -178,7 +181,7 @@ def refine(name: str, inferred: pa.DataType | None) -> pa.DataType:
     """The file's type of column ``name``: inferred, with declared types where it says null."""
     declared = DOC_TYPES if name == "doc" else RESPONSE_TYPES if name == "model_response" else {}
     if name == "metric" and (inferred is None or inferred in (pa.null(), pa.struct([]))):
-        return pa.map_(pa.string(), pa.float64())  # no metric values: parquet has no empty struct
+        return pa.null()  # no metric values: parquet has no empty struct, datasets no map
     if inferred is None or pa.types.is_null(inferred):
         inferred = pa.struct([(n, t or pa.null()) for n, t in declared.items()])
     if not declared or not pa.types.is_struct(inferred):

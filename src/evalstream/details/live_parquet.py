@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evalstream.details.features import images_array, with_features
 from evalstream.details.parquet import (
     COMPRESSION,
     FIXED,
@@ -19,6 +20,7 @@ from evalstream.details.parquet import (
     WHEN_EMPTY,
     empty_type,
     parquet_depth,
+    typed_array,
 )
 from evalstream.details.rows import COLUMNS, FIXED_COLUMNS, TOKEN_COLUMNS, VARIABLE, tokens_array
 
@@ -69,7 +71,7 @@ class LiveParquet:
             known = self.schema.field(name).type if self.schema is not None else None
             array = pa.array(values)  # what Arrow cannot type raises: ``add`` abandons
             if empty_type(array.type):
-                array = pa.array(values, type=known or WHEN_EMPTY.get(name, pa.string()))
+                array = typed_array(values, known or WHEN_EMPTY.get(name, pa.string()))
             elif known is None:
                 if parquet_depth(array.type) > MAX_PARQUET_DEPTH:
                     self.abandon()
@@ -79,11 +81,13 @@ class LiveParquet:
                 return
             arrays[name] = array
         if self.schema is None:
-            self.schema = pa.schema(
-                [
-                    pa.field(n, arrays[n].type) if n in arrays else pa.field(n, FIXED[n])
-                    for n in COLUMNS
-                ]
+            self.schema = with_features(
+                pa.schema(
+                    [
+                        pa.field(n, arrays[n].type) if n in arrays else pa.field(n, FIXED[n])
+                        for n in COLUMNS
+                    ]
+                )
             )
         for name, values in zip(FIXED_COLUMNS, fixed, strict=True):
             arrays[name] = _fixed_array(name, values)
@@ -177,4 +181,6 @@ def _fixed_array(name: str, values: Any) -> pa.Array:
     if name in TOKEN_COLUMNS:
         array = tokens_array(values)
         return array if array.type == FIXED[name] else array.cast(FIXED[name])
+    if name == "images":
+        return images_array(values)
     return pa.array(values, type=FIXED[name])

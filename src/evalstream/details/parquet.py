@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalstream._naming import details_path
+from evalstream.details.features import IMAGES, images_array, with_features
 from evalstream.details.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
 from evalstream.details.lighteval_layout import is_lighteval, refine
 from evalstream.details.rows import (
@@ -56,6 +57,7 @@ FIXED: dict[str, pa.DataType] = {
     "full_prompt": pa.string(),
     "gold": pa.list_(pa.string()),
     "gold_index": pa.list_(pa.int64()),
+    "images": IMAGES,
     "input_tokens": _TOKENS,
     "instruction": pa.string(),
     "judge_prompt": pa.string(),
@@ -68,12 +70,19 @@ FIXED: dict[str, pa.DataType] = {
 """Columns whose type never depends on the data: the same schema in every run and file."""
 _JSON = msgspec.json.Encoder()
 WHEN_EMPTY: dict[str, pa.DataType] = {
-    "metrics": pa.map_(pa.string(), pa.float64()),
+    "metrics": pa.null(),
     "pred_logits": pa.list_(pa.float64()),
     "predictions": pa.list_(pa.string()),
-    "specifics": pa.map_(pa.string(), pa.string()),
+    "specifics": pa.null(),
 }
-"""Types of variable columns that hold no values in a file (pyarrow would infer ``null``)."""
+"""Types of variable columns that hold no values in a file (pyarrow would infer ``null``).
+
+A list column gets its element type. A dict column (``specifics``, ``metrics``) stays ``null``:
+its real type is a struct of the keys it holds, and with no keys there is no struct parquet can
+store; ``map<string, ...>`` was tried and Hugging Face ``datasets`` (3.x to 5.x) refuses to load
+any file holding a map. A ``null`` column is what ``datasets`` itself writes for ``None`` (and
+lighteval 0.13 for a doc without ``specific``), every reader loads it, and it casts to any struct
+when files of several runs are read as one dataset."""
 
 
 def empty_type(kind: pa.DataType) -> bool:
@@ -84,6 +93,16 @@ def empty_type(kind: pa.DataType) -> bool:
         or (pa.types.is_list(kind) and pa.types.is_null(kind.value_type))
         or kind == pa.struct([])
     )
+
+
+def typed_array(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array of ``kind``; a ``null`` column takes ``None`` and ``{}`` only
+    (pyarrow refuses an empty dict as a null value)."""
+    if pa.types.is_null(kind):
+        if any(values):
+            raise pa.ArrowInvalid("a null column holds a value")
+        return pa.nulls(len(values))
+    return pa.array(values, type=kind)
 
 
 def _variable_type(name: str, inferred: pa.DataType | None) -> pa.DataType:
@@ -172,14 +191,14 @@ def _infer_schema(
             pa.field(n, pa.string() if n in json_columns else refine(n, types.get(n)))
             for n in LIGHTEVAL_COLUMNS
         ]
-        return pa.schema(fields), json_columns
+        return with_features(pa.schema(fields)), json_columns
     fields = [
         pa.field(n, FIXED[n])
         if n in FIXED
         else pa.field(n, pa.string() if n in json_columns else _variable_type(n, types.get(n)))
         for n in COLUMNS
     ]
-    return pa.schema(fields), json_columns
+    return with_features(pa.schema(fields)), json_columns
 
 
 COMPRESSION = "zstd"
@@ -202,6 +221,8 @@ def _column_array(name: str, values: Any, kind: pa.DataType, as_json: bool) -> p
         if name in TOKEN_COLUMNS and not as_json:
             array = tokens_array(values)
             return array if array.type == kind else array.cast(kind)
+        if name == "images" and not as_json:
+            return images_array(values)
         if as_json:
             if name in TOKEN_COLUMNS:
                 values = unpack_tokens(values)
@@ -211,7 +232,7 @@ def _column_array(name: str, values: Any, kind: pa.DataType, as_json: bool) -> p
             # truncate a float among int64 token ids
             array = pa.array(values)
             return array if array.type == kind else array.cast(kind)
-        return pa.array(values, type=kind)
+        return typed_array(values, kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
         raise ColumnError(name) from exc
 
@@ -285,7 +306,8 @@ def segment_to_parquet(
             if exc.name in json_columns:
                 raise
             json_columns.add(exc.name)
-            schema = schema.set(schema.get_field_index(exc.name), pa.field(exc.name, pa.string()))
+            field = schema.get_field_index(exc.name)
+            schema = with_features(schema.set(field, pa.field(exc.name, pa.string())))
             if isinstance(sink, io.BytesIO):
                 sink.seek(0)
                 sink.truncate()

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from evalstream._messages import ScoredSample
 
 COLUMNS: tuple[str, ...] = (
-    "choices", "cont_tokens", "example", "full_prompt", "gold", "gold_index", "input_tokens",
-    "instruction", "judge_prompt", "judgement", "metrics", "num_asked_few_shots",
+    "choices", "cont_tokens", "example", "full_prompt", "gold", "gold_index", "images",
+    "input_tokens", "instruction", "judge_prompt", "judgement", "metrics", "num_asked_few_shots",
     "num_effective_few_shots", "padded", "pred_logits", "predictions", "specifics", "truncated",
 )  # fmt: skip
 """The details parquet columns, sorted by name as lighteval writes them."""
@@ -162,6 +162,7 @@ def row_columns(samples: Sequence[ScoredSample], categories: frozenset[str]) -> 
     prompts: list[Any] = []
     golds: list[Any] = []
     gold_indices: list[Any] = []
+    images: list[Any] = []
     inputs: list[Any] = []
     instructions: list[Any] = []
     judge_prompts: list[Any] = []
@@ -211,6 +212,7 @@ def row_columns(samples: Sequence[ScoredSample], categories: frozenset[str]) -> 
         gold_indices.append(
             ([gold] if isinstance(gold, int) else list(gold)) if want_choices else []
         )
+        images.append(doc.images or None)
         inputs.append(ins)
         instructions.append(doc.instruction)
         judged = sample.judgement
@@ -221,7 +223,7 @@ def row_columns(samples: Sequence[ScoredSample], categories: frozenset[str]) -> 
         padded.append(pad)
         truncated.append(trunc)
     fixed = [
-        choices, conts, examples, prompts, golds, gold_indices, inputs, instructions,
+        choices, conts, examples, prompts, golds, gold_indices, images, inputs, instructions,
         judge_prompts, judgements, asked, effective, padded, truncated,
     ]  # fmt: skip
     return Columns([metrics, logits, predictions, specifics], fixed, single)

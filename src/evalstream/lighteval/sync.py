@@ -211,12 +211,18 @@ class TaskConfigLogger(_Logger):
 
 
 class SyncEvaluationTracker:
-    """The tracker for synchronous code, with lighteval's logger attributes as a drop-in."""
+    """The tracker for synchronous code, with lighteval's logger attributes as a drop-in.
+
+    Its details are in lighteval 0.13's layout unless ``details_layout="flat"`` is given: a
+    lighteval user who changes only the import gets files lighteval's own loader re-scores
+    (``--load-responses-from-details-date-id``), as its own tracker's were.
+    """
 
     def __init__(self, output_dir: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
         for name, default in _UNSUPPORTED.items():
             if kwargs.pop(name, default) != default:
                 raise ConfigError(f"{name} (a lighteval EvaluationTracker option) is not supported")
+        kwargs.setdefault("details_layout", "lighteval")
         self.tracker = EvaluationTracker(output_dir, *args, **kwargs)
         self.general_config_logger = GeneralConfigLogger(self)
         self.details_logger = DetailsLogger(self)

@@ -10,7 +10,8 @@ that logged them, with the path of a wrong field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -76,11 +77,47 @@ def _convert(fields: dict[str, Any], cls: type[S], kind: str) -> S:
         raise InputError(f"{kind} has a field of the wrong type: {exc}") from exc
 
 
+_PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
+"""PIL modes PNG stores as they are; an image of another mode (CMYK, F, ...) is stored as TIFF."""
+
+
+def _image_bytes(image: Any, index: int) -> bytes:
+    """One image as its encoded file: bytes as given, ``datasets``' ``{"bytes": ...}`` mapping,
+    or a PIL image (lighteval's ``Doc.images``) encoded losslessly, read by its methods."""
+    if isinstance(image, bytes):
+        return image
+    if isinstance(image, bytearray | memoryview):
+        return bytes(image)
+    if isinstance(image, Mapping) and isinstance(image.get("bytes"), bytes | bytearray):
+        return bytes(image["bytes"])
+    mode = getattr(image, "mode", None)
+    if callable(getattr(image, "save", None)) and isinstance(mode, str):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG" if mode in _PNG_MODES else "TIFF")
+        return buffer.getvalue()
+    raise InputError(
+        f"Doc.images[{index}] is a {type(image).__name__}; pass the encoded image file (bytes of "
+        "a PNG, JPEG, ...), a {'bytes': ...} mapping or a PIL image"
+    )
+
+
+def _images(images: Any) -> list[bytes] | None:
+    if images is None:
+        return None
+    if isinstance(images, bytes | str) or not isinstance(images, Iterable):
+        raise InputError(f"Doc.images is a {type(images).__name__}; pass a list of images")
+    return [_image_bytes(image, i) for i, image in enumerate(images)]
+
+
 def doc_from(doc: Any) -> Doc:
     """Our Doc from a Doc, a lighteval ``Doc`` (any version) or a mapping of its fields."""
     if type(doc) is Doc:
-        return doc
+        if doc.images is None or all(type(i) is bytes for i in doc.images):
+            return doc
+        return msgspec.structs.replace(doc, images=_images(doc.images))
     fields = _fields(doc, _DOC_FIELDS, "Doc")
+    if fields.get("images") is not None:
+        fields["images"] = _images(fields["images"])
     for name in _EMPTY_WHEN_NONE:
         if name in fields and fields[name] is None:
             del fields[name]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import pyarrow.parquet as pq
 
 from evalstream._errors import ConfigError, RunStateError
@@ -67,26 +68,81 @@ class LoadedRun:
     def read_details(
         self, task: str, columns: list[str] | None = None, *, limit: int | None = None
     ) -> pa.Table | None:
-        """The details of ``task`` (the first ``limit`` rows), or None without a details file."""
+        """The details of ``task`` (the first ``limit`` rows), or None without a details file.
+
+        A file in lighteval 0.13's layout (``doc``, ``metric``, ``model_response``) is read as
+        the flat ``columns`` asked for, so every tool reads both layouts.
+        """
         path = self.details_path(task)
         if not self.fs.exists(path):
             return None
         with self.fs.open(path, "rb") as handle:
             file = pq.ParquetFile(handle)
-            wanted = [c for c in columns or file.schema_arrow.names if c in file.schema_arrow.names]
-            if limit is None:
-                return file.read(columns=wanted)
-            import pyarrow as pa
+            names = file.schema_arrow.names
+            nested = columns is not None and set(_NESTED) <= set(names)
+            wanted = list(_NESTED) if nested else [c for c in columns or names if c in names]
+            table = _read(file, wanted, limit)
+        return _as_flat(table, columns) if nested and columns is not None else table
 
-            batches = []
-            rows = 0
-            for batch in file.iter_batches(batch_size=min(limit, 1024), columns=wanted):
-                batches.append(batch.slice(0, limit - rows))
-                rows += batches[-1].num_rows
-                if rows >= limit:
-                    break
-            schema = pa.schema([file.schema_arrow.field(c) for c in wanted])
-            return pa.Table.from_batches(batches, schema=schema)
+
+_NESTED = ("doc", "metric", "model_response")
+
+
+def _read(file: pq.ParquetFile, wanted: list[str], limit: int | None) -> pa.Table:
+    if limit is None:
+        return file.read(columns=wanted)
+    import pyarrow as pa
+
+    batches = []
+    rows = 0
+    for batch in file.iter_batches(batch_size=min(limit, 1024), columns=wanted):
+        batches.append(batch.slice(0, limit - rows))
+        rows += batches[-1].num_rows
+        if rows >= limit:
+            break
+    schema = pa.schema([file.schema_arrow.field(c) for c in wanted])
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _as_flat(table: pa.Table, columns: list[str]) -> pa.Table:
+    """The flat columns of a lighteval-layout table: ``example`` is the doc's query,
+    ``full_prompt`` the response's ``input``, ``predictions`` its texts (else logprobs)."""
+    import pyarrow as pa
+
+    def rows(name: str) -> list[dict[str, Any]]:  # a struct, or JSON text when types were mixed
+        values = table.column(name).to_pylist()
+        return [msgspec.json.decode(v) if isinstance(v, str) else v or {} for v in values]
+
+    docs, responses = rows("doc"), rows("model_response")
+    metrics = table.column("metric").to_pylist()
+    golds = [
+        [g] if isinstance(g, int) else list(g or []) for g in (d.get("gold_index") for d in docs)
+    ]
+    flat: dict[str, list[Any]] = {
+        "example": [d.get("query") for d in docs],
+        "full_prompt": [r.get("input") for r in responses],
+        "input_tokens": [[r.get("input_tokens") or []] for r in responses],
+        "metrics": [m if isinstance(m, dict) else None for m in metrics],
+        "predictions": [r.get("text") or r.get("logprobs") or [] for r in responses],
+        "choices": [d.get("choices") or [] for d in docs],
+        "gold_index": golds,
+        "gold": [
+            [d["choices"][g] for g in gs if 0 <= g < len(d.get("choices") or [])]
+            for d, gs in zip(docs, golds, strict=True)
+        ],
+    }
+    return pa.table({c: _array(flat[c]) for c in columns if c in flat})
+
+
+def _array(values: list[Any]) -> pa.Array:
+    """``values`` as Arrow infers them, or as JSON text when they mix types (chat inputs among
+    prompts, texts among logprobs)."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else msgspec.json.encode(v).decode() for v in values])
 
 
 def _from_run_folder(fs: Any, path: str, target: str) -> LoadedRun:

@@ -220,8 +220,30 @@ def _dispatch(cfg: RouteConfig, state: HubState, req: Request, access: str) -> R
         if content is None:
             raise HttpError(404, "Entry not found", "EntryNotFound")
         headers = {"X-Repo-Commit": oid, "ETag": f'"{git_blob_oid(content)}"'}
-        return Reply(200, content, {"Content-Type": "application/octet-stream"} | headers)
+        return _ranged(content, req.headers.get("range"), headers)
     raise HttpError(404, f"Sorry, we can't find the page {m} {path}")
+
+
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _ranged(content: bytes, header: str | None, headers: dict[str, str]) -> Reply:
+    """A file, or the one byte range asked for (206): ``HfFileSystem`` and streaming readers
+    (``datasets`` with ``streaming=True``, ``hf://`` paths) read parquet footers and row groups
+    by ``Range``, and take a 200 for the whole file as the bytes they asked for."""
+    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"} | headers
+    match = _RANGE_RE.fullmatch(header.strip()) if header else None
+    if match is None or match.groups() == ("", ""):
+        return Reply(200, content, headers)  # no range, or several: the whole file
+    size, (first, last) = len(content), match.groups()
+    if first:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    else:  # "bytes=-N": the last N bytes (the whole file if it is shorter)
+        start, end = (max(size - int(last), 0), size - 1) if int(last) else (size, size)
+    if start >= size or end < start:
+        return Reply(416, b"", headers | {"Content-Range": f"bytes */{size}"})
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return Reply(206, content[start : end + 1], headers)
 
 
 def _whoami(cfg: RouteConfig, access: str) -> Reply:
