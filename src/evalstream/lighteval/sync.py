@@ -10,6 +10,7 @@ copied when read, never live containers.
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -24,11 +25,11 @@ from evalstream._types import Doc, TaskSpec
 from evalstream.details.lighteval_layout import load_details
 from evalstream.details.rows import read_rows
 from evalstream.lighteval.adapters import CorpusInputs, details_call, task_spec_from
+from evalstream.run import forks
 from evalstream.run.coerce import model_info_from, plain
 from evalstream.run.tracker import EvaluationTracker
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable, Mapping, Sequence
     from concurrent.futures import Future
     from contextlib import AbstractContextManager
@@ -233,12 +234,15 @@ class SyncEvaluationTracker:
         # the loop starts once, whichever thread calls first; tasks are declared once
         self._lock = threading.RLock()
         self._pending_lock = threading.Lock()  # the pending batch: appended to, taken whole
+        self._pid: int | None = None  # the process the loop started in (run/forks.py)
 
     # -- the background loop -------------------------------------------------------------------
 
     def _start(self) -> BlockingPortal:
         """The running portal, started by the first call of any thread (exactly once: the
-        others wait for it under the lock, then all use the same loop)."""
+        others wait for it under the lock, then all use the same loop). In a forked child
+        (whose copy of the loop has no thread to run it) a RunStateError, before any lock."""
+        forks.check(self._pid)
         portal = self._portal
         if portal is not None:
             return portal
@@ -254,6 +258,7 @@ class SyncEvaluationTracker:
                     portal_cm.__exit__(None, None, None)
                     raise
                 self._portal_cm, self._portal = portal_cm, portal
+                self._pid = os.getpid()
             return self._portal
 
     async def _serve(self, *, task_status: Any) -> None:
@@ -266,7 +271,11 @@ class SyncEvaluationTracker:
         return self._start().call(fn, *args)
 
     def close(self) -> None:
-        """Stop the background loop (samples not saved stay in the run's working folder)."""
+        """Stop the background loop (samples not saved stay in the run's working folder).
+
+        In a forked child it does nothing: the loop and the run are the parent's."""
+        if forks.foreign(self._pid):
+            return
         with self._lock:
             portal, portal_cm = self._portal, self._portal_cm
             if portal is None or portal_cm is None:
@@ -325,6 +334,7 @@ class SyncEvaluationTracker:
     def _ship(self) -> None:
         """Send the pending batch (taken whole under the lock, sent outside it: threads
         ship their batches concurrently, each waiting only on back-pressure)."""
+        forks.check(self._pid)
         with self._pending_lock:
             batch, self._pending = self._pending, []
         if batch:
