@@ -21,7 +21,7 @@ import anyio
 import pyarrow.parquet as pq
 import pytest
 
-from evalstream import EvaluationTracker, ModelInfo, SyncEvaluationTracker
+from evalstream import EvaluationTracker, ModelInfo, Runtime, SyncEvaluationTracker
 from evalstream.durability.owner import held
 
 from _workload import TASKS, sample
@@ -242,3 +242,44 @@ async def test_multiprocessing_fork_child_of_an_async_tracker(tmp_path: Path) ->
             result = await tracker.save()
     assert pq.read_table(result.details_paths[task.name]).num_rows == BEFORE + AFTER
     assert held(tracker.workdir) is False
+
+
+def _child_runs_its_own(runtime: Runtime, out: str, reply: Connection) -> None:
+    """In the forked child: a whole run on a runtime the parent built but never started."""
+
+    async def run() -> int:
+        task = TASKS[0]
+        rng = __import__("random").Random(2)
+        async with runtime, EvaluationTracker(out, save_details=True, runtime=runtime) as tracker:
+            await tracker.log_model_info(ModelInfo(model_name="org/child"))
+            await tracker.log_tasks([task])
+            for i in range(50):
+                await tracker.log_sample(task.name, *sample(rng, task, i))
+            result = await tracker.save()
+        return pq.read_metadata(result.details_paths[task.name]).num_rows
+
+    try:
+        reply.send(("rows", str(anyio.run(run))))
+    except Exception as exc:  # noqa: BLE001 - whatever the child got goes back to the test
+        reply.send((type(exc).__name__, str(exc)))
+
+
+def test_a_runtime_built_before_the_fork_is_the_childs_if_only_the_child_starts_it(
+    tmp_path: Path,
+) -> None:
+    """A pre-forking server builds its Runtime at import: each child may start and use it."""
+    runtime = Runtime()
+    context = multiprocessing.get_context("fork")
+    mine, theirs = context.Pipe(duplex=False)
+    child = context.Process(target=_child_runs_its_own, args=(runtime, str(tmp_path), theirs))
+    child.start()
+    try:
+        assert mine.poll(TIMEOUT), "the child did not answer"
+        assert mine.recv() == ("rows", "50")
+    finally:
+        child.join(TIMEOUT)
+        if child.is_alive():
+            child.kill()
+        mine.close()
+        theirs.close()
+    assert child.exitcode == 0
