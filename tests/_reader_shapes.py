@@ -246,6 +246,7 @@ def normalize(value: Any) -> Any:
 
     A key a row lacks reads back as ``None`` (a struct has every key of its column), and a dict
     without keys as ``None`` (a ``null`` column): both are dropped, so the logged dict compares.
+    A wide task's metrics (over 256 names) are ``{name, value}`` pairs: read back as the dict.
     """
     if hasattr(value, "getpixel"):  # a PIL image: datasets decoded an Image feature
         return pixels(value)
@@ -256,7 +257,10 @@ def normalize(value: Any) -> Any:
         kept = {k: v for k, v in kept.items() if v is not None}
         return kept or None
     if isinstance(value, list | tuple):
-        return [normalize(v) for v in value]
+        items = [normalize(v) for v in value]
+        if items and all(isinstance(v, dict) and set(v) == {"name", "value"} for v in items):
+            return {v["name"]: v["value"] for v in items}  # a wide task's metrics (details/wide.py)
+        return items
     return value
 
 

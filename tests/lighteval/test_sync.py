@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -69,3 +71,37 @@ def test_snapshots_are_copies(tmp_path: Path) -> None:
         versions[TASKS[0].name] = 99
         assert tracker.versions_logger.versions[TASKS[0].name] == TASKS[0].version
         assert tracker.general_config_logger.model_name == "org/m"
+
+
+def test_first_calls_from_many_threads_at_once(tmp_path: Path) -> None:
+    """8 threads whose first calls race to start the tracker all log; every sample is kept."""
+    threads, per_thread = 8, 3000
+    tracker = SyncEvaluationTracker(
+        output_dir=str(tmp_path), save_details=True, details_layout="flat"
+    )
+    task = TASKS[0]
+    start = threading.Barrier(threads)
+    sent: list[float] = []
+
+    def work(k: int) -> None:
+        rng = random.Random(k)
+        made = [sample(rng, task, k * per_thread + i) for i in range(per_thread)]
+        sent.extend(metrics["acc"] for _, _, metrics in made)
+        start.wait()
+        for doc, outputs, metrics in made:
+            tracker.details_logger.log(task.name, task, doc, outputs, metrics)
+            tracker.metrics_logger.log(task.name, metrics)
+
+    with ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(work, k) for k in range(threads)]:
+            done.result(timeout=240)  # raises what the thread raised
+    total = threads * per_thread
+    tracker.general_config_logger.log_model_info(ModelInfo(model_name="org/threads"))
+    tracker.log_num_docs(task.name, total, total)
+    assert len(tracker.metrics_logger.metrics_values[task.name]["acc"]) == total
+    result = tracker.save()
+    assert result.incomplete_tasks == {}
+    assert result.results["results"][task.name]["acc"] == pytest.approx(sum(sent) / total)
+    details = pq.read_table(result.details_paths[task.name])
+    assert details.num_rows == total
+    assert len(set(details.column("example").to_pylist())) == total, "each sample once"

@@ -23,6 +23,7 @@ from evalstream.details.parquet import (
     typed_array,
 )
 from evalstream.details.rows import COLUMNS, FIXED_COLUMNS, TOKEN_COLUMNS, VARIABLE, tokens_array
+from evalstream.details.wide import first_batch, is_pairs, pairs_array
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -69,6 +70,11 @@ class LiveParquet:
         arrays: dict[str, pa.Array] = {}
         for name, values in zip(VARIABLE, variable, strict=True):
             known = self.schema.field(name).type if self.schema is not None else None
+            if name == "metrics" and (known is None or is_pairs(known)):  # details/wide.py
+                wide = first_batch(values) if known is None else pairs_array(values, known)
+                if wide is not None:
+                    arrays[name] = wide
+                    continue
             array = pa.array(values)  # what Arrow cannot type raises: ``add`` abandons
             if empty_type(array.type):
                 array = typed_array(values, known or WHEN_EMPTY.get(name, pa.string()))

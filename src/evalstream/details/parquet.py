@@ -40,6 +40,7 @@ from evalstream.details.rows import (
     tokens_array,
     unpack_tokens,
 )
+from evalstream.details.wide import METRIC_COLUMNS, WideColumn, is_pairs, pairs_array
 from evalstream.durability.frames import read_frames
 from evalstream.durability.storage import atomic_path, translate_oserror
 
@@ -155,12 +156,13 @@ def _infer_schema(
     types: dict[str, pa.DataType] = {}
     json_columns: set[str] = set()
     cached_rows = 0
+    metrics = WideColumn()  # past WIDE_METRICS names: (name, value) pairs, no struct inferred
     for index, payload in enumerate(_frames(segment)):
         keep: dict[str, pa.Array] | None = None
         if cache is not None and cached_rows < CACHED_ROWS and not is_lighteval(payload):
             keep = cache[index] = {}
         for name, values in decode_variable(payload).items():
-            if name in json_columns:
+            if (name in METRIC_COLUMNS and metrics.see(values)) or name in json_columns:
                 continue
             try:
                 array = pa.array(values)
@@ -186,6 +188,9 @@ def _infer_schema(
         for n, t in types.items()
         if not empty_type(t) and parquet_depth(t) > MAX_PARQUET_DEPTH
     )
+    if metrics.wide:  # whatever the struct's inference met before it got too wide
+        json_columns -= METRIC_COLUMNS
+        types.update((name, metrics.kind()) for name in METRIC_COLUMNS)
     if layout == "lighteval":
         fields = [
             pa.field(n, pa.string() if n in json_columns else refine(n, types.get(n)))
@@ -223,6 +228,8 @@ def _column_array(name: str, values: Any, kind: pa.DataType, as_json: bool) -> p
             return array if array.type == kind else array.cast(kind)
         if name == "images" and not as_json:
             return images_array(values)
+        if name in METRIC_COLUMNS and not as_json and is_pairs(kind):
+            return pairs_array(values, kind)
         if as_json:
             if name in TOKEN_COLUMNS:
                 values = unpack_tokens(values)

@@ -357,6 +357,19 @@ class WorkerPool:
         self.closed = True
         self._finalizer()
 
+    def forsake(self) -> list[int]:
+        """In a forked child: the workers are the parent's. The pool closes without touching
+        them (no end of input, no wait, no kill, nothing at exit) and returns its copies of
+        their pipes, for the caller to let go of (``run/forks.py``)."""
+        self.closed = True
+        self._finalizer.detach()
+        return [
+            pipe.fileno()
+            for worker in self._workers + self._retired
+            for pipe in (worker.process.stdin, worker.process.stdout)
+            if pipe is not None and not pipe.closed
+        ]
+
 
 def _reap_all(*groups: list[PoolWorker]) -> None:
     workers = [worker for group in groups for worker in group]

@@ -10,6 +10,8 @@ copied when read, never live containers.
 from __future__ import annotations
 
 import importlib
+import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -23,11 +25,11 @@ from evalstream._types import Doc, TaskSpec
 from evalstream.details.lighteval_layout import load_details
 from evalstream.details.rows import read_rows
 from evalstream.lighteval.adapters import CorpusInputs, details_call, task_spec_from
+from evalstream.run import forks
 from evalstream.run.coerce import model_info_from, plain
 from evalstream.run.tracker import EvaluationTracker
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable, Mapping, Sequence
     from concurrent.futures import Future
     from contextlib import AbstractContextManager
@@ -236,17 +238,35 @@ class SyncEvaluationTracker:
         self._host: Future[None] | None = None
         self._stop: anyio.Event | None = None
         self._pending: list[Prepared] = []
+        # the loop starts once, whichever thread calls first; tasks are declared once
+        self._lock = threading.RLock()
+        self._pending_lock = threading.Lock()  # the pending batch: appended to, taken whole
+        self._pid: int | None = None  # the process the loop started in (run/forks.py)
 
     # -- the background loop -------------------------------------------------------------------
 
     def _start(self) -> BlockingPortal:
-        if self._portal is None:
-            if self.tracker.result is not None:
-                raise RunStateError("the run was saved; create a new tracker for a new run")
-            self._portal_cm = start_blocking_portal()
-            self._portal = self._portal_cm.__enter__()
-            self._host, _ = self._portal.start_task(self._serve)
-        return self._portal
+        """The running portal, started by the first call of any thread (exactly once: the
+        others wait for it under the lock, then all use the same loop). In a forked child
+        (whose copy of the loop has no thread to run it) a RunStateError, before any lock."""
+        forks.check(self._pid)
+        portal = self._portal
+        if portal is not None:
+            return portal
+        with self._lock:
+            if self._portal is None:
+                if self.tracker.result is not None:
+                    raise RunStateError("the run was saved; create a new tracker for a new run")
+                portal_cm = start_blocking_portal()
+                portal = portal_cm.__enter__()
+                try:
+                    self._host, _ = portal.start_task(self._serve)
+                except BaseException:
+                    portal_cm.__exit__(None, None, None)
+                    raise
+                self._portal_cm, self._portal = portal_cm, portal
+                self._pid = os.getpid()
+            return self._portal
 
     async def _serve(self, *, task_status: Any) -> None:
         self._stop = anyio.Event()
@@ -258,19 +278,25 @@ class SyncEvaluationTracker:
         return self._start().call(fn, *args)
 
     def close(self) -> None:
-        """Stop the background loop (samples not saved stay in the run's working folder)."""
-        if self._portal is None or self._portal_cm is None:
+        """Stop the background loop (samples not saved stay in the run's working folder).
+
+        In a forked child it does nothing: the loop and the run are the parent's."""
+        if forks.foreign(self._pid):
             return
-        try:
-            self._ship()
-        finally:
-            stop = self._stop
-            if stop is not None:
-                self._portal.call(stop.set)
-            if self._host is not None:
-                self._host.result()
-            self._portal_cm.__exit__(None, None, None)
-            self._portal = self._portal_cm = self._host = None
+        with self._lock:
+            portal, portal_cm = self._portal, self._portal_cm
+            if portal is None or portal_cm is None:
+                return
+            try:
+                self._ship()
+            finally:
+                stop = self._stop
+                if stop is not None:
+                    portal.call(stop.set)
+                if self._host is not None:
+                    self._host.result()
+                portal_cm.__exit__(None, None, None)
+                self._portal = self._portal_cm = self._host = None
 
     def __enter__(self) -> Self:
         return self
@@ -297,20 +323,28 @@ class SyncEvaluationTracker:
     ) -> None:
         self._start()
         if not self.tracker.is_declared(task_name):
-            if task is None:
-                task = TaskSpec(name=task_name)
-            spec = task_spec_from(task_name, task, self.tracker.registry, self._inputs)
-            self._call(self.tracker.log_tasks, [spec])
-        metrics = self._inputs.metrics(task_name, metrics, scope)
-        self._pending.append(
-            self.tracker.make_sample(task_name, doc, outputs, metrics, judgement, scope)
-        )
-        if len(self._pending) >= self.tracker.options.batch_size:
+            with self._lock:  # once, however many threads log the task's first samples
+                if not self.tracker.is_declared(task_name):
+                    if task is None:
+                        task = TaskSpec(name=task_name)
+                    spec = task_spec_from(task_name, task, self.tracker.registry, self._inputs)
+                    self._call(self.tracker.log_tasks, [spec])
+        with self._pending_lock:  # validation fixes metric kinds: one sample at a time
+            metrics = self._inputs.metrics(task_name, metrics, scope)
+            self._pending.append(
+                self.tracker.make_sample(task_name, doc, outputs, metrics, judgement, scope)
+            )
+            full = len(self._pending) >= self.tracker.options.batch_size
+        if full:
             self._ship()
 
     def _ship(self) -> None:
-        if self._pending:
+        """Send the pending batch (taken whole under the lock, sent outside it: threads
+        ship their batches concurrently, each waiting only on back-pressure)."""
+        forks.check(self._pid)
+        with self._pending_lock:
             batch, self._pending = self._pending, []
+        if batch:
             self._call(self.tracker.log_samples, batch)
 
     def log_num_docs(self, task_name: str, original_num_docs: int, effective_num_docs: int) -> None:

@@ -18,13 +18,15 @@ import anyio
 
 from evalstream._errors import RunStateError
 from evalstream.details.pool import WORKER_NICE, WorkerPool
+from evalstream.run import forks
 
 if TYPE_CHECKING:
     from types import TracebackType
 
 
-class LiveRun(Protocol):
-    """A started run, as the runtime sees it: something ``shutdown()`` can make durable."""
+class LiveRun(forks.HeldRun, Protocol):
+    """A started run, as the runtime sees it: something ``shutdown()`` can make durable, and
+    whose lock and journal a forked child lets go of."""
 
     async def shutdown(self, reason: str) -> None:
         """Make the run's journal durable and mark it cancelled."""
@@ -56,6 +58,8 @@ class Runtime:
         self._runs: set[LiveRun] = set()
         self._closing = False
         self._shutdown: str | None = None
+        self._pid: int | None = None  # the process it started in (built is not started)
+        forks.watch(self)
 
     @property
     def details_workers(self) -> int:
@@ -63,6 +67,7 @@ class Runtime:
         return self.pool.size
 
     async def __aenter__(self) -> Self:
+        self._own()
         self.pool.start()
         return self
 
@@ -72,12 +77,31 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if forks.foreign(self._pid):  # a forked child: the workers are the parent's to close
+            return
         self._closing = True
         if not self._runs:
             await self.pool.aclose()
 
+    def _own(self) -> None:
+        """Start in this process, or raise if a parent process started this runtime: a runtime
+        built before a fork and started after it (a pre-forking server) is the child's own."""
+        forks.check(self._pid, "runtime")
+        self._pid = os.getpid()
+
+    def forsake(self) -> None:
+        """In a forked child (``run/forks.py``): let go of the parent's workers and of its live
+        runs' lock and journal, touching none of them."""
+        if self._pid is None:  # never started: nothing of the parent's to let go of
+            return
+        fds = self.pool.forsake()
+        for run in self._runs:
+            fds += forks.run_fds(run)
+        forks.let_go(fds)
+
     def attach(self, host: LiveRun) -> None:
         """Register a starting run (its tracker's ``__aenter__``)."""
+        self._own()
         if self._closing or self.pool.closed:
             raise RunStateError(
                 "the runtime is closed"
@@ -104,6 +128,7 @@ class Runtime:
         logged before the call are in the journal when it returns; logging afterwards raises
         RunStateError. ``evalstream recover`` (or ``resume_from``) continues each run.
         """
+        forks.check(self._pid, "runtime")
         self._shutdown = reason
         self._closing = True
         async with anyio.create_task_group() as tg:

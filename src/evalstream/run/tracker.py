@@ -13,6 +13,7 @@ outputs' registry, ``HubCalls``; recovery, merge and the sync facade use ``contr
 
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from evalstream._messages import SampleBatch
 from evalstream._options import DEFAULTS, Options
 from evalstream.durability.resume import ResumeState, open_resume
 from evalstream.durability.storage import OutputStore
+from evalstream.run import forks
 from evalstream.run import progress as _progress
 from evalstream.run.checks import not_running
 from evalstream.run.parts import assemble
@@ -30,7 +32,6 @@ from evalstream.run.save import SaveProgress, compile_final, primary_outcome, re
 from evalstream.stats.compute import AggregationRegistry, default_registry
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
     from types import TracebackType
 
@@ -122,6 +123,7 @@ class EvaluationTracker:
         self._coordinator: Coordinator | None = None
         self._result: RunResult | None = None
         self._progress = SaveProgress()
+        self._pid: int | None = None  # the process the run started in (run/forks.py)
 
     @property
     def options(self) -> Options:
@@ -142,6 +144,7 @@ class EvaluationTracker:
     async def __aenter__(self) -> Self:
         if self._state != "new":
             raise RunStateError("a tracker runs once; create a new EvaluationTracker per run")
+        self._pid = os.getpid()
         self.resume_from = await self._shard.start(self.resume_from)
         resume = await open_resume(self.resume_from)  # holds the dead run's lock
         try:
@@ -171,6 +174,8 @@ class EvaluationTracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if forks.foreign(self._pid):  # a forked child leaves the parent's run as it is
+            return
         state, self._state = self._state, "closed"  # "unsaved": save() marked the run already
         ship = self._batch.ship if state in ("running", "saving", "unsaved") else None
         shard = partial(self._shard.close, exc)
@@ -179,6 +184,7 @@ class EvaluationTracker:
         )
 
     def _running(self, *, healthy: bool = True) -> Coordinator:
+        forks.check(self._pid)
         if self._state != "running" or self._coordinator is None:
             raise not_running(self._state)
         if healthy:

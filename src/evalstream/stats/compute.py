@@ -52,7 +52,9 @@ __all__ = [
     "derive_rows",
 ]
 
-_INITIAL_CAPACITY = 64
+_INITIAL_CAPACITY = 4
+"""Floats a store starts with (it doubles as it fills): a task logging one value under each of
+100,000 metric names holds 100,000 stores, 34 MB in all with 4 floats each, 80 MB with 64."""
 
 
 class MetricStore:
