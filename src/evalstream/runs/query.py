@@ -159,7 +159,9 @@ def query(output_dir: str, sql: str) -> pa.Table:
         relation = con.sql(sql)
         if relation is None:  # a statement with no result (CREATE, SET)
             return pa.table({})
-        table: pa.Table = relation.fetch_arrow_table()
+        # to_arrow_table since DuckDB 1.4 (fetch_arrow_table, deprecated since, before)
+        fetch = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
+        table: pa.Table = fetch()
     except duckdb.Error as exc:
         raise QueryError(f"query failed: {exc} (views: {', '.join(VIEWS)})") from None
     finally:
