@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import evalstream
-from _runs import TASKS, saved_run
 from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, QueryError, TaskSpec
 from evalstream.cli.main import main
+
+from _runs import TASKS, saved_run
 
 if TYPE_CHECKING:
     from evalstream import RunResult
@@ -43,7 +44,9 @@ def test_the_results_view_is_the_results_files(tmp_path: Path) -> None:
     table = evalstream.query(str(tmp_path), "SELECT * FROM results")
     by_run = {r["run_id"] for r in table.to_pylist()}
     assert len(by_run) == 2
-    got = {(r["date_id"], r["task"], r["metric"]): (r["value"], r["stderr"]) for r in table.to_pylist()}
+    got = {
+        (r["date_id"], r["task"], r["metric"]): (r["value"], r["stderr"]) for r in table.to_pylist()
+    }
     want = {}
     for run in runs:
         data = json.loads(Path(run.results_path).read_text())

@@ -14,7 +14,7 @@ from evalstream.cli.output import Output, fmt
 _EXAMPLE = (
     "views: runs (one row per run, as ls), results (run_id, model, date_id, task, metric, value, "
     "stderr), samples (run_id, model, date_id, task and the details columns). Example: "
-    "evalstream query OUT \"select task, avg(metrics.acc) from samples group by task\""
+    'evalstream query OUT "select task, avg(metrics.acc) from samples group by task"'
 )
 
 
@@ -57,8 +57,6 @@ def query(args: argparse.Namespace) -> int:
         writer.writerow(table.column_names)
         writer.writerows([_cell(v) for v in row.values()] for row in rows)
         return 0
-    cells = [
-        [fmt(v) if isinstance(v, float) else _cell(v) for v in row.values()] for row in rows
-    ]
+    cells = [[fmt(v) if isinstance(v, float) else _cell(v) for v in row.values()] for row in rows]
     Output().table(f"{len(rows)} row(s)", table.column_names, cells)
     return 0

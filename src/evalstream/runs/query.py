@@ -87,7 +87,7 @@ class _Tables:
     """The views' inputs: the runs table, the results rows and the details files of each run."""
 
     def __init__(self, output_dir: str) -> None:
-        self.fs, root = filesystem(output_dir)
+        self.fs: Any = filesystem(output_dir)[0]
         self.local = isinstance(self.fs, LocalFileSystem)
         entries = list_runs(output_dir)  # ConfigError when it is no folder
         self.runs = pa.Table.from_pylist([_run_row(e) for e in entries], schema=_RUNS)
@@ -122,9 +122,9 @@ class _Tables:
 def connect(output_dir: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the ``runs``, ``results`` and ``samples`` views of
     ``output_dir`` (blocking: it lists the runs and reads their results files, not the details)."""
-    duckdb = _duckdb()
+    db = _duckdb()
     tables = _Tables(output_dir)
-    con = duckdb.connect(":memory:")
+    con: duckdb.DuckDBPyConnection = db.connect(":memory:")
     if not tables.local and not con.filesystem_is_registered(tables.fs.protocol):
         con.register_filesystem(tables.fs)
     con.register("_runs", tables.runs)
@@ -154,7 +154,7 @@ def query(output_dir: str, sql: str) -> pa.Table:
     QueryError with DuckDB's message, which names what is wrong and the candidates.
     """
     con = connect(output_dir)
-    duckdb = _duckdb()
+    db = _duckdb()
     try:
         relation = con.sql(sql)
         if relation is None:  # a statement with no result (CREATE, SET)
@@ -162,7 +162,7 @@ def query(output_dir: str, sql: str) -> pa.Table:
         # to_arrow_table since DuckDB 1.4 (fetch_arrow_table, deprecated since, before)
         fetch = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
         table: pa.Table = fetch()
-    except duckdb.Error as exc:
+    except db.Error as exc:
         raise QueryError(f"query failed: {exc} (views: {', '.join(VIEWS)})") from None
     finally:
         con.close()
