@@ -8,11 +8,16 @@ cold page cache aside):
 
 - evalstream.query (DuckDB over the details parquet files, reading only the columns it needs);
 - pandas: ``read_parquet`` of every details file (all columns, as a notebook does), then groupby;
-- pandas reading only the ``metrics`` column;
+- pandas reading only the per-sample metrics column (``metric``, or ``metrics`` in the flat layout);
 - lighteval's ``load_details_datasets`` (when lighteval is importable), then groupby in Python.
 
-    .venv/bin/python scripts/bench_query.py [--samples 1000000] [--copies 10] [--tasks 4]
+    .bench-venv/bin/python scripts/bench_query.py [--samples 1000000] [--copies 10] [--tasks 4]
+    .bench-venv/bin/python scripts/bench_query.py --layout flat   # without lighteval's loader
     .venv/bin/python scripts/bench_query.py --smoke      # 20,000 samples, 2 copies
+
+The default layout is ``details_layout="lighteval"``, the one lighteval 0.13's loader reads
+(with ``datasets`` 5 it refuses the flat layout's ``specifics`` map column), so the three read
+the same files. The bench venv needs ``duckdb`` (``.bench-venv/bin/pip install duckdb``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ import anyio
 from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, TaskSpec
 
 MODEL = "bench/model"
-SQL = "SELECT task, avg(metrics.acc) AS acc, count(*) AS n FROM samples GROUP BY task"
+SQL = "SELECT task, avg({column}.acc) AS acc, count(*) AS n FROM samples GROUP BY task"
+METRICS = {"flat": "metrics", "lighteval": "metric"}  # each layout's per-sample metrics struct
 
 EVALSTREAM = """
 import sys, time
@@ -46,7 +52,8 @@ PANDAS = """
 import glob, sys, time
 t = time.perf_counter()
 import pandas as pd
-columns = None if sys.argv[2] == "all" else ["metrics"]
+column = sys.argv[3]
+columns = None if sys.argv[2] == "all" else [column]
 frames = []
 for path in sorted(glob.glob(sys.argv[1] + "/details/bench/model/*/details_*.parquet")):
     date_id = path.rsplit("/", 2)[-2]
@@ -55,7 +62,7 @@ for path in sorted(glob.glob(sys.argv[1] + "/details/bench/model/*/details_*.par
     frame["task"] = task
     frames.append(frame)
 df = pd.concat(frames, ignore_index=True)
-df["acc"] = [m["acc"] for m in df["metrics"]]
+df["acc"] = [m["acc"] for m in df[column]]
 grouped = df.groupby("task")["acc"].agg(["mean", "count"])
 rows = {task: (float(r["mean"]), int(r["count"])) for task, r in grouped.iterrows()}
 print(time.perf_counter() - t, repr(rows))
@@ -65,13 +72,15 @@ import sys, time
 from collections import defaultdict
 t = time.perf_counter()
 from lighteval.logging.evaluation_tracker import EvaluationTracker
-date_ids, tasks = sys.argv[2].split(","), sys.argv[3].split(",")
+date_ids = sys.argv[2].split(",")
+tasks = [t.rsplit("|", 1)[0] for t in sys.argv[3].split(",")]  # 0.13 matches without |fewshot
 sums, counts = defaultdict(float), defaultdict(int)
 for date_id in date_ids:
     tracker = EvaluationTracker(output_dir=sys.argv[1])
     tracker.general_config_logger.model_name = "bench/model"
-    for task, dataset in tracker.load_details_datasets(date_id, tasks).items():
-        for m in dataset["metrics"]:
+    for name, dataset in tracker.load_details_datasets(date_id, tasks).items():
+        task = name if name.endswith("|0") else name + "|0"
+        for m in dataset[sys.argv[4]]:
             sums[task] += m["acc"]
             counts[task] += 1
 rows = {t: (sums[t] / counts[t], counts[t]) for t in counts}
@@ -79,9 +88,9 @@ print(time.perf_counter() - t, repr(rows))
 """
 
 
-async def write_run(out: Path, samples: int, tasks: list[str]) -> str:
+async def write_run(out: Path, samples: int, tasks: list[str], layout: str) -> str:
     """One saved run of ``samples`` samples spread over ``tasks``; returns its results file."""
-    async with EvaluationTracker(out, bootstrap_iters=0) as tracker:
+    async with EvaluationTracker(out, bootstrap_iters=0, details_layout=layout) as tracker:  # type: ignore[arg-type]
         await tracker.log_model_info(ModelInfo(model_name=MODEL))
         await tracker.log_tasks([TaskSpec(name=t) for t in tasks])
         for i in range(samples):
@@ -144,6 +153,13 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=1_000_000, help="details rows in all")
     parser.add_argument("--copies", type=int, default=10, help="saved runs they are spread over")
     parser.add_argument("--tasks", type=int, default=4)
+    parser.add_argument(
+        "--layout",
+        choices=sorted(METRICS),
+        default="lighteval",
+        help="details layout (lighteval 0.13's loader reads its own; with datasets 5 it refuses "
+        "the flat layout's map column)",
+    )
     parser.add_argument("--smoke", action="store_true", help="20,000 samples, 2 copies")
     args = parser.parse_args()
     if args.smoke:
@@ -152,22 +168,24 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         t = time.perf_counter()
-        results = anyio.run(write_run, out, args.samples // args.copies, tasks)
+        results = anyio.run(write_run, out, args.samples // args.copies, tasks, args.layout)
         date_ids = replicate(out, results, args.copies)
         rows = args.samples // args.copies * args.copies
         print(
-            f"{rows:,} details rows in {args.copies} runs written in {time.perf_counter() - t:.1f} s"
+            f"{rows:,} details rows ({args.layout} layout) in {args.copies} runs written in {time.perf_counter() - t:.1f} s"
         )
-        contenders = [("evalstream.query (DuckDB)", EVALSTREAM, (str(out), SQL))]
+        column = METRICS[args.layout]
+        sql = SQL.format(column=column)
+        contenders = [("evalstream.query (DuckDB)", EVALSTREAM, (str(out), sql))]
         if importable("pandas"):
             contenders += [
-                ("pandas read_parquet, all columns", PANDAS, (str(out), "all")),
-                ("pandas read_parquet, metrics column", PANDAS, (str(out), "metrics")),
+                ("pandas read_parquet, all columns", PANDAS, (str(out), "all", column)),
+                (f"pandas read_parquet, {column} column", PANDAS, (str(out), "metrics", column)),
             ]
         else:
             print("pandas is not importable: skipped")
         if importable("lighteval"):
-            args_ = (str(out), ",".join(date_ids), ",".join(tasks))
+            args_ = (str(out), ",".join(date_ids), ",".join(tasks), column)
             contenders.append(("lighteval load_details_datasets", LIGHTEVAL, args_))
         else:
             print("lighteval is not importable (scripts/setup-bench-venv): skipped")
