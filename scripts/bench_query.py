@@ -95,13 +95,9 @@ async def write_run(out: Path, samples: int, tasks: list[str], layout: str) -> s
         await tracker.log_tasks([TaskSpec(name=t) for t in tasks])
         for i in range(samples):
             task = tasks[i % len(tasks)]
-            doc = Doc(
-                query=f"Question {i}: which is right?",
-                choices=[" A", " B"],
-                gold_index=0,
-                ctx=f"Answer the question.\nQuestion {i}: which is right?\nAnswer:",
-                id=str(i),
-            )
+            query = f"Question {i}: which is right?"
+            prompt = f"Answer the question.\n{query}\nAnswer:"
+            doc = Doc(query=query, choices=[" A", " B"], gold_index=0, ctx=prompt, id=str(i))
             right = (i * 2654435761) % 1000 < 620
             outputs = [
                 ModelResponse(result=[-0.5 if right else -1.5], input_tokens=[1, 2, i % 500]),
