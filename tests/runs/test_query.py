@@ -17,7 +17,7 @@ import evalstream
 from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, QueryError, TaskSpec
 from evalstream.cli.main import main
 
-from _runs import TASKS, saved_run
+from _runs import TASKS, killed_run, saved_run
 
 if TYPE_CHECKING:
     from evalstream import RunResult
@@ -152,3 +152,19 @@ def test_an_fsspec_folder_is_read_through_its_filesystem(tmp_path: Path) -> None
         assert paths.column(0).to_pylist()[0].startswith("memory://")
     finally:
         memory.rm("/q26", recursive=True)
+
+
+def test_a_dead_run_is_in_runs_only_until_it_is_recovered(tmp_path: Path) -> None:
+    """A dead run is listed (its journal's counts) with no details rows; once recovered, its
+    samples are queryable under its own run id. An empty folder gives empty views."""
+    empty = "SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM samples) AS n"
+    assert evalstream.query(str(tmp_path), empty).to_pylist() == [{"runs": 0, "n": 0}]
+    dead = killed_run(tmp_path, 30)
+    (row,) = evalstream.query(str(tmp_path), "SELECT run_id, status, samples FROM runs").to_pylist()
+    assert (row["status"], row["samples"]) == ("dead", 30)
+    assert evalstream.query(str(tmp_path), empty).to_pylist() == [{"runs": 1, "n": 0}]
+    anyio.run(lambda: evalstream.recover(dead))
+    rows = evalstream.query(
+        str(tmp_path), "SELECT run_id, count(*) AS n FROM samples GROUP BY run_id"
+    ).to_pylist()
+    assert rows == [{"run_id": row["run_id"], "n": 30}]
