@@ -125,7 +125,7 @@ def connect(output_dir: str) -> duckdb.DuckDBPyConnection:
     db = _duckdb()
     tables = _Tables(output_dir)
     con: duckdb.DuckDBPyConnection = db.connect(":memory:")
-    if not tables.local and not con.filesystem_is_registered(tables.fs.protocol):
+    if not tables.local:  # a fresh connection: nothing registered yet
         con.register_filesystem(tables.fs)
     con.register("_runs", tables.runs)
     con.register("_results", tables.results)
