@@ -20,6 +20,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
         ("bench_hub_requests.py", "1 commit"),
         ("bench_merge.py", "| 8,000 | 4 |"),
         ("bench_daemon.py", "all saved: True"),
+        ("bench_query.py", "every answer agrees: 20,000 rows"),
     ],
 )
 def test_benchmark_runs_in_smoke_mode(script: str, expect: str, tmp_path: Path) -> None:

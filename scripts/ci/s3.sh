@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The -m s3 group: sharded runs on a real S3 API. Installs moto[server] (the S3 server, started
-# on 127.0.0.1 by the test fixture and stopped after it) and s3fs (the client evalstream uses
-# through fsspec) into the project venv, then runs the group. Nothing is started globally.
+# The -m s3 group: sharded runs (and SQL over a saved run) on a real S3 API. Installs
+# moto[server] (the S3 server, started on 127.0.0.1 by the test fixture and stopped after it)
+# and s3fs (the client evalstream uses through fsspec) into the project venv, then runs the
+# group. Nothing is started globally.
 set -euo pipefail
 EXTRAS="dev" source "$(dirname "$0")/../_venv.sh"
 .venv/bin/python -m pip install --quiet "moto[server]>=5" "s3fs>=2024.2"

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         JournalCorruptError,
         MergeError,
         MetricValueError,
+        QueryError,
         RunBusyError,
         RunFailedError,
         RunStateError,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from evalstream.run.recover import recover
     from evalstream.run.runtime import Runtime
     from evalstream.run.tracker import EvaluationTracker
+    from evalstream.runs.query import query, results_df, runs_df, samples_df
     from evalstream.shards.info import ShardInfo
     from evalstream.sinks.push import push_saved_run
     from evalstream.sinks.retry import RetryPolicy
@@ -65,6 +67,7 @@ _EXPORTS = {
     "ModelResponse": "evalstream._types",
     "OutputOutcome": "evalstream._summary",
     "Progress": "evalstream.run.progress",
+    "QueryError": "evalstream._errors",
     "RetryPolicy": "evalstream.sinks.retry",
     "RunInfo": "evalstream.sinks.tensorboard",
     "RunResult": "evalstream._summary",
@@ -85,7 +88,11 @@ _EXPORTS = {
     "default_registry": "evalstream.stats.aggregations",
     "merge": "evalstream.run.merge",
     "push_saved_run": "evalstream.sinks.push",
+    "query": "evalstream.runs.query",
     "recover": "evalstream.run.recover",
+    "results_df": "evalstream.runs.query",
+    "runs_df": "evalstream.runs.query",
+    "samples_df": "evalstream.runs.query",
 }
 
 __all__ = [
@@ -106,6 +113,7 @@ __all__ = [
     "ModelResponse",
     "OutputOutcome",
     "Progress",
+    "QueryError",
     "RetryPolicy",
     "RunBusyError",
     "RunFailedError",
@@ -126,7 +134,11 @@ __all__ = [
     "default_registry",
     "merge",
     "push_saved_run",
+    "query",
     "recover",
+    "results_df",
+    "runs_df",
+    "samples_df",
 ]
 
 

@@ -88,3 +88,8 @@ class ShardMismatchError(MergeError):
 
 class DetailsNotFoundError(InputError, FileNotFoundError):
     """Saved details asked for are not there (a FileNotFoundError, as lighteval expects)."""
+
+
+class QueryError(EvalStreamError):
+    """Raised when a SQL query over runs fails: DuckDB's message says what (a syntax error, a
+    column or table that does not exist) and names the candidates."""

@@ -1,7 +1,7 @@
 """Sharded runs on a real S3 API: moto's server on 127.0.0.1, driven by s3fs (``-m s3``).
 
 Shard processes stream their journals to ``s3://…``; the merge reads them back from there and
-writes one run to S3. Run by scripts/ci/s3.sh, which installs moto[server] and s3fs.
+writes one run to S3; a saved run there is queried with SQL (DuckDB through s3fs). Run by scripts/ci/s3.sh, which installs moto[server] and s3fs.
 """
 
 from __future__ import annotations
@@ -159,3 +159,17 @@ async def test_a_missing_bucket_is_a_storage_error_at_the_call(s3_endpoint: str)
             pass
     with pytest.raises(MergeError, match="no shards of run 'nb'"):
         await merge("s3://no-such-bucket-here/evals", "nb")
+
+
+async def test_a_saved_run_on_s3_is_queryable_with_sql_through_s3fs(bucket: str) -> None:
+    """``evalstream.query`` over ``s3://``: DuckDB reads the details files through s3fs (the
+    fsspec filesystem it is given), and counts every row the run saved."""
+    pytest.importorskip("duckdb")
+    from evalstream import query
+
+    single = await run_single(f"{bucket}/q", workload(PER_TASK))
+    sql = "SELECT task, count(*) AS n FROM samples GROUP BY task"
+    rows = await anyio.to_thread.run_sync(query, f"{bucket}/q", sql)
+    assert {r["task"]: r["n"] for r in rows.to_pylist()} == single.samples
+    paths = await anyio.to_thread.run_sync(query, f"{bucket}/q", "SELECT results_path FROM runs")
+    assert paths.column(0).to_pylist() == [single.results_path]

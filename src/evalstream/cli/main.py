@@ -12,6 +12,7 @@ from evalstream._errors import EvalStreamError
 from evalstream.cli.arguments import at_least, output_folder
 from evalstream.cli.interrupts import Interrupted, command_ending
 from evalstream.cli.merge import add_merge_parser
+from evalstream.cli.query import add_query_parser
 from evalstream.cli.schema import add_schema_parser
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ DESCRIPTION = """\
 Record, inspect and publish LLM evaluation runs.
 
 Looking at runs:  evalstream ls OUTPUT_DIR, show RUN, compare RUN_A RUN_B, report RUN... -o FILE
+SQL over runs:    evalstream query OUTPUT_DIR "select ... from runs | results | samples"
 After a crash:    evalstream recover OUTPUT_DIR (every dead run in it) or a run folder
 Publishing:       evalstream push RUN --org ORG (token: $HF_TOKEN or --token-file)
 Trying it out:    evalstream demo
@@ -170,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_views(sub)
     _add_actions(sub)
     add_merge_parser(sub)
+    add_query_parser(sub)
     add_schema_parser(sub)
     _add_demo(sub)
     return parser
