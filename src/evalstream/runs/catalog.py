@@ -17,7 +17,7 @@ import fsspec
 import msgspec
 from fsspec.implementations.local import LocalFileSystem
 
-from evalstream._errors import ConfigError
+from evalstream._errors import ConfigError, StorageError
 from evalstream._naming import RESULTS_GLOB, results_date_id
 from evalstream.durability.owner import alive, read_holder
 from evalstream.durability.peek import peek_journal
@@ -66,10 +66,36 @@ def display(fs: Any, path: str) -> str:
     return path if isinstance(fs, LocalFileSystem) else str(fs.unstrip_protocol(path))
 
 
+_SECTIONS = ("config_general", "results", "versions", "config_tasks", "summary_tasks")
+
+
 def read_json(fs: Any, path: str) -> dict[str, Any]:
-    """A JSON object file."""
-    data: dict[str, Any] = json.loads(fs.cat_file(path))
-    return data
+    """A results file, checked for the shape every reader here relies on.
+
+    A truncated or wrong-shaped file (a copy cut short, a hand edit, another tool's JSON under
+    the name) raises StorageError naming it: a listing shows it as ``damaged`` and goes on; a
+    command given that one file says so, never a traceback.
+    """
+    try:
+        data = json.loads(fs.cat_file(path))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise StorageError(f"{display(fs, path)} is not a readable results file: {exc}") from exc
+    problem = _shape_problem(data)
+    if problem is not None:
+        raise StorageError(f"{display(fs, path)} is not a results file: {problem}")
+    return data  # type: ignore[no-any-return]
+
+
+def _shape_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"it holds a JSON {type(data).__name__}, not an object"
+    for key in _SECTIONS:
+        if key in data and not isinstance(data[key], dict):
+            return f"its {key!r} is a {type(data[key]).__name__}, not an object"
+    for task, row in (data.get("results") or {}).items():
+        if not isinstance(row, dict):
+            return f"results[{task!r}] is a {type(row).__name__}, not an object of metrics"
+    return None
 
 
 def headline(results: dict[str, Any]) -> Headline | None:
@@ -159,6 +185,26 @@ def describe_incomplete(tasks: list[Incomplete], shown: int = 2) -> str:
     named = [f"{t.task} {t.logged}/{t.expected if t.expected is not None else '?'}" for t in tasks]
     more = f", +{len(named) - shown} more" if len(named) > shown else ""
     return f"{len(tasks)} incomplete task(s): {', '.join(named[:shown])}{more}"
+
+
+def _results_entry_or_damage(fs: Any, path: str) -> RunEntry:
+    """The run of a results file, or a ``damaged`` line naming it (the listing goes on)."""
+    try:
+        return _results_entry(fs, path)
+    except StorageError as exc:
+        return RunEntry(
+            run_id=None,
+            model=None,
+            date_id=results_date_id(path),
+            status="damaged",
+            tasks=0,
+            samples=None,
+            headline=None,
+            results=None,
+            run_dir=None,
+            started=None,
+            note=str(exc),
+        )
 
 
 def _results_entry(fs: Any, path: str) -> RunEntry:
@@ -293,7 +339,7 @@ def list_runs(output_dir: str) -> list[RunEntry]:
     if not fs.isdir(root):
         raise ConfigError(f"{output_dir} is a file, not an output folder")
     files = {_key(p): p for p in sorted(fs.glob(f"{root}/{RESULTS_GLOB}")) if fs.isfile(p)}
-    saved = {key: _results_entry(fs, path) for key, path in files.items()}
+    saved = {key: _results_entry_or_damage(fs, path) for key, path in files.items()}
     folders: list[tuple[RunEntry, RunStatus | None]] = []
     attempts: dict[str, ShardAttempt] = {}  # shard attempts' local folders, not runs of their own
     attempt_states: dict[str, str] = {}
