@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
+import pytest
 
 from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, TaskSpec
 from evalstream.runs.compare import compare_runs
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
 TASK = "wide|t|0"
 
 
-async def _run(out: Path, shift: int) -> str:
-    async with EvaluationTracker(out, bootstrap_iters=0) as tracker:
+async def _run(out: Path, shift: int, layout: str) -> str:
+    tracker = EvaluationTracker(out, bootstrap_iters=0, details_layout=layout)  # type: ignore[arg-type]
+    async with tracker:
         await tracker.log_model_info(ModelInfo(model_name="org/m"))
         await tracker.log_tasks([TaskSpec(name=TASK)])
         for i in range(40):
@@ -29,9 +31,10 @@ async def _run(out: Path, shift: int) -> str:
         return (await tracker.save()).results_path
 
 
-def test_compare_reads_wide_metrics(tmp_path: Path) -> None:
-    a = anyio.run(_run, tmp_path / "a", 0)
-    b = anyio.run(_run, tmp_path / "b", 1)
+@pytest.mark.parametrize("layout", ["flat", "lighteval"])
+def test_compare_reads_wide_metrics(tmp_path: Path, layout: str) -> None:
+    a = anyio.run(_run, tmp_path / "a", 0, layout)
+    b = anyio.run(_run, tmp_path / "b", 1, layout)
     rows = compare_runs(resolve_run(a), resolve_run(b), iters=200)
     acc = next(r for r in rows if r.task == TASK and r.metric == "acc")
     assert acc.paired is not None and acc.paired.n == 40, acc

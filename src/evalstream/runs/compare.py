@@ -18,6 +18,7 @@ import msgspec
 import numpy as np
 import xxhash
 
+from evalstream.runs.loading import metrics_dict
 from evalstream.stats.paired import PairedDifference, paired_difference
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class _Docs:
         examples = rows.get("example") or []
         self.prompts = rows.get("full_prompt") or [None] * len(examples)
         self.tokens = rows.get("input_tokens") or [None] * len(examples)
-        self.metrics: list[dict[str, Any]] = [_as_dict(m) for m in rows.get("metrics") or []]
+        self.metrics: list[dict[str, Any]] = [metrics_dict(m) for m in rows.get("metrics") or []]
         seen: dict[str, int] = {}
         self.index: dict[tuple[str, int], int] = {}
         for i, text in enumerate(examples):
@@ -69,16 +70,6 @@ class _Docs:
                 return None
             out.append(float(v))
         return np.asarray(out, dtype=np.float64)
-
-
-def _as_dict(metrics: Any) -> dict[str, Any]:
-    """A row's metrics as a dict: a struct row is one already; a wide task's row is a list of
-    ``{name, value}`` pairs (details/wide.py), whose text values are JSON."""
-    if not metrics:
-        return {}
-    if isinstance(metrics, dict):
-        return metrics
-    return {pair["name"]: pair["value"] for pair in metrics}
 
 
 def _digest(value: Any) -> str:

@@ -104,6 +104,20 @@ def _read(file: pq.ParquetFile, wanted: list[str], limit: int | None) -> pa.Tabl
     return pa.Table.from_batches(batches, schema=schema)
 
 
+def metrics_dict(value: Any) -> dict[str, Any]:
+    """One row's metrics as a dict, from either form the details store them in: a struct (a
+    dict already), or a wide task's ``{name, value}`` pairs (over 256 metric names; a value is
+    JSON text when the task's values were not all numbers)."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return value
+    return {
+        pair["name"]: msgspec.json.decode(v) if isinstance(v := pair["value"], str) else v
+        for pair in value
+    }
+
+
 def _as_flat(table: pa.Table, columns: list[str]) -> pa.Table:
     """The flat columns of a lighteval-layout table: ``example`` is the doc's query,
     ``full_prompt`` the response's ``input``, ``predictions`` its texts (else logprobs)."""
@@ -122,7 +136,7 @@ def _as_flat(table: pa.Table, columns: list[str]) -> pa.Table:
         "example": [d.get("query") for d in docs],
         "full_prompt": [r.get("input") for r in responses],
         "input_tokens": [[r.get("input_tokens") or []] for r in responses],
-        "metrics": [m if isinstance(m, dict) else None for m in metrics],
+        "metrics": [metrics_dict(m) or None for m in metrics],
         "predictions": [r.get("text") or r.get("logprobs") or [] for r in responses],
         "choices": [d.get("choices") or [] for d in docs],
         "gold_index": golds,
