@@ -19,7 +19,7 @@ import anyio
 import msgspec
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from evalstream._errors import ConfigError, InputError, RunStateError
+from evalstream._errors import InputError, RunStateError
 from evalstream._options import DEFAULTS
 from evalstream._types import Doc, TaskSpec
 from evalstream.details.lighteval_layout import load_details
@@ -40,9 +40,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _EMPTY_DOC = Doc(query="")
-_UNSUPPORTED: dict[str, Any] = {}
-"""lighteval 0.13 constructor options accepted at their defaults only: none left (``use_wandb``
-and the rest go to ``EvaluationTracker`` as they are)."""
 
 
 class _Logger:
@@ -221,9 +218,6 @@ class SyncEvaluationTracker:
     """
 
     def __init__(self, output_dir: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
-        for name, default in _UNSUPPORTED.items():
-            if kwargs.pop(name, default) != default:
-                raise ConfigError(f"{name} (a lighteval EvaluationTracker option) is not supported")
         kwargs.setdefault("details_layout", "lighteval")
         self.tracker = EvaluationTracker(output_dir, *args, **kwargs)
         self.general_config_logger = GeneralConfigLogger(self)
