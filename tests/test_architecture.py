@@ -25,6 +25,7 @@ LAYERS = (
     "run",
     "lighteval",
     "runs",
+    "interop",
     "testing",
     "cli",
     "facade",
@@ -41,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "run": set(LAYERS[: LAYERS.index("run") + 1]),  # everything below it
     "lighteval": {"vocabulary", "stats", "durability", "details", "run", "lighteval"},
     "runs": {"vocabulary", "stats", "durability", "sinks", "runs"},
+    "interop": {"vocabulary", "stats", "durability", "sinks", "run", "runs", "interop"},
     "testing": {"vocabulary", "testing"},
     "cli": set(LAYERS) - {"facade", "testing"},
     "facade": set(LAYERS) - {"testing"},

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from evalstream._errors import EvalStreamError
 from evalstream.cli.arguments import at_least, output_folder
+from evalstream.cli.interop import add_interop_parsers
 from evalstream.cli.interrupts import Interrupted, command_ending
 from evalstream.cli.merge import add_merge_parser
 from evalstream.cli.query import add_query_parser
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_actions(sub)
     add_merge_parser(sub)
     add_query_parser(sub)
+    add_interop_parsers(sub, _RUN_HELP, _LOOKUP_HELP)
     add_schema_parser(sub)
     _add_demo(sub)
     return parser

@@ -1,0 +1,68 @@
+"""``evalstream export RUN --format F -o PATH`` and ``evalstream import SOURCE --format F
+OUTPUT_DIR``: a saved run written in another harness's format, or another harness's run
+recorded as an evalstream run (``interop/``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from evalstream._errors import ConfigError
+from evalstream.interop import EXPORTERS, IMPORTERS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def _resolve(registry: dict[str, str], name: str) -> Callable[..., list[str]]:
+    module, _, function = registry[name].partition(":")
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError as exc:  # the format's optional extra is missing
+        raise ConfigError(
+            f"--format {name} needs {exc.name!r}: pip install 'evalstream[{name}]'"
+        ) from exc
+    found: Callable[..., list[str]] = getattr(loaded, function)
+    return found
+
+
+def export(args: argparse.Namespace) -> int:
+    """Write one saved run in another format."""
+    from evalstream.runs.loading import resolve_run
+
+    run = resolve_run(args.run, latest=args.latest, output_dir=args.output_dir)
+    for path in _resolve(EXPORTERS, args.format)(run, args.output):
+        print(path)
+    return 0
+
+
+def import_(args: argparse.Namespace) -> int:
+    """Record a foreign run as an evalstream run in OUTPUT_DIR."""
+    for path in _resolve(IMPORTERS, args.format)(args.source, args.output_dir):
+        print(path)
+    return 0
+
+
+def add_interop_parsers(sub: Any, run_help: str, lookup_help: str) -> None:
+    """The ``export`` and ``import`` subcommands."""
+    p = sub.add_parser(
+        "export",
+        help="write a saved run in another harness's format",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run", help=run_help)
+    p.add_argument("--format", required=True, choices=sorted(EXPORTERS) or None)
+    p.add_argument("-o", "--output", required=True, help="the file (or folder) to write")
+    p.add_argument("--latest", action="store_true", help="the newest saved run of OUTPUT_DIR")
+    p.add_argument("--output-dir", default=".", help=lookup_help)
+    p.set_defaults(func=export)
+    p = sub.add_parser(
+        "import",
+        help="record another harness's run as an evalstream run",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("source", help="the foreign run (a log file, or a results file or folder)")
+    p.add_argument("output_dir", help="the output folder the imported run is written to")
+    p.add_argument("--format", required=True, choices=sorted(IMPORTERS) or None)
+    p.set_defaults(func=import_)
