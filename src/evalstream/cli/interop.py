@@ -9,7 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from evalstream._errors import ConfigError
-from evalstream.interop import EXPORTERS, IMPORTERS
+from evalstream.interop.formats import EXPORTERS, IMPORTERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -8,15 +8,5 @@ is asked for. Export reads a saved run (``runs/``); import records the foreign r
 results, details — that ``ls``, ``show``, ``compare``, ``report`` and ``query`` read like any
 other.
 
-The registries name ``module:function``; the command line resolves them on use.
+The formats are registered in ``interop/formats.py``.
 """
-
-from __future__ import annotations
-
-EXPORTERS: dict[str, str] = {}
-"""``--format`` of ``evalstream export`` -> ``module:function(run: LoadedRun, out: str) -> list[str]``
-(the files written)."""
-
-IMPORTERS: dict[str, str] = {}
-"""``--format`` of ``evalstream import`` -> ``module:function(source: str, output_dir: str)
--> list[str]`` (the run folders written)."""

@@ -1,0 +1,12 @@
+"""The formats of ``evalstream export`` and ``evalstream import``: ``module:function`` names,
+resolved on use by the command line, so a peer's library loads only when its format is asked for."""
+
+from __future__ import annotations
+
+EXPORTERS: dict[str, str] = {}
+"""``--format`` of ``evalstream export`` -> ``module:function(run: LoadedRun, out: str) -> list[str]``
+(the files written)."""
+
+IMPORTERS: dict[str, str] = {}
+"""``--format`` of ``evalstream import`` -> ``module:function(source: str, output_dir: str)
+-> list[str]`` (the run folders written)."""
