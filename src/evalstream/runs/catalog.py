@@ -187,10 +187,12 @@ def describe_incomplete(tasks: list[Incomplete], shown: int = 2) -> str:
     return f"{len(tasks)} incomplete task(s): {', '.join(named[:shown])}{more}"
 
 
-def _results_entry_or_damage(fs: Any, path: str) -> RunEntry:
+def _results_entry_or_damage(
+    fs: Any, path: str, contents: dict[str, dict[str, Any]] | None
+) -> RunEntry:
     """The run of a results file, or a ``damaged`` line naming it (the listing goes on)."""
     try:
-        return _results_entry(fs, path)
+        return _results_entry(fs, path, contents)
     except StorageError as exc:
         return RunEntry(
             run_id=None,
@@ -207,8 +209,10 @@ def _results_entry_or_damage(fs: Any, path: str) -> RunEntry:
         )
 
 
-def _results_entry(fs: Any, path: str) -> RunEntry:
+def _results_entry(fs: Any, path: str, contents: dict[str, dict[str, Any]] | None) -> RunEntry:
     data = read_json(fs, path)
+    if contents is not None:
+        contents[display(fs, path)] = data
     config = data.get("config_general") or {}
     counts = sample_counts(data)
     incomplete = incomplete_tasks(data)
@@ -331,15 +335,22 @@ def _sharded_entry(
     return entry
 
 
-def list_runs(output_dir: str) -> list[RunEntry]:
-    """Every run in ``output_dir``, oldest first (blocking); ConfigError if it is no folder."""
+def list_runs(
+    output_dir: str, *, contents: dict[str, dict[str, Any]] | None = None
+) -> list[RunEntry]:
+    """Every run in ``output_dir``, oldest first (blocking); ConfigError if it is no folder.
+
+    ``contents``, when given, is filled with each readable results file's parsed content under
+    its ``RunEntry.results`` name, for a caller that needs more of it than the listing keeps
+    (``query``): each file is read once.
+    """
     fs, root = filesystem(output_dir)
     if not fs.exists(root):
         raise ConfigError(f"{output_dir} does not exist")
     if not fs.isdir(root):
         raise ConfigError(f"{output_dir} is a file, not an output folder")
     files = {_key(p): p for p in sorted(fs.glob(f"{root}/{RESULTS_GLOB}")) if fs.isfile(p)}
-    saved = {key: _results_entry_or_damage(fs, path) for key, path in files.items()}
+    saved = {key: _results_entry_or_damage(fs, path, contents) for key, path in files.items()}
     folders: list[tuple[RunEntry, RunStatus | None]] = []
     attempts: dict[str, ShardAttempt] = {}  # shard attempts' local folders, not runs of their own
     attempt_states: dict[str, str] = {}

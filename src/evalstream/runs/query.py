@@ -89,7 +89,8 @@ class _Tables:
     def __init__(self, output_dir: str) -> None:
         self.fs: Any = filesystem(output_dir)[0]
         self.local = isinstance(self.fs, LocalFileSystem)
-        entries = list_runs(output_dir)  # ConfigError when it is no folder
+        contents: dict[str, dict[str, Any]] = {}
+        entries = list_runs(output_dir, contents=contents)  # ConfigError when it is no folder
         self.runs = pa.Table.from_pylist([_run_row(e) for e in entries], schema=_RUNS)
         results: list[dict[str, Any]] = []
         files: list[dict[str, Any]] = []
@@ -99,7 +100,7 @@ class _Tables:
             path = e.results if self.local else self.fs._strip_protocol(e.results)
             if not self.fs.exists(path):
                 continue  # a run folder whose results file is gone
-            data = read_json(self.fs, path)
+            data = contents.get(e.results) or read_json(self.fs, path)
             model = (data.get("config_general") or {}).get("model_name") or e.model or "?"
             ident = {"run_id": e.run_id, "model": model, "date_id": e.date_id}
             for row in metric_rows(data.get("results") or {}):
