@@ -81,6 +81,21 @@ def test_body_has_summary_example_and_latest_results() -> None:
     assert '"versions"' not in text
 
 
+def test_a_partial_latest_run_says_so_and_names_its_incomplete_tasks() -> None:
+    """A recovered run's card warns before its results; a whole run's card does not."""
+    tasks = {"gsm8k|0": {"samples": 40, "expected": 100, "complete": False},
+             "arc|0": {"samples": 10, "expected": 10, "complete": True}}  # fmt: skip
+    results = {"results": {"gsm8k|0": {"em": 0.25}},
+               "evalstream": {"partial": True, "recovered_from": "/x", "tasks": tasks}}  # fmt: skip
+    _, text = _card(_run_paths(RUN1, TASKS), results)
+    warning = text.index("> **Partial run**: recovered from a run that died")
+    assert warning < text.index("latest results from run")
+    assert "`gsm8k|0` (40/100)" in text
+    assert "arc|0` (10/10)" not in text
+    _, whole = _card(_run_paths(RUN1, TASKS), {"results": {"gsm8k|0": {"em": 0.25}}})
+    assert "Partial run" not in whole
+
+
 def test_card_is_deterministic_and_ignores_other_files() -> None:
     """The same listing in any order, with unrelated files, gives a byte-identical card."""
     paths = _run_paths(RUN1, TASKS) + _run_paths(RUN2, TASKS)

@@ -159,8 +159,31 @@ def _latest_section(
     link = f"{hub_url}/datasets/{repo_id}/blob/main/{file}"
     section = latest.get("results", latest)
     body = json.dumps(section, indent=4, ensure_ascii=False)
-    return (
+    return _partial_warning(latest) + (
         f"These are the [latest results from run {run}]({link}) (there may be results for other "
         f"tasks in the repo if successive runs did not cover the same tasks; each task's "
         f'"latest" split points to its newest run):\n\n```json\n{body}\n```\n'
     )
+
+
+def _partial_warning(latest: Mapping[str, Any]) -> str:
+    """A partial run (recovered from a dead run's journal, merged from unfinished shards) says so
+    at the top of its results: a reader of the card must not take its means for a whole run's."""
+    section = latest.get("evalstream") or {}
+    if not section.get("partial"):
+        return ""
+    source = (
+        "recovered from a run that died: only the samples its journal kept"
+        if section.get("recovered_from")
+        else "merged from unfinished shards: only the samples they uploaded"
+        if section.get("merged")
+        else "not every sample was recorded"
+    )
+    tasks = section.get("tasks") or {}
+    incomplete = [
+        f"`{task}` ({v.get('samples', '?')}/{v.get('expected') or '?'})"
+        for task, v in tasks.items()
+        if isinstance(v, dict) and not v.get("complete")
+    ]
+    listed = f" Incomplete tasks (samples/docs): {', '.join(incomplete)}." if incomplete else ""
+    return f"> **Partial run**: {source}.{listed}\n\n"
