@@ -95,3 +95,27 @@ async def make_eee_run(
 def saved_eee_run(output_dir: Path, **kwargs: object) -> RunResult:
     """``make_eee_run`` from synchronous code."""
     return anyio.run(lambda: make_eee_run(output_dir, **kwargs))  # type: ignore[arg-type]
+
+
+async def make_odd_run(output_dir: Path, *, save_details: bool = True) -> RunResult:
+    """A run of a model named without its organisation, one task, a metric NaN on one sample
+    and one NaN on all (their results are NaN: no score), and ``acc`` fine."""
+    async with EvaluationTracker(
+        output_dir, bootstrap_iters=0, save_details=save_details
+    ) as tracker:
+        await tracker.log_model_info(ModelInfo(model_name="tiny"))
+        await tracker.log_tasks([TaskSpec(name="t|a|0")])
+        for i in range(5):
+            metrics = {
+                "acc": float(i % 2),
+                "odd": float("nan") if i == 0 else 0.5,
+                "allnan": float("nan"),
+            }
+            doc = Doc(query=f"q{i}", choices=["A", "B"], gold_index=0)
+            await tracker.log_sample("t|a|0", doc, [ModelResponse(text=["A"])], metrics)
+        return await tracker.save()
+
+
+def saved_odd_run(output_dir: Path, **kwargs: object) -> RunResult:
+    """``make_odd_run`` from synchronous code."""
+    return anyio.run(lambda: make_odd_run(output_dir, **kwargs))  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ import pytest
 from evalstream.cli.main import main
 from evalstream.interop.eee import SCHEMA_VERSION
 
-from _eee import TASKS, saved_eee_run
+from _eee import TASKS, saved_eee_run, saved_odd_run
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,16 +45,16 @@ def out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     return root / "eee"
 
 
-def _files(out: Path) -> list[Path]:
+def _files(out: Path, count: int = 2 * len(TASKS)) -> list[Path]:
     files = sorted(p for p in out.rglob("*") if p.is_file())
-    assert len(files) == 2 * len(TASKS)
+    assert len(files) == count
     return files
 
 
-def _validate(out: Path) -> list[Any]:
+def _validate(out: Path, count: int = 2 * len(TASKS)) -> list[Any]:
     """every_eval_ever's validator on every file, with the checks its PR bot runs (paths,
     companion files, score metadata, model deployment, model identity)."""
-    files = _files(out)
+    files = _files(out, count)
     present = {str(p.relative_to(out)) for p in files}
     return [
         eee_validator.validate_file(
@@ -68,12 +68,12 @@ def _validate(out: Path) -> list[Any]:
     ]
 
 
-def _schema_errors(out: Path) -> list[str]:
+def _schema_errors(out: Path, count: int = 2 * len(TASKS)) -> list[str]:
     """``jsonschema`` (draft 7, the schemas' own) on every aggregate and every instance line."""
     aggregate = Draft7Validator(schema_json("eval.schema.json"))
     instance = Draft7Validator(schema_json("instance_level_eval.schema.json"))
     errors = []
-    for path in _files(out):
+    for path in _files(out, count):
         if path.suffix == ".json":
             records = [json.loads(path.read_text())]
             validator = aggregate
@@ -185,3 +185,26 @@ def test_a_planted_fault_fails_both_validators(out: Path, tmp_path: Path, kind: 
     copy = _planted(out, tmp_path, kind, fault)
     assert any(not r.valid for r in _validate(copy))
     assert _schema_errors(copy)
+
+
+@pytest.mark.parametrize("save_details", [True, False])
+def test_nan_results_and_a_bare_model_name_stay_valid(tmp_path: Path, save_details: bool):
+    """NaN results left out, no details, a model named without its organisation: still valid
+    and on the schemas; the one warning is the validator's, that no developer is named."""
+    saved_odd_run(tmp_path / "runs", save_details=save_details)
+    argv = [
+        "export",
+        str(tmp_path / "runs"),
+        "--latest",
+        "--format",
+        "eee",
+        "-o",
+        str(tmp_path / "eee"),
+    ]
+    assert main(argv) == 0
+    count = 2 if save_details else 1
+    reports = _validate(tmp_path / "eee", count)
+    assert all(r.valid for r in reports), [r.errors for r in reports]
+    warnings = [w["msg"] for r in reports for w in r.warnings]
+    assert len(warnings) == 1 and "model_info.developer is required" in warnings[0]
+    assert _schema_errors(tmp_path / "eee", count) == []

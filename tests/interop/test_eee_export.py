@@ -13,9 +13,10 @@ import pytest
 
 from evalstream.cli.main import main
 from evalstream.interop import eee_samples
+from evalstream.interop.eee import export_run
 from evalstream.runs.loading import resolve_run
 
-from _eee import GEN, MC, MODEL, PPL, TASKS, saved_eee_run
+from _eee import GEN, MC, MODEL, PPL, TASKS, saved_eee_run, saved_odd_run
 
 DOCS = 120
 METRICS = {MC: ["acc", "margin"], GEN: ["em"], PPL: ["word_perplexity"]}
@@ -139,8 +140,6 @@ def test_batches_do_not_change_the_output(
     again rewrites the same file names."""
     run, out = exported
     monkeypatch.setattr(eee_samples, "BATCH_ROWS", 7)
-    from evalstream.interop.eee import export_run
-
     again = export_run(run, str(tmp_path))
     assert sorted(str(Path(p).relative_to(tmp_path)) for p in again) == sorted(
         str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
@@ -168,3 +167,39 @@ def test_export_refuses_a_url_or_a_file(
     err = capsys.readouterr().err
     assert "is a file" in err and "local folder" in err
     assert file.read_text() == "{}"
+
+
+@pytest.mark.parametrize("save_details", [True, False])
+def test_nan_results_are_left_out_and_named(tmp_path: Path, save_details: bool):
+    """A metric whose result is NaN is no score: left out of both files and named in
+    ``source_metadata``; a model named without its organisation goes under ``unknown/``; without
+    details there is the aggregate alone, with no bounds it cannot know."""
+    saved_odd_run(tmp_path / "runs", save_details=save_details)
+    run = resolve_run(str(tmp_path / "runs"), latest=True)
+    files = [Path(p) for p in export_run(run, str(tmp_path / "eee"))]
+    assert [p.parent.relative_to(tmp_path / "eee") for p in files] == [
+        Path("data/t_a_0/unknown/tiny")
+    ] * (2 if save_details else 1)
+    record = json.loads(files[0].read_text())
+    assert "developer" not in record["model_info"]
+    assert record["source_metadata"]["additional_details"]["metrics_not_finite"] == "allnan,odd"
+    (result,) = record["evaluation_results"]
+    assert result["evaluation_result_id"] == "acc" and result["score_details"]["score"] == 0.4
+    assert (
+        "uncertainty" not in result["score_details"]
+        or "standard_error" not in result["score_details"]["uncertainty"]
+    )
+    if save_details:
+        assert [line["evaluation"]["score"] for line in _lines(files[1])] == [
+            0.0,
+            1.0,
+            0.0,
+            1.0,
+            0.0,
+        ]
+        assert result["metric_config"]["score_type"] == "binary"
+    else:
+        assert (
+            "detailed_evaluation_results" not in record
+            and "score_type" not in result["metric_config"]
+        )

@@ -281,9 +281,10 @@ def _results(
 
 def _source_data(task: str, config: dict[str, Any]) -> dict[str, Any]:
     """The task's dataset: a Hugging Face dataset when its config names one, else ``other``."""
-    counts = {
-        "original_num_docs": config.get("original_num_docs"),
-        "effective_num_docs": config.get("effective_num_docs"),
+    counts = {  # -1: the harness never declared it
+        k: v
+        for k in ("original_num_docs", "effective_num_docs")
+        if isinstance(v := config.get(k), int) and v >= 0
     }
     repo = config.get("hf_repo")
     if isinstance(repo, str) and repo:
