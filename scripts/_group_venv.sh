@@ -4,6 +4,8 @@
 # "${PIP[@]}". Here: create VENV if needed; when WANT differs from the venv's stamp, upgrade pip,
 # run install_group and stamp the venv; otherwise reinstall only evalstream (editable, no
 # dependencies: seconds). Defines log, PY and PIP, and `start` for the caller's timings.
+# GROUP_PYTHON names the interpreter the venv is made with (default python3): a group whose peer
+# needs a newer Python than evalstream's floor sets it (eee.sh: 3.12).
 start=$(date +%s)
 log() { printf '[ci/%s] %s\n' "$GROUP" "$*" >&2; }
 
@@ -13,7 +15,7 @@ STAMP="$VENV/.evalstream-stamp"
 
 if [[ ! -x "$PY" ]]; then
     log "creating $VENV"
-    python3 -m venv "$VENV"
+    "${GROUP_PYTHON:-python3}" -m venv "$VENV"
 fi
 if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
     "${PIP[@]}" install --upgrade pip

@@ -10,3 +10,5 @@ EXPORTERS: dict[str, str] = {}
 IMPORTERS: dict[str, str] = {}
 """``--format`` of ``evalstream import`` -> ``module:function(source: str, output_dir: str)
 -> list[str]`` (the run folders written)."""
+
+EXPORTERS["eee"] = "evalstream.interop.eee:export_run"
