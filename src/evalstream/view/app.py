@@ -96,9 +96,9 @@ class Catalog:
     async def entry(self, key: str) -> RunEntry:
         """The listed run ``key`` (UnknownRunError if none)."""
         for entry in await self.listed():
-            if key_of(entry) == key:
+            if key_of(entry) == key and entry.status != "running":
                 return entry
-        self._listed = None  # a run that started since the last listing: look once more
+        self._listed = None  # a run that started or ended since the last listing: list again
         for entry in await self.listed():
             if key_of(entry) == key:
                 return entry
@@ -180,7 +180,7 @@ def view_app(
 async def _updates(catalog: Catalog, key: str, interval: float) -> AsyncGenerator[dict[str, Any]]:
     """Where ``key``'s snapshots come from: this process, its folder, or its results file."""
     live = catalog.live().get(key)
-    if live is not None:
+    if live is not None and not (live.ended is not None and live.ended.is_set()):
         return events.process_updates(live, interval)
     entry = await catalog.entry(key)
     if entry.results is None and entry.run_dir is not None:

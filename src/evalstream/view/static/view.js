@@ -78,11 +78,20 @@ function select(key) {
   }
   $("#run").hidden = false;
   $("#run-title").textContent = key;
+  listen(key, true);
+}
+
+// A live run that ends saved is asked for once more: its results and samples (the charts stay).
+function listen(key, first) {
+  let last = null;
   const source = (view.source = new EventSource("api/events?run=" + encodeURIComponent(key)));
-  source.addEventListener("progress", (e) => update(JSON.parse(e.data)));
+  source.addEventListener("progress", (e) => update((last = JSON.parse(e.data))));
   source.addEventListener("end", () => {
     source.close();
     loadRuns();
+    if (first && last && last.state === "saved" && last.source !== "saved" && view.selected === key) {
+      listen(key, false);
+    }
   });
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) $("#note").textContent = "the view's server is gone";
