@@ -84,13 +84,17 @@ class Catalog:
         for entry in await self.listed():
             row = msgspec.to_builtins(entry)
             row["key"] = key_of(entry)
-            row["live"] = row["key"] in live
+            run = live.get(row["key"])
+            row["live"] = run is not None
+            if run is not None and run.progress is not None:  # fresher than its journal
+                row["samples"] = run.progress().samples
             out.append(row)
         seen = {row["key"] for row in out}
         for run_id, run in live.items():
-            if run_id not in seen:
+            if run_id not in seen and run.progress is not None:
                 out.append({"key": run_id, "run_id": run_id, "status": "running", "live": True,
-                            "run_dir": str(run.workdir), "model": None, "samples": None})  # fmt: skip
+                            "run_dir": str(run.workdir), "model": None,
+                            "samples": run.progress().samples})  # fmt: skip
         return out
 
     async def entry(self, key: str) -> RunEntry:

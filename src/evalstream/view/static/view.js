@@ -16,6 +16,7 @@ const view = {
   selected: null, // the run key shown
   source: null, // its EventSource
   charts: new Map(), // "task\u0000metric" -> {plot, data, latest}
+  models: new Map(), // run key -> model name, from the listing
   browser: { page: 0, size: 20, more: false, run: null },
 };
 
@@ -44,6 +45,7 @@ async function loadRuns() {
   for (const run of listing.runs.slice().reverse()) {
     const row = el("tr");
     row.dataset.key = run.key;
+    if (run.model) view.models.set(run.key, run.model);
     if (run.key === view.selected) row.classList.add("selected");
     const status = el("td");
     status.append(el("span", run.live ? "live" : run.status, "badge " + run.status));
@@ -99,7 +101,10 @@ function listen(key, first) {
 }
 
 function update(p) {
-  $("#run-title").textContent = (p.model ? p.model + " · " : "") + (p.run_id || view.selected);
+  const model = p.model || view.models.get(view.selected);
+  $("#run-title").textContent = (model ? model + " · " : "") + (p.run_id || view.selected);
+  const listed = document.querySelector("#runs tbody tr.selected");
+  if (listed) listed.cells[2].textContent = p.samples;
   $("#state").textContent = p.state;
   $("#samples").textContent = p.samples;
   $("#rate").textContent = num(p.rate, 1);
@@ -170,6 +175,7 @@ function newChart(task, metric) {
       width,
       height: 200,
       scales: { x: { time: false } },
+      legend: { show: false },
       axes: [{ label: "samples (n)" }, { label: metric }],
       series: [
         { label: "n" },
