@@ -187,7 +187,7 @@ async def _updates(catalog: Catalog, key: str, interval: float) -> AsyncGenerato
     if live is not None and not (live.ended is not None and live.ended.is_set()):
         return events.process_updates(live, interval)
     entry = await catalog.entry(key)
-    if entry.results is None and entry.run_dir is not None:
+    if entry.results is None and entry.run_dir is not None and entry.shard is None:
         fs, folder = filesystem(entry.run_dir)
         return events.folder_updates(events.FolderWatch(fs, folder, key), interval)
     snapshot = await anyio.to_thread.run_sync(events.saved_snapshot, entry)

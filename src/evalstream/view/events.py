@@ -141,10 +141,11 @@ async def folder_updates(watch: FolderWatch, interval: float) -> AsyncGenerator[
 
 
 def saved_snapshot(entry: RunEntry) -> dict[str, Any]:
-    """A saved run as one snapshot: its samples per task and its results (blocking)."""
+    """A saved run as one snapshot: its samples per task and its results (blocking); a run
+    with neither results nor a run folder of its own (sharded), its ``ls`` line."""
     payload = _blank(entry.run_id or "", entry.status, "saved")
-    payload["model"] = entry.model
-    if entry.results is None:
+    payload.update(model=entry.model, note=entry.note, samples=entry.samples or 0)
+    if entry.results is None:  # a sharded run not merged yet: what ``ls`` says of it
         return payload
     fs, path = filesystem(entry.results)
     data = read_json(fs, path)
