@@ -255,3 +255,26 @@ def test_the_command_refuses_a_missing_folder(
     """A folder that is not there: exit 2 and one line, before anything listens."""
     assert main(["view", str(tmp_path / "absent"), "--port", "0"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+async def test_an_fsspec_folder_is_listed_streamed_and_browsed(tmp_path: Path) -> None:
+    """The same saved run copied to fsspec's memory filesystem: listed, its results event, and
+    its samples paged through the filesystem."""
+    import fsspec
+
+    await make_run(tmp_path / "out", 0.6, docs=20)
+    memory = fsspec.filesystem("memory")
+    memory.put(str(tmp_path / "out"), "/view27/out", recursive=True)
+    try:
+        app = view_app("memory://view27/out")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://view") as client:
+            (run,) = (await client.get("/api/runs")).json()["runs"]
+            assert run["status"] == "saved" and run["results"].startswith("memory://")
+            got = [e async for e in events(client, run["key"])]
+            assert got[0][1]["samples"] == 60 and got[-1][0] == "end"
+            params = {"run": run["key"], "task": TASKS[2], "page": "1", "size": "8"}
+            page = (await client.get("/api/samples", params=params)).json()
+            assert [r["row"] for r in page["rows"]] == list(range(8, 16))
+    finally:
+        memory.rm("/view27", recursive=True)

@@ -149,3 +149,16 @@ async def test_the_browser_over_http_pages_filters_and_refuses(tmp_path: Path) -
             ]:
                 answer = await ask(**params)
                 assert answer.status_code == status and message in answer.json()["error"]
+
+
+async def test_a_damaged_details_file_is_answered_with_its_name(tmp_path: Path) -> None:
+    """A details file cut short after the run was saved: 422 naming the file, not a crash."""
+    await make_run(tmp_path, 0.6, docs=10)
+    (path,) = glob.glob(f"{tmp_path}/details/**/details_{TASKS[0]}_*.parquet", recursive=True)
+    Path(path).write_bytes(Path(path).read_bytes()[:100])
+    app = view_app(str(tmp_path))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://v") as c:
+        key = (await c.get("/api/runs")).json()["runs"][0]["key"]
+        answer = await c.get("/api/samples", params={"run": key, "task": TASKS[0]})
+    assert answer.status_code == 422
+    assert answer.json()["error"].startswith(f"cannot read {path}: ")

@@ -23,14 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
+import pyarrow as pa
 import pyarrow.parquet as pq
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from evalstream._errors import ConfigError, EvalStreamError, UnknownRunError, ViewRequestError
-from evalstream.runs.catalog import filesystem, list_runs
+from evalstream._errors import (
+    ConfigError,
+    EvalStreamError,
+    StorageError,
+    UnknownRunError,
+    ViewRequestError,
+)
+from evalstream.runs.catalog import display, filesystem, list_runs
 from evalstream.runs.loading import LoadedRun
 from evalstream.view import events
 from evalstream.view.samples import SampleFilter, SamplePage, parse_filter, read_page
@@ -220,5 +227,8 @@ def _page(run: LoadedRun, flt: SampleFilter) -> SamplePage:
     path = run.details_path(flt.task)
     if not run.fs.exists(path):
         raise ViewRequestError(f"task {flt.task} of this run was saved without details")
-    with run.fs.open(path, "rb") as handle:
-        return read_page(pq.ParquetFile(handle), flt)
+    try:
+        with run.fs.open(path, "rb") as handle:
+            return read_page(pq.ParquetFile(handle), flt)
+    except (OSError, pa.ArrowException) as exc:  # gone or damaged since it was listed
+        raise StorageError(f"cannot read {display(run.fs, path)}: {exc}") from exc
