@@ -9,8 +9,8 @@
   read without decoding the samples (``durability/peek.py``), gives the model, the samples per
   task written so far, and the docs each task declared; the rate is the difference between two
   reads. Inbox depths, estimates and the baseline live in that process's memory: they are not
-  in the files, so they are absent. Each read goes over the whole journal, so the poll slows
-  down as the journal grows (never more than a fifth of the time spent reading). A remote
+  in the files, so they are absent. Each poll decodes only the frames appended since the last
+  (``JournalTail``), so following a run costs what it writes, not its journal's size. A remote
   (fsspec) folder shows the state only.
 - **A saved run**: one event with its results file's samples per task and each metric's value
   and 95 % interval (``results``), then the end.
@@ -31,7 +31,7 @@ import anyio
 import msgspec
 from fsspec.implementations.local import LocalFileSystem
 
-from evalstream.durability.peek import peek_journal
+from evalstream.durability.peek import JournalTail
 from evalstream.run.progress import ENDED, updates
 from evalstream.runs.catalog import (
     filesystem,
@@ -96,6 +96,7 @@ class FolderWatch:
         self.folder = folder
         self.run_id = run_id
         self._last: tuple[float, int] | None = None  # (monotonic time, samples) of the last read
+        self.tail: JournalTail | None = None
         self.cost = 0.0  # seconds the last read took
 
     def read(self) -> dict[str, Any]:
@@ -112,7 +113,9 @@ class FolderWatch:
             payload["state"], payload["note"] = "damaged" if damage else "dead", damage
         journal = f"{self.folder}/journal"
         if isinstance(self.fs, LocalFileSystem) and self.fs.isdir(journal):
-            peek = peek_journal(Path(journal))
+            if self.tail is None:
+                self.tail = JournalTail(Path(journal))
+            peek = self.tail.read()
             samples = peek.total_samples
             payload.update(
                 model=peek.model_name,
