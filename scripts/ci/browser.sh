@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The browser group: `evalstream report` opened in Debian's chromium, headless, via Playwright
-# pointed at that binary (Playwright's own browser download cannot work on these machines).
+# The browser group: `evalstream report` and the live view (`evalstream view`, while a run is
+# logged) opened in Debian's chromium, headless, via Playwright pointed at that binary
+# (Playwright's own browser download cannot work on these machines); and the built wheel checked
+# for the view's static files.
 # Installs chromium with apt if it is missing and Playwright into .venv-browser, then runs
 # `pytest -m browser`; the test skips with a message only if no chromium could be installed.
 set -euo pipefail

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from evalstream.sinks.retry import RetryPolicy
     from evalstream.sinks.tensorboard import RunInfo
     from evalstream.stats.aggregations import AggregationRegistry, default_registry
+    from evalstream.view.app import view_app
 
 _EXPORTS = {
     "AggregationRegistry": "evalstream.stats.aggregations",
@@ -93,6 +94,7 @@ _EXPORTS = {
     "results_df": "evalstream.runs.query",
     "runs_df": "evalstream.runs.query",
     "samples_df": "evalstream.runs.query",
+    "view_app": "evalstream.view.app",
 }
 
 __all__ = [
@@ -139,6 +141,7 @@ __all__ = [
     "results_df",
     "runs_df",
     "samples_df",
+    "view_app",
 ]
 
 

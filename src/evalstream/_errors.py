@@ -93,3 +93,12 @@ class DetailsNotFoundError(InputError, FileNotFoundError):
 class QueryError(EvalStreamError):
     """Raised when a SQL query over runs fails: DuckDB's message says what (a syntax error, a
     column or table that does not exist) and names the candidates."""
+
+
+class ViewRequestError(EvalStreamError):
+    """Raised when the live view is asked for what it cannot show: a bad page, size or filter of
+    the sample browser, a metric or task the run does not have (the view answers 400 with it)."""
+
+
+class UnknownRunError(ViewRequestError):
+    """Raised when the live view is asked about a run it does not list (answered 404)."""

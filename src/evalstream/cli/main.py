@@ -15,6 +15,7 @@ from evalstream.cli.interrupts import Interrupted, command_ending
 from evalstream.cli.merge import add_merge_parser
 from evalstream.cli.query import add_query_parser
 from evalstream.cli.schema import add_schema_parser
+from evalstream.cli.view import add_view_parser
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,6 +25,7 @@ Record, inspect and publish LLM evaluation runs.
 
 Looking at runs:  evalstream ls OUTPUT_DIR, show RUN, compare RUN_A RUN_B, report RUN... -o FILE
 SQL over runs:    evalstream query OUTPUT_DIR "select ... from runs | results | samples"
+Live view:        evalstream view OUTPUT_DIR (a local web app: progress, estimates, samples)
 After a crash:    evalstream recover OUTPUT_DIR (every dead run in it) or a run folder
 Publishing:       evalstream push RUN --org ORG (token: $HF_TOKEN or --token-file)
 Trying it out:    evalstream demo
@@ -176,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_parser(sub)
     add_interop_parsers(sub, _RUN_HELP, _LOOKUP_HELP)
     add_schema_parser(sub)
+    add_view_parser(sub)
     _add_demo(sub)
     return parser
 

@@ -85,11 +85,50 @@ class JournalSummary(msgspec.Struct, kw_only=True):
         return sum(self.samples.values())
 
 
+class _Counts:
+    """What the frames of a journal add to its summary, one payload at a time."""
+
+    def __init__(self, summary: JournalSummary) -> None:
+        self.summary = summary
+        self.metrics: dict[str, int] = {}
+        self.details: dict[str, int] = {}
+
+    def take(self, payload: bytes) -> bool:
+        """Count one frame's message; False when it cannot be decoded."""
+        try:
+            message = _DECODER.decode(payload)
+        except msgspec.DecodeError:
+            return False
+        summary = self.summary
+        if isinstance(message, _Batch):
+            for s in message.samples:
+                counts = self.details if s.scope == "details" else self.metrics
+                counts[s.task_name] = counts.get(s.task_name, 0) + 1
+        elif isinstance(message, _ModelLogged):
+            summary.model_name = message.info.model_name or None
+        elif isinstance(message, _Tasks):
+            for declared in message.tasks:
+                self.metrics.setdefault(declared.name, 0)
+        elif isinstance(message, _NumDocs):
+            summary.expected[message.task_name] = message.effective_num_docs
+        elif isinstance(message, _End):
+            summary.reached_save = True
+        return True
+
+    def finish(self) -> JournalSummary:
+        """The summary with its samples per task (a task's larger count of the two scopes)."""
+        metrics, details = self.metrics, self.details
+        self.summary.samples = {
+            task: max(metrics.get(task, 0), details.get(task, 0))
+            for task in metrics.keys() | details.keys()
+        }
+        return self.summary
+
+
 def peek_journal(folder: Path) -> JournalSummary:
     """Count what the journal in ``folder`` holds (blocking); stops at the first bad frame."""
     summary = JournalSummary(samples={}, expected={})
-    metrics: dict[str, int] = {}
-    details: dict[str, int] = {}
+    counts = _Counts(summary)
     paths = segment_paths(folder)
     summary.gaps = segment_gaps(folder, paths)
     for path in paths:
@@ -97,26 +136,48 @@ def peek_journal(folder: Path) -> JournalSummary:
         scan = FrameScan()
         with path.open("rb") as handle:
             for payload in iter_frames(handle, scan):
-                try:
-                    message = _DECODER.decode(payload)
-                except msgspec.DecodeError:
+                if not counts.take(payload):
                     summary.readable = False
                     break
-                if isinstance(message, _Batch):
-                    for s in message.samples:
-                        counts = details if s.scope == "details" else metrics
-                        counts[s.task_name] = counts.get(s.task_name, 0) + 1
-                elif isinstance(message, _ModelLogged):
-                    summary.model_name = message.info.model_name or None
-                elif isinstance(message, _Tasks):
-                    for declared in message.tasks:
-                        metrics.setdefault(declared.name, 0)
-                elif isinstance(message, _NumDocs):
-                    summary.expected[message.task_name] = message.effective_num_docs
-                elif isinstance(message, _End):
-                    summary.reached_save = True
         if scan.corrupt_at is not None:
             summary.readable = False
-    for task in metrics.keys() | details.keys():
-        summary.samples[task] = max(metrics.get(task, 0), details.get(task, 0))
-    return summary
+    return counts.finish()
+
+
+class JournalTail:
+    """A live journal's counts for a watcher that reads them again and again (``evalstream
+    view`` following another process's run).
+
+    Each ``read()`` decodes only the frames appended since the last one, from where it stopped
+    in each segment, so following a run costs what the run writes, not its journal's size. A
+    frame still being written reads as a torn tail and is read whole the next time. Gaps and
+    corruption are ``peek_journal``'s business (a recovery's question, not a watcher's).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.summary = JournalSummary(samples={}, expected={})
+        self._counts = _Counts(self.summary)
+        self._offsets: dict[str, int] = {}  # segment name -> bytes of whole frames counted
+        self.decoded = 0
+        """Bytes of frames the last ``read()`` decoded."""
+
+    def read(self) -> JournalSummary:
+        """The counts now (blocking)."""
+        self.decoded = 0
+        for path in segment_paths(self.folder):
+            start = self._offsets.get(path.name, 0)
+            scan = FrameScan()
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(start)
+                    for payload in iter_frames(handle, scan):
+                        if not self._counts.take(payload):
+                            self.summary.readable = False
+                            break
+            except FileNotFoundError:  # the run saved meanwhile and removed its journal
+                continue
+            self._offsets[path.name] = start + scan.good_bytes
+            self.decoded += scan.good_bytes
+        self.summary.bytes = sum(self._offsets.values())
+        return self._counts.finish()

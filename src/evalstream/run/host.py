@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from evalstream._messages import RunMessage, Score
     from evalstream.durability.resume import ResumeState
     from evalstream.durability.storage import OutputStore
+    from evalstream.run.progress import Progress
     from evalstream.run.runtime import Runtime
     from evalstream.stats.compute import AggregationRegistry
 
@@ -84,9 +85,8 @@ class RunHost:
     ) -> None:
         self.workers = workers or (runtime or DEFAULT).details_workers
         self.runtime = runtime
-        self.drain: Callable[[], Awaitable[object]] | None = (
-            None  # shutdown() ships the pending batch
-        )
+        self.drain: Callable[[], Awaitable[object]] | None = None  # ships the pending batch
+        self.progress: Callable[[], Progress] | None = None  # the tracker's, for live views
         self.shut_down: RunStateError | None = None
         self.ended: anyio.Event | None = None
         self.store = store

@@ -21,12 +21,21 @@ from evalstream.details.pool import WORKER_NICE, WorkerPool
 from evalstream.run import forks
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
     from types import TracebackType
+
+    from evalstream.run.progress import Progress
 
 
 class LiveRun(forks.HeldRun, Protocol):
-    """A started run, as the runtime sees it: something ``shutdown()`` can make durable, and
-    whose lock and journal a forked child lets go of."""
+    """A started run, as the runtime sees it: something ``shutdown()`` can make durable, whose
+    lock and journal a forked child lets go of, and whose progress a live view shows."""
+
+    run_id: str
+    workdir: Path
+    ended: anyio.Event | None
+    progress: Callable[[], Progress] | None
 
     async def shutdown(self, reason: str) -> None:
         """Make the run's journal durable and mark it cancelled."""
@@ -120,6 +129,11 @@ class Runtime:
     def runs(self) -> int:
         """Runs currently started and not yet ended."""
         return len(self._runs)
+
+    def live_runs(self) -> list[LiveRun]:
+        """The runs started and not yet ended, oldest first: what ``evalstream.view_app``
+        lists, each with its ``run_id``, ``workdir`` and ``progress()``."""
+        return sorted(self._runs, key=lambda run: run.run_id)
 
     async def shutdown(self, reason: str = "the process is shutting down") -> None:
         """Make every live run's journal durable and mark the run ``cancelled``; refuse new runs.

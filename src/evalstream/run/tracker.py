@@ -113,6 +113,7 @@ class EvaluationTracker:
             runtime=runtime,
         )
         host = self._host = parts.host
+        host.progress = self.progress  # what a runtime's live view shows of this run
         self._shard, self._config = parts.shard, parts.config
         self.control, self.publisher, self.run_info = parts.control, parts.publisher, parts.run_info
         self.run_id = host.run_id

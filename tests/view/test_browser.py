@@ -1,0 +1,211 @@
+"""The live view in a real headless chromium (Debian's package), driven by Playwright, while a
+run is being logged.
+
+Run by ``scripts/ci/browser.sh``. The view is served by uvicorn on loopback over a ``Runtime``
+whose run the test logs in steps; after each step the page must show the new sample counts (the
+server-sent events arrived and were drawn), the estimate charts must gain points and their
+interval narrow, the page must load nothing from anywhere else and log no console error. Once
+saved, the sample browser pages and filters the run's details. The screenshot of the page
+mid-run is ``build/browser/view.png`` (the README's ``docs/view.png`` is one of these).
+
+Until ``Progress`` carries ``estimates`` and ``baseline`` itself, the run's snapshots are
+extended here with Progress-shaped ones (a running mean with a Hoeffding interval, and a
+verdict against a baseline of 0.5), which is what the page is drawn from either way.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import random
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+import uvicorn
+
+from evalstream import (
+    Doc,
+    EvaluationTracker,
+    ModelInfo,
+    ModelResponse,
+    Progress,
+    Runtime,
+    TaskSpec,
+    view_app,
+)
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOT = Path(__file__).parents[2] / "build" / "browser" / "view.png"
+TASKS = ["suite|arc:easy|0", "suite|hellaswag|0"]
+SKILL = {TASKS[0]: 0.72, TASKS[1]: 0.3}
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium() -> str:
+    found = os.environ.get("EVALSTREAM_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.skip(
+            "no chromium binary: `apt-get install chromium` (scripts/ci/browser.sh does) "
+            "or set EVALSTREAM_CHROMIUM"
+        )
+    return found
+
+
+class _Estimates:
+    """Running sums of each task's 0/1 ``acc``, as Progress-shaped estimates and a baseline."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, tuple[int, float]] = {}
+
+    def add(self, task: str, value: float) -> None:
+        n, total = self.sums.get(task, (0, 0.0))
+        self.sums[task] = (n + 1, total + value)
+
+    def extend(self, progress: Progress) -> Progress:
+        """``progress`` with ``estimates`` and ``baseline`` (a Progress made with both fields)."""
+        if "estimates" in Progress.__struct_fields__:  # Progress carries them itself now
+            return progress
+        estimates: dict[str, Any] = {}
+        baseline: dict[str, Any] = {}
+        for task, (n, total) in self.sums.items():
+            mean, half = total / n, math.sqrt(math.log(2 / 0.05) / (2 * n))
+            low, high = mean - half, mean + half
+            estimates[task] = {"acc": {"mean": mean, "low": low, "high": high, "n": n}}
+            verdict = "better" if low > 0.5 else "worse" if high < 0.5 else "undecided"
+            baseline[task] = {
+                "acc": {"diff": mean - 0.5, "low": low - 0.5, "high": high - 0.5, "n": n,
+                        "verdict": verdict}
+            }  # fmt: skip
+        fields = {f: getattr(progress, f) for f in Progress.__struct_fields__}
+        return _with_estimates()(**fields, estimates=estimates, baseline=baseline)
+
+
+def _with_estimates() -> type[Progress]:
+    """Progress with the two fields the statistics branch adds (made only while it lacks them)."""
+    return msgspec.defstruct(
+        "ProgressWithEstimates",
+        [("estimates", dict, {}), ("baseline", dict, {})],
+        bases=(Progress,),
+        frozen=True,
+        kw_only=True,
+    )
+
+
+async def test_the_live_view_follows_a_run_in_chromium(tmp_path: Path) -> None:
+    async_api = pytest.importorskip(
+        "playwright.async_api", reason="playwright is not installed (scripts/ci/browser.sh)"
+    )
+    image = pytest.importorskip("PIL.Image")
+    binary = _chromium()
+    rng = random.Random(7)
+    estimates = _Estimates()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    origin = f"http://127.0.0.1:{port}"
+    problems: list[str] = []
+    with anyio.fail_after(180):
+        async with Runtime() as runtime, anyio.create_task_group() as tg:
+            server = uvicorn.Server(
+                uvicorn.Config(view_app(str(tmp_path), runtime=runtime, interval=0.1),
+                               log_level="warning")
+            )  # fmt: skip
+            tg.start_soon(server.serve, [sock])
+            while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag only
+                await anyio.sleep(0.01)
+            async with (
+                EvaluationTracker(tmp_path, runtime=runtime, bootstrap_iters=0) as tracker,
+                async_api.async_playwright() as pw,
+            ):
+                host = tracker._host  # the hook the runtime's view reads
+                own = host.progress
+                assert own is not None
+                host.progress = lambda: estimates.extend(own())
+                await tracker.log_model_info(ModelInfo(model_name="org/checkpoint-4000"))
+                await tracker.log_tasks([TaskSpec(name=t) for t in TASKS])
+                for task in TASKS:
+                    await tracker.log_num_docs(task, 400, 400)
+                browser = await pw.chromium.launch(executable_path=binary, args=FLAGS)
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: problems.append(str(e)))
+                page.on(
+                    "request",
+                    lambda r: None if r.url.startswith(origin) else problems.append(r.url),
+                )
+                await page.goto(f"{origin}/#run={tracker.run_id}", wait_until="load")
+                await page.wait_for_function(
+                    "document.querySelector('#state').textContent === 'running'"
+                )
+                widths: list[float] = []
+                logged = 0
+                for step in (20, 40, 60, 100, 140, 200):
+                    for i in range(logged, logged + step):
+                        task = TASKS[i % 2]
+                        acc = float(rng.random() < SKILL[task])
+                        doc = Doc(query=f"{task} question {i // 2}?", choices=["A", "B"],
+                                  gold_index=0, id=str(i // 2))  # fmt: skip
+                        await tracker.log_sample(
+                            task, doc, [ModelResponse(text=["A"])], {"acc": acc}
+                        )
+                        estimates.add(task, acc)
+                    logged += step
+                    await page.wait_for_function(
+                        f"document.querySelector('#samples').textContent === '{logged}'"
+                    )
+                    chart = page.locator(f'.chart[data-task="{TASKS[0]}"][data-metric="acc"]')
+                    await page.wait_for_function(
+                        "n => Number(document.querySelector('.chart').dataset.n) >= n",
+                        arg=logged // 2,
+                    )
+                    widths.append(float(await chart.get_attribute("data-width") or "nan"))
+                    count = page.locator(f'.task[data-task="{TASKS[0]}"] .count')
+                    assert await count.text_content() == str(logged // 2)
+                assert widths[-1] == min(widths) and widths[-1] < widths[0] / 2  # it narrows
+                canvas = chart.locator("canvas")
+                box = await canvas.bounding_box()
+                assert box is not None and box["width"] > 300 and box["height"] > 100
+                shot = image.open(io.BytesIO(await canvas.screenshot())).convert("RGB")
+                colours = shot.getcolors(maxcolors=1 << 20) or []
+                drawn = sum(n for n, rgb in colours if max(rgb) - min(rgb) > 60)
+                assert drawn > 200, "the estimate chart has no coloured marks"
+                verdicts = await page.locator("#baseline tbody td.verdict").all_text_contents()
+                assert verdicts == ["better", "worse"]
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+                await tracker.save()
+                await page.wait_for_function(
+                    "document.querySelector('#state').textContent === 'saved'"
+                )
+                rows = page.locator("#sample-rows tbody tr")
+                await rows.first.wait_for()
+                assert await rows.count() == 20
+                await page.select_option("#filters [name=correct]", "0")
+                await page.fill("#filters [name=q]", "question 1")
+                await page.click("#filters button[type=submit]")
+                await page.wait_for_function(
+                    "[...document.querySelectorAll('#sample-rows tbody tr td:nth-child(5)')]"
+                    ".every(td => td.textContent.includes('\"acc\":0'))"
+                )
+                texts = await page.locator("#sample-rows tbody td:nth-child(2)").all_text_contents()
+                assert texts and all("question 1" in t for t in texts)
+                await browser.close()
+            server.should_exit = True
+    sock.close()
+    assert problems == []
+    assert SCREENSHOT.stat().st_size > 30_000
