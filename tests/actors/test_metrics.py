@@ -43,14 +43,14 @@ def _accepted(samples: list[tuple[str, dict[str, Any], str]]) -> list[Score]:
     out: list[Score] = []
     for task, metrics, scope in samples:
         if scope == "details":
-            out.append((task, metrics, "details"))
+            out.append((task, metrics, "details", "q"))
             continue
         try:
             stored, new = check_metrics(task, metrics, kinds.get(task))
         except EvalStreamError:
             continue
         kinds.setdefault(task, {}).update(new)
-        out.append((task, stored, scope))  # type: ignore[arg-type]
+        out.append((task, stored, scope, "q"))  # type: ignore[arg-type]
     return out
 
 
@@ -82,7 +82,7 @@ def test_live_columns_store_what_the_per_sample_path_stores(
                         ScoredSample(
                             task_name=t, doc=Doc(query="q"), outputs=(), metrics=m, scope=s
                         )  # type: ignore[arg-type]
-                        for t, m, s in chunk
+                        for t, m, s, _ in chunk
                     )
                 )
             )
@@ -100,6 +100,6 @@ def test_live_columns_store_what_the_per_sample_path_stores(
 
 def test_a_column_of_ints_bools_and_floats_is_one_float64_array() -> None:
     actor = MetricsActor(AggregationRegistry())
-    scores: list[Score] = [("t|0", {"acc": v}, "both") for v in (1, True, 0.25, 2**62)]
+    scores: list[Score] = [("t|0", {"acc": v}, "both", "q") for v in (1, True, 0.25, 2**62)]
     anyio.run(actor.handle_scores, scores)
     assert actor.values() == {"t|0": {"acc": [1.0, 1.0, 0.25, float(2**62)]}}

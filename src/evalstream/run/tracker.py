@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from evalstream._types import DetailsLayout, Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.actors.base import ActorStats
     from evalstream.durability.journal import Journal, JournalStats
+    from evalstream.run.baseline import Baseline
     from evalstream.run.coordinator import Coordinator
     from evalstream.run.intake import Prepared
     from evalstream.run.progress import Progress
@@ -93,6 +94,8 @@ class EvaluationTracker:
         details_layout: DetailsLayout = D.details_layout,
         results_path_template: str | None = None,
         runtime: Runtime | None = None,
+        baseline: Baseline | None = None,
+        baseline_margin: float = D.baseline_margin,
     ) -> None:
         given = {k: v for k, v in locals().items() if k in Options.__struct_fields__}
         nones = {"hub_results_org": hub_results_org, "results_path_template": results_path_template}
@@ -111,18 +114,17 @@ class EvaluationTracker:
             hub_retry=hub_retry,
             shard=shard,
             runtime=runtime,
+            baseline=baseline,
         )
         host = self._host = parts.host
-        self._shard, self._config = parts.shard, parts.config
+        self._shard, self._config, self._batch = parts.shard, parts.config, parts.batch
         self.control, self.publisher, self.run_info = parts.control, parts.publisher, parts.run_info
         self.run_id = host.run_id
         self._state: State = "new"
-        self._batch = parts.batch
-        self._replayed = 0
+        self._replayed, self._progress = 0, SaveProgress()
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
         self._result: RunResult | None = None
-        self._progress = SaveProgress()
         self._pid: int | None = None  # the process the run started in (run/forks.py)
 
     @property
@@ -145,11 +147,13 @@ class EvaluationTracker:
         if self._state != "new":
             raise RunStateError("a tracker runs once; create a new EvaluationTracker per run")
         self._pid = os.getpid()
+        baseline = await self._parts.load_baseline()  # before the run exists: a bad one fails
         self.resume_from = await self._shard.start(self.resume_from)
         resume = await open_resume(self.resume_from)  # holds the dead run's lock
         try:
             self._host.predecessor = str(resume.run_dir) if resume is not None else None
             self._coordinator = await self._host.start()
+            self._parts.compare(self._coordinator, baseline)
             self._state = "running"
             try:
                 if self._parts.live is not None:
@@ -187,10 +191,8 @@ class EvaluationTracker:
         forks.check(self._pid)
         if self._state != "running" or self._coordinator is None:
             raise not_running(self._state)
-        if healthy:
-            failure = self._host.failure(faults=not self.control.contain_faults)
-            if failure is not None:
-                raise failure
+        if healthy and (failure := self._host.failure(faults=not self.control.contain_faults)):
+            raise failure
         return self._coordinator
 
     async def _send(self, message: RunMessage) -> None:
@@ -332,11 +334,11 @@ class EvaluationTracker:
             meter=self._batch.meter,
             synced=self.journal.stats().synced,
             actors=self.stats(),
+            live=self._coordinator.metrics.live if self._coordinator else None,
         )
 
     def progress_updates(self, interval: float = 0.5) -> AsyncIterator[Progress]:
-        """A snapshot now, then every ``interval`` s while the run lives, then the last one
-        (for server-sent events, websockets): it ends once the run is saved, failed or closed."""
+        """A snapshot now, every ``interval`` s while the run lives, and the last (for SSE)."""
         return _progress.updates(self.progress, lambda: self._host.ended, interval)
 
     async def preview(self) -> dict[str, Any]:
