@@ -76,6 +76,8 @@ async def test_progress_reaches_a_verdict_against_a_saved_baseline(
     progress = new.seen  # type: ignore[attr-defined]
     up, same = progress.baseline["suite|up|0"]["acc"], progress.baseline["suite|same|0"]["acc"]
     assert (up.verdict, up.n) == ("better", DOCS)
+    paired = [_right("suite|up|0", i, "new") - _right("suite|up|0", i, "base") for i in range(DOCS)]
+    assert up.diff == pytest.approx(sum(paired) / DOCS)  # each doc with its own repeat
     assert 0.0 < up.low <= up.diff <= up.high
     assert (same.verdict, same.diff, same.n) == ("equivalent", 0.0, DOCS)
     assert -0.05 < same.low <= same.high < 0.05

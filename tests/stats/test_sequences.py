@@ -151,3 +151,34 @@ def test_values_outside_the_unit_interval_are_refused() -> None:
     """A sequence here is for [0, 1]: 1.5 is a ValueError, not a wrong interval."""
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         SequenceState().update([0.5, 1.5])
+
+
+def _by_the_paper(x: list[float], alpha: float = 0.05) -> tuple[float, float]:
+    """Theorem 2 of Waudby-Smith & Ramdas (2024), one sample at a time, written out plainly."""
+    level = math.log(2 / alpha)
+    total = squares = bet = weighted = penalty = 0.0
+    mu_before, var_before = 0.5, 0.25
+    low, high = 0.0, 1.0
+    for t, value in enumerate(x, start=1):
+        lam = min(math.sqrt(2 * level / (var_before * t * math.log(1 + t))), 0.5)
+        penalty += 4 * (value - mu_before) ** 2 * (-math.log(1 - lam) - lam) / 4
+        bet += lam
+        weighted += lam * value
+        total += value
+        mu = (0.5 + total) / (t + 1)
+        squares += (value - mu) ** 2
+        mu_before, var_before = mu, (0.25 + squares) / (t + 1)
+        centre, radius = weighted / bet, (level + penalty) / bet
+        low, high = max(low, centre - radius), min(high, centre + radius)
+    return low, high
+
+
+def test_the_batched_update_is_the_papers_sequence_sample_by_sample() -> None:
+    """Fed in uneven batches, the vectorised sums give exactly the paper's per-sample sequence
+    (so every bet uses only the samples before it)."""
+    rng = np.random.default_rng(1)
+    x = rng.beta(0.7, 1.3, 500)
+    state = SequenceState()
+    for part in np.split(x, [1, 2, 40, 41, 300]):
+        state.update(part)
+    assert state.bounds() == pytest.approx(_by_the_paper(list(x)), abs=1e-12)
