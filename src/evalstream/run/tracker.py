@@ -324,7 +324,7 @@ class EvaluationTracker:
         return self.journal.stats()
 
     def progress(self) -> Progress:
-        """A snapshot of the run: samples per task, rate, durable count, inbox depths."""
+        """A snapshot of the run: samples per task, rate, durable count, inboxes, estimates."""
         marked = self._host.status_state
         return _progress.snapshot(
             run_id=self.run_id,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evalstream.stats.sequences import RunningDifference, RunningMean, in_unit
+from evalstream.stats.sequences import RunningDifference, RunningMean
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -76,10 +76,6 @@ class LiveStats:
         """A batch's values of one numeric metric of one task."""
         if (task, metric) in self._unbounded or values.size == 0:
             return
-        if not in_unit(values):
-            self._unbounded.add((task, metric))
-            self._means.get(task, {}).pop(metric, None)
-            return
         means = self._means.setdefault(task, {})
         mean = means.get(metric)
         if mean is None:
@@ -92,25 +88,32 @@ class LiveStats:
             return
         docs = self.baseline.tasks
         columns: dict[tuple[str, str], list[float]] = {}
+        last = None
+        base_docs: dict[DocKey, dict[str, float]] | None = None
+        repeats: dict[str, int] = {}
         for task, metrics, text in samples:
-            repeats = self._repeats.setdefault(task, {})
+            if task != last:  # a batch is mostly runs of one task
+                last, base_docs = task, docs.get(task)
+                repeats = self._repeats.setdefault(task, {})
+            if base_docs is None:
+                continue
             n = repeats.get(text, 0)
             repeats[text] = n + 1
-            base = docs.get(task, {}).get((text, n))
+            base = base_docs.get((text, n))
             if base is None:
                 continue
-            for metric, value in metrics.items():
-                before = base.get(metric)
-                if before is None or not isinstance(value, _NUMBERS):
+            for metric, before in base.items():
+                value = metrics.get(metric)
+                if not isinstance(value, _NUMBERS):  # not logged, or a corpus metric
                     continue
                 if not (0.0 <= before <= 1.0 and 0.0 <= value <= 1.0):  # NaN fails too
                     self._unpaired.add((task, metric))
                     continue
                 column = columns.get((task, metric))
                 if column is None:
-                    columns[(task, metric)] = [float(value) - before]
+                    columns[(task, metric)] = [value - before]
                 else:
-                    column.append(float(value) - before)
+                    column.append(value - before)
         for task, metric in self._unpaired:
             self._diffs.get(task, {}).pop(metric, None)
         for (task, metric), column in columns.items():
@@ -124,11 +127,16 @@ class LiveStats:
 
     def estimates(self) -> dict[str, dict[str, Estimate]]:
         """task -> metric -> the running mean and its sequence (bounded metrics only)."""
-        return {
-            task: {metric: m.estimate() for metric, m in sorted(means.items())}
-            for task, means in sorted(self._means.items())
-            if means
-        }
+        out: dict[str, dict[str, Estimate]] = {}
+        for task, means in sorted(self._means.items()):
+            for metric, mean in sorted(means.items()):
+                estimate = mean.estimate()
+                if estimate is None:  # a value left [0, 1]: no sequence from now on
+                    self._unbounded.add((task, metric))
+                    del means[metric]
+                else:
+                    out.setdefault(task, {})[metric] = estimate
+        return out
 
     def versus(self) -> dict[str, dict[str, Versus]]:
         """task -> metric -> the paired difference against the baseline (empty without one)."""

@@ -132,20 +132,59 @@ class SequenceState:
         return float(self.low[0]), float(self.high[0])
 
 
+_PENDING = 8192
+
+
+class Pending:
+    """Batches waiting to enter a sequence. A numpy call costs microseconds whatever its size,
+    so a live run's batches are applied together: when a snapshot asks, or once ``_PENDING``
+    values wait. The sequence is the same however its samples are split (every look inside the
+    applied batches counts in the running intersection), so waiting changes nothing but cost.
+    The values' bound is checked as they are applied: ``bounded`` turns False for good."""
+
+    __slots__ = ("batches", "bounded", "size", "state")
+
+    def __init__(self, streams: int = 1) -> None:
+        self.state = SequenceState(streams)
+        self.batches: list[NDArray[np.float64]] = []
+        self.size = 0
+        self.bounded = True
+
+    def add(self, values: NDArray[np.float64]) -> None:
+        """Queue a batch (``(m,)``, or ``(streams, m)``)."""
+        self.batches.append(values)
+        self.size += values.size
+        if self.size >= _PENDING:
+            self.apply()
+
+    def apply(self) -> SequenceState:
+        """The sequence with every pending batch in it (none, once a value left [0, 1])."""
+        if self.batches:
+            batches, self.batches, self.size = self.batches, [], 0
+            values = np.concatenate(batches, axis=-1)
+            self.bounded = self.bounded and in_unit(values)
+            if self.bounded:
+                self.state.update(values)
+        return self.state
+
+
 class RunningMean:
     """One metric's live estimate: the plain mean and the sequence of its values in [0, 1]."""
 
-    __slots__ = ("state",)
+    __slots__ = ("pending",)
 
     def __init__(self) -> None:
-        self.state = SequenceState()
+        self.pending = Pending()
 
     def update(self, values: NDArray[np.float64]) -> None:
-        """Add a batch of values, all in [0, 1] (the caller checks: ``in_unit``)."""
-        self.state.update(values)
+        """Add a batch of values; one outside [0, 1] (or NaN) ends the estimate."""
+        self.pending.add(values)
 
-    def estimate(self) -> Estimate:
-        state = self.state
+    def estimate(self) -> Estimate | None:
+        """The estimate now, or None once a value left [0, 1]."""
+        state = self.pending.apply()
+        if not self.pending.bounded:
+            return None
         low, high = state.bounds()
         n = state.count
         mean = float(state.total[0]) / n if n else math.nan
@@ -156,21 +195,29 @@ class RunningDifference:
     """One metric's paired difference new - baseline, each in [0, 1], so the difference is in
     [-1, 1]: the sequence runs on ``(d + 1) / 2`` in [0, 1] and is mapped back."""
 
-    __slots__ = ("margin", "state")
+    __slots__ = ("margin", "pending")
 
     def __init__(self, margin: float, streams: int = 1) -> None:
         self.margin = margin
-        self.state = SequenceState(streams)
+        self.pending = Pending(streams)
+
+    @property
+    def state(self) -> SequenceState:
+        """The sequence of ``(d + 1) / 2``, every pending batch applied."""
+        return self.pending.apply()
 
     def update(
         self, differences: ArrayLike, *, path: bool = False
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
         """Add a batch of paired differences, all in [-1, 1] (``(streams, m)`` or ``(m,)``);
-        with ``path=True`` returns the bounds of the difference after each sample."""
-        d = np.asarray(differences, dtype=np.float64)
-        bounds = self.state.update((d + 1.0) / 2.0, path=path)
-        if bounds is None:
+        with ``path=True`` it is applied now and the bounds of the difference after each sample
+        are returned, else it may wait with the pending batches."""
+        unit = (np.asarray(differences, dtype=np.float64) + 1.0) / 2.0
+        if not path:
+            self.pending.add(unit)
             return None
+        bounds = self.state.update(unit, path=True)
+        assert bounds is not None
         return 2.0 * bounds[0] - 1.0, 2.0 * bounds[1] - 1.0
 
     def versus(self) -> Versus:
@@ -199,5 +246,5 @@ def verdict(low: float, high: float, margin: float) -> Verdict:
 
 
 def in_unit(values: NDArray[np.float64]) -> bool:
-    """Whether every value is in [0, 1] (NaN is not): a metric gets a sequence only then."""
-    return bool(np.all(values >= 0.0) and np.all(values <= 1.0))
+    """Whether every value is in [0, 1] (NaN is not: it fails both comparisons)."""
+    return values.size == 0 or bool(values.min() >= 0.0 and values.max() <= 1.0)
