@@ -23,8 +23,9 @@ def test_a_metric_leaves_the_estimates_for_good_once_a_value_is_outside_0_1() ->
     live.add("t", "score", _col(0.2, 0.9))
     assert set(live.estimates()["t"]) == {"acc", "score"}
     live.add("t", "score", _col(0.5, 1.7))
-    live.add("t", "score", _col(0.5))
     live.add("t", "acc", _col(math.nan))
+    assert live.estimates() == {}
+    live.add("t", "score", _col(0.5))
     live.add("t", "acc", _col(1.0))
     assert live.estimates() == {}
 
