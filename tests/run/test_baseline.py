@@ -100,8 +100,9 @@ async def test_a_loaded_baseline_pairs_repeats_in_order(tmp_path: Path) -> None:
     assert baseline.result is not None
     docs = load_baseline(baseline.result.results_path)
     up = docs.tasks["suite|up|0"]
-    assert len(up) == DOCS
-    assert up[("suite|up|0 q3", 1)]["acc"] == _right("suite|up|0", 3 + DOCS // 2, "base")
+    assert len(up.index) == DOCS
+    assert up.value(("suite|up|0 q3", 1), "acc") == _right("suite|up|0", 3 + DOCS // 2, "base")
+    assert up.value(("suite|up|0 q3", 2), "acc") is None
 
 
 async def test_a_bad_baseline_fails_when_the_run_starts(tmp_path: Path) -> None:

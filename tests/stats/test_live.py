@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +14,20 @@ from evalstream.stats.sequences import RunningMean, SequenceState
 
 def _col(*values: float) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
+
+
+def _pair(live: LiveStats, samples: list[tuple[str, dict[str, Any], str]]) -> None:
+    """Pair a batch as the metrics actor does: with each all-numbers column of it."""
+    columns: dict[tuple[str, str], list[Any]] = {}
+    for task, metrics, _ in samples:
+        for metric, value in metrics.items():
+            columns.setdefault((task, metric), []).append(value)
+    numeric = {
+        k: np.asarray(v, dtype=np.float64)
+        for k, v in columns.items()
+        if all(isinstance(x, int | float) for x in v)
+    }
+    live.pair(samples, numeric)
 
 
 def test_a_metric_leaves_the_estimates_for_good_once_a_value_is_outside_0_1() -> None:
@@ -59,11 +74,11 @@ def test_pairs_only_docs_the_baseline_has_and_values_both_in_0_1() -> None:
     base = BaselineDocs()
     base.add_task("t", ["a", "b", "a"], [{"acc": 0, "len": 4}, {"acc": 1}, {"acc": 1}])
     live = LiveStats(base, margin=0.1)
-    live.pair([("t", {"acc": 1, "len": 0.5}, "a"), ("t", {"acc": 1}, "zzz"), ("u", {}, "a")])
+    _pair(live, [("t", {"acc": 1, "len": 0.5}, "a"), ("t", {"acc": 1}, "zzz"), ("u", {}, "a")])
     live.add("t", "len", _col(0.5))
     versus = live.versus()["t"]
     assert set(versus) == {"acc"} and (versus["acc"].diff, versus["acc"].n) == (1.0, 1)
-    live.pair([("t", {"acc": 0}, "a"), ("t", {"acc": 1}, "b")])  # "a" again: its 2nd repeat
+    _pair(live, [("t", {"acc": 0}, "a"), ("t", {"acc": 1}, "b")])  # "a" again: its 2nd repeat
     assert (live.versus()["t"]["acc"].diff, live.versus()["t"]["acc"].n) == (0.0, 3)
     assert "len" in live.estimates()["t"]
 
@@ -71,5 +86,5 @@ def test_pairs_only_docs_the_baseline_has_and_values_both_in_0_1() -> None:
 def test_no_baseline_no_comparison() -> None:
     """Without a baseline, pairing does nothing."""
     live = LiveStats()
-    live.pair([("t", {"acc": 1}, "a")])
+    _pair(live, [("t", {"acc": 1}, "a")])
     assert live.versus() == {}

@@ -112,6 +112,7 @@ class MetricsActor(Actor):
                     columns[(task, metric)] = [value]
                 else:
                     column.append(value)
+        numeric: dict[tuple[str, str], np.ndarray] = {}
         for task, n in counts.items():
             self._samples[task] = self._samples.get(task, 0) + n
             self._stores.setdefault(task, {})  # a task whose samples have no metrics has a row
@@ -128,6 +129,7 @@ class MetricsActor(Actor):
                     await self.faults.record(self.name, exc, samples=len(values))
                     continue
                 self.live.add(task, metric, numbers)
+                numeric[(task, metric)] = numbers
                 continue
             for value in values:
                 try:
@@ -135,18 +137,24 @@ class MetricsActor(Actor):
                 except MetricValueError as exc:
                     await self.faults.record(self.name, exc, samples=1)
         if self.live.baseline is not None:
-            self.live.pair((t, m, doc) for t, m, scope, doc in scores if scope != "details")
+            self.live.pair(
+                [(t, m, doc) for t, m, scope, doc in scores if scope != "details"], numeric
+            )
 
     def _observe(self, samples: list[tuple[str, dict[str, object], str]]) -> None:
         """Replayed samples (resume, recovery, merge) into the live estimates, as columns."""
-        columns: dict[tuple[str, str], list[float]] = {}
+        columns: dict[tuple[str, str], list[object]] = {}
         for task, metrics, _ in samples:
             for metric, value in metrics.items():
-                if type(value) in _NUMBERS:
-                    columns.setdefault((task, metric), []).append(float(value))  # type: ignore[arg-type]
-        for (task, metric), values in columns.items():
-            self.live.add(task, metric, np.array(values, dtype=np.float64))
-        self.live.pair(samples)
+                columns.setdefault((task, metric), []).append(value)
+        numeric = {  # as the live path: a column of numbers only
+            key: np.array(values, dtype=np.float64)
+            for key, values in columns.items()
+            if all(type(v) in _NUMBERS for v in values)
+        }
+        for (task, metric), numbers in numeric.items():
+            self.live.add(task, metric, numbers)
+        self.live.pair(samples, numeric)
 
     async def _add(self, task: str, metrics: dict[str, object]) -> None:
         """Store one sample's values, all or none: a value its store refuses skips the sample."""

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evalstream.stats.sequences import RunningDifference, RunningMean
+from evalstream.stats.sequences import RunningDifference, RunningMean, in_unit
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from numpy.typing import NDArray
 
@@ -33,26 +33,53 @@ DocKey = tuple[str, int]
 _NUMBERS = (int, float)  # bool is an int
 
 
+class BaselineTask:
+    """One task of a baseline: each doc's row, and each metric's values by row (NaN where the
+    doc has no number for it), so a batch pairs a metric with one numpy gather."""
+
+    __slots__ = ("index", "values")
+
+    def __init__(self, examples: Sequence[str], metrics: Sequence[Mapping[str, Any]]) -> None:
+        self.index: dict[DocKey, int] = {}
+        seen: dict[str, int] = {}
+        for row, text in enumerate(examples):
+            n = seen.get(text, 0)
+            seen[text] = n + 1
+            self.index[(text, n)] = row
+        self.values: dict[str, NDArray[np.float64]] = {}
+        for row, values in enumerate(metrics):
+            for metric, value in values.items():
+                if isinstance(value, _NUMBERS):
+                    column = self.values.get(metric)
+                    if column is None:
+                        column = self.values[metric] = np.full(len(examples), np.nan)
+                    column[row] = value
+
+    def value(self, key: DocKey, metric: str) -> float | None:
+        """The baseline's value of ``metric`` on the doc ``key`` (None: no such doc or number)."""
+        row, column = self.index.get(key), self.values.get(metric)
+        if row is None or column is None or np.isnan(column[row]):
+            return None
+        return float(column[row])
+
+
 class BaselineDocs:
-    """A saved run's per-doc values: task -> doc key -> {metric: value}, numbers only."""
+    """A saved run's per-doc values, per task (``BaselineTask``)."""
 
     def __init__(self, label: str = "") -> None:
         self.label = label
-        self.tasks: dict[str, dict[DocKey, dict[str, float]]] = {}
+        self.tasks: dict[str, BaselineTask] = {}
 
     def add_task(
         self, task: str, examples: Sequence[str], metrics: Sequence[Mapping[str, Any]]
     ) -> None:
-        """One task's details rows, in file order (the repeats numbered in that order)."""
-        docs = self.tasks.setdefault(task, {})
-        seen: dict[str, int] = {}
-        for text, values in zip(examples, metrics, strict=True):
-            n = seen.get(text, 0)
-            seen[text] = n + 1
-            docs[(text, n)] = {k: float(v) for k, v in values.items() if isinstance(v, _NUMBERS)}
+        """One task's details rows, in file order (a text's repeats numbered in that order)."""
+        if len(examples) != len(metrics):
+            raise ValueError(f"{task}: {len(examples)} docs but {len(metrics)} metrics rows")
+        self.tasks[task] = BaselineTask(examples, metrics)
 
     def __len__(self) -> int:
-        return sum(len(d) for d in self.tasks.values())
+        return sum(len(t.index) for t in self.tasks.values())
 
 
 class LiveStats:
@@ -82,48 +109,56 @@ class LiveStats:
             mean = means[metric] = RunningMean()
         mean.update(values)
 
-    def pair(self, samples: Iterable[tuple[str, Mapping[str, Any], str]]) -> None:
-        """A batch's samples ``(task, metrics, doc text)``, paired with the baseline's docs."""
+    def pair(
+        self,
+        samples: Sequence[tuple[str, Mapping[str, Any], str]],
+        numeric: Mapping[tuple[str, str], NDArray[np.float64]],
+    ) -> None:
+        """Pair a batch with the baseline's docs: ``samples`` are its ``(task, metrics, doc
+        text)`` in order, ``numeric`` each (task, metric)'s column of numbers in the same order
+        (over the samples that logged the metric). One dict lookup per sample finds its
+        baseline row; each metric is then paired with numpy, a column at a time."""
         if self.baseline is None:
             return
-        docs = self.baseline.tasks
-        columns: dict[tuple[str, str], list[float]] = {}
-        last = None
-        base_docs: dict[DocKey, dict[str, float]] | None = None
-        repeats: dict[str, int] = {}
+        tasks = self.baseline.tasks
+        rows: dict[str, list[int]] = {}
+        members: dict[str, list[Mapping[str, Any]]] = {}
+        last, base, repeats, found, held = None, None, {}, [], []  # the current run of one task
         for task, metrics, text in samples:
             if task != last:  # a batch is mostly runs of one task
-                last, base_docs = task, docs.get(task)
+                last, base = task, tasks.get(task)
                 repeats = self._repeats.setdefault(task, {})
-            if base_docs is None:
+                found, held = rows.setdefault(task, []), members.setdefault(task, [])
+            held.append(metrics)
+            if base is None:
+                found.append(-1)
                 continue
             n = repeats.get(text, 0)
             repeats[text] = n + 1
-            base = base_docs.get((text, n))
-            if base is None:
+            found.append(base.index.get((text, n), -1))
+        for (task, metric), after in numeric.items():
+            base = tasks.get(task)
+            before_all = base.values.get(metric) if base is not None else None
+            if before_all is None or (task, metric) in self._unpaired:
                 continue
-            for metric, before in base.items():
-                value = metrics.get(metric)
-                if not isinstance(value, _NUMBERS):  # not logged, or a corpus metric
-                    continue
-                if not (0.0 <= before <= 1.0 and 0.0 <= value <= 1.0):  # NaN fails too
-                    self._unpaired.add((task, metric))
-                    continue
-                column = columns.get((task, metric))
-                if column is None:
-                    columns[(task, metric)] = [value - before]
-                else:
-                    column.append(value - before)
-        for task, metric in self._unpaired:
-            self._diffs.get(task, {}).pop(metric, None)
-        for (task, metric), column in columns.items():
-            if (task, metric) in self._unpaired:
+            where = np.asarray(rows[task], dtype=np.int64)
+            if where.size != after.size:  # some samples did not log it: keep those that did
+                where = where[[metric in m for m in members[task]]]
+            paired = where >= 0
+            before, after = before_all[where[paired]], after[paired]
+            number = ~np.isnan(before)
+            before, after = before[number], after[number]
+            if not before.size:
+                continue
+            if not (in_unit(before) and in_unit(after)):
+                self._unpaired.add((task, metric))
+                self._diffs.get(task, {}).pop(metric, None)
                 continue
             diffs = self._diffs.setdefault(task, {})
             diff = diffs.get(metric)
             if diff is None:
                 diff = diffs[metric] = RunningDifference(self.margin)
-            diff.update(np.asarray(column, dtype=np.float64))
+            diff.update(after - before)
 
     def estimates(self) -> dict[str, dict[str, Estimate]]:
         """task -> metric -> the running mean and its sequence (bounded metrics only)."""
