@@ -88,3 +88,14 @@ def test_no_baseline_no_comparison() -> None:
     live = LiveStats()
     _pair(live, [("t", {"acc": 1}, "a")])
     assert live.versus() == {}
+
+
+def test_a_baseline_doc_without_the_metric_is_not_paired_for_it() -> None:
+    """The baseline doc has ``em`` but no ``acc``: the sample pairs on ``em`` only."""
+    base = BaselineDocs()
+    base.add_task("t", ["a", "b"], [{"em": 1}, {"acc": 0, "em": 0, "note": "text"}])
+    live = LiveStats(base, margin=0.1)
+    _pair(live, [("t", {"acc": 1, "em": 1}, "a"), ("t", {"acc": 1, "em": 1}, "b")])
+    versus = live.versus()["t"]
+    assert (versus["acc"].n, versus["acc"].diff) == (1, 1.0)
+    assert (versus["em"].n, versus["em"].diff) == (2, 0.5)
