@@ -15,6 +15,7 @@ import anyio
 import msgspec
 import pytest
 
+import evalstream
 from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, TaskSpec
 from evalstream._errors import ConfigError
 from evalstream.run.baseline import load_baseline
@@ -57,7 +58,7 @@ async def _record(out: Path, model: str, **options: object) -> EvaluationTracker
     return tracker
 
 
-@pytest.mark.parametrize("how", ["results file", "run folder", "run id"])
+@pytest.mark.parametrize("how", ["results file", "run folder", "run id", "loaded"])
 async def test_progress_reaches_a_verdict_against_a_saved_baseline(
     tmp_path: Path, how: str
 ) -> None:
@@ -66,11 +67,13 @@ async def test_progress_reaches_a_verdict_against_a_saved_baseline(
     with anyio.fail_after(60):
         baseline = await _record(tmp_path, "base")
     assert baseline.result is not None
-    target = {
+    target: object = {
         "results file": baseline.result.results_path,
         "run folder": str(baseline.workdir),
         "run id": baseline.run_id,
-    }[how]
+    }.get(how)
+    if how == "loaded":  # loaded once, as a daemon comparing many checkpoints would
+        target = evalstream.load_baseline(baseline.run_id, output_dir=str(tmp_path))
     with anyio.fail_after(60):
         new = await _record(tmp_path, "new", baseline=target, baseline_margin=0.05)
     progress = new.seen  # type: ignore[attr-defined]

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 Baseline = str | os.PathLike[str] | BaselineDocs
 """What ``EvaluationTracker(baseline=...)`` takes: a saved run as ``evalstream show`` names it,
-or one already loaded by ``load_baseline`` (a daemon comparing many checkpoints loads it once)."""
+or one already loaded by ``evalstream.load_baseline`` (a daemon comparing many checkpoints
+loads it once)."""
 
 
 def load_baseline(target: str | os.PathLike[str], output_dir: str | None = None) -> BaselineDocs:
