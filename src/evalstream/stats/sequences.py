@@ -25,8 +25,9 @@ running sum, so a batch of samples updates in O(batch) with numpy cumulative sum
 is seven floats. The price is width: at n = 1000 the sequence is about twice as wide as the
 fixed-n Wilson interval (1.98x on Bernoulli(0.5), 1.76x on Bernoulli(0.05), measured by
 tests/stats/test_sequences.py), narrowing as ``sqrt(log(n) / n)`` instead of ``1 / sqrt(n)``;
-the betting sequence is narrower by the paper's experiments, at a thousand times the cost. It adapts to the variance (empirical
-Bernstein), so a metric near 0 or 1 gets a narrow sequence, as a Wilson interval does.
+the betting sequence is narrower in the paper's experiments, at a thousand times the cost. It
+adapts to the variance (empirical Bernstein), so a metric near 0 or 1 gets a narrow sequence,
+as a Wilson interval does.
 
 Every function works on a leading axis of independent streams (``shape (streams, samples)``),
 so the simulation tests run a thousand runs at once and a live run uses one stream.
@@ -54,7 +55,7 @@ class Estimate(msgspec.Struct, frozen=True, kw_only=True):
     """A metric's running mean over ``n`` samples and its 95 % confidence sequence.
 
     ``mean`` is the plain mean (what the results row will say); the sequence is centred on a
-    variance-weighted mean, so ``mean`` may sit off its centre, never outside it in practice.
+    variance-weighted mean, so ``mean`` need not be its midpoint.
     """
 
     mean: float
