@@ -13,7 +13,6 @@ import os
 from typing import TYPE_CHECKING
 
 from evalstream._errors import ConfigError
-from evalstream.runs.loading import metrics_dict, resolve_run
 from evalstream.stats.live import BaselineDocs
 
 if TYPE_CHECKING:
@@ -31,6 +30,9 @@ def load_baseline(target: str | os.PathLike[str], output_dir: str | None = None)
     A run id is looked up in ``output_dir`` (else the current folder), as ``evalstream ls``
     prints it.
     """
+    # imported here: a run without a baseline never loads pyarrow.parquet in its own process
+    from evalstream.runs.loading import metrics_dict, resolve_run
+
     run = resolve_run(os.fspath(target), output_dir=output_dir)
     docs = BaselineDocs(run.label)
     for task in run.tasks():
