@@ -40,7 +40,8 @@ ALLOWED: dict[str, set[str]] = {
     "sinks": {"vocabulary", "stats", "durability", "details", "sinks"},
     "actors": {"vocabulary", "stats", "durability", "details", "actors"},
     "shards": {"vocabulary", "durability", "shards"},
-    "run": set(LAYERS[: LAYERS.index("run") + 1]),  # everything below it
+    # everything below it, and runs/ (a live run reads its saved baseline: run/baseline.py)
+    "run": {*LAYERS[: LAYERS.index("run") + 1], "runs"},
     "lighteval": {"vocabulary", "stats", "durability", "details", "run", "lighteval"},
     "runs": {"vocabulary", "stats", "durability", "sinks", "runs"},
     "interop": {"vocabulary", "stats", "durability", "sinks", "run", "runs", "interop"},

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from evalstream._summary import OutputOutcome, RunResult, __version__
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.lighteval.sync import SyncEvaluationTracker
+    from evalstream.run.baseline import load_baseline
     from evalstream.run.merge import MergeResult, merge
     from evalstream.run.progress import Progress
     from evalstream.run.recover import recover
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from evalstream.sinks.retry import RetryPolicy
     from evalstream.sinks.tensorboard import RunInfo
     from evalstream.stats.aggregations import AggregationRegistry, default_registry
+    from evalstream.stats.sequences import Estimate, Versus
     from evalstream.view.app import view_app
 
 _EXPORTS = {
@@ -55,6 +57,7 @@ _EXPORTS = {
     "ConfigError": "evalstream._errors",
     "DetailsNotFoundError": "evalstream._errors",
     "Doc": "evalstream._types",
+    "Estimate": "evalstream.stats.sequences",
     "EvalStreamError": "evalstream._errors",
     "EvaluationTracker": "evalstream.run.tracker",
     "HubPushError": "evalstream._errors",
@@ -85,8 +88,10 @@ _EXPORTS = {
     "TensorBoardError": "evalstream._errors",
     "UnknownTaskError": "evalstream._errors",
     "UnsafeNameError": "evalstream._errors",
+    "Versus": "evalstream.stats.sequences",
     "__version__": "evalstream._summary",
     "default_registry": "evalstream.stats.aggregations",
+    "load_baseline": "evalstream.run.baseline",
     "merge": "evalstream.run.merge",
     "push_saved_run": "evalstream.sinks.push",
     "query": "evalstream.runs.query",
@@ -102,6 +107,7 @@ __all__ = [
     "ConfigError",
     "DetailsNotFoundError",
     "Doc",
+    "Estimate",
     "EvalStreamError",
     "EvaluationTracker",
     "HubPushError",
@@ -132,8 +138,10 @@ __all__ = [
     "TensorBoardError",
     "UnknownTaskError",
     "UnsafeNameError",
+    "Versus",
     "__version__",
     "default_registry",
+    "load_baseline",
     "merge",
     "push_saved_run",
     "query",

@@ -106,8 +106,9 @@ class EncodedBatch:
         self.payloads = payloads
 
 
-Score = tuple[str, dict[str, Any], Scope]
-"""A live sample as the metrics actor needs it: task name, checked metric values, scope."""
+Score = tuple[str, dict[str, Any], Scope, str]
+"""A live sample as the metrics actor needs it: task name, checked metric values, scope, and
+the doc's query (the doc a baseline's sample is paired with: ``stats.live``)."""
 
 
 class ScoreBatch:

@@ -38,6 +38,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     details_layout: DetailsLayout = "flat"
     results_path_template: str = ""  # lighteval 0.13's; "" is results/MODEL
     use_wandb: bool = False
+    baseline_margin: float = 0.01  # |new - baseline| under it counts as equivalent
 
     def __post_init__(self) -> None:
         """Checked at construction, so a bad option fails before the run starts."""
@@ -47,6 +48,11 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("bootstrap_iters must be 0 (no stderr) or at least 2")
         if self.flush_interval <= 0:
             raise ConfigError("flush_interval must be positive (seconds)")
+        if not 0.0 <= self.baseline_margin < 1.0:
+            raise ConfigError(
+                f"baseline_margin must be in [0, 1) (a difference of means in [0, 1]), "
+                f"not {self.baseline_margin!r}"
+            )
         if self.results_path_template:
             check_results_template(self.results_path_template)
         if self.details_layout not in DETAILS_LAYOUTS:

@@ -17,6 +17,7 @@ from evalstream._types import Doc
 from evalstream.actors.metrics import MetricsActor
 from evalstream.run.checks import check_metrics
 from evalstream.stats.compute import AggregationRegistry
+from evalstream.stats.live import BaselineDocs
 
 _NUMBER = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -43,14 +44,14 @@ def _accepted(samples: list[tuple[str, dict[str, Any], str]]) -> list[Score]:
     out: list[Score] = []
     for task, metrics, scope in samples:
         if scope == "details":
-            out.append((task, metrics, "details"))
+            out.append((task, metrics, "details", "q"))
             continue
         try:
             stored, new = check_metrics(task, metrics, kinds.get(task))
         except EvalStreamError:
             continue
         kinds.setdefault(task, {}).update(new)
-        out.append((task, stored, scope))  # type: ignore[arg-type]
+        out.append((task, stored, scope, "q"))  # type: ignore[arg-type]
     return out
 
 
@@ -82,7 +83,7 @@ def test_live_columns_store_what_the_per_sample_path_stores(
                         ScoredSample(
                             task_name=t, doc=Doc(query="q"), outputs=(), metrics=m, scope=s
                         )  # type: ignore[arg-type]
-                        for t, m, s in chunk
+                        for t, m, s, _ in chunk
                     )
                 )
             )
@@ -100,6 +101,54 @@ def test_live_columns_store_what_the_per_sample_path_stores(
 
 def test_a_column_of_ints_bools_and_floats_is_one_float64_array() -> None:
     actor = MetricsActor(AggregationRegistry())
-    scores: list[Score] = [("t|0", {"acc": v}, "both") for v in (1, True, 0.25, 2**62)]
+    scores: list[Score] = [("t|0", {"acc": v}, "both", "q") for v in (1, True, 0.25, 2**62)]
     anyio.run(actor.handle_scores, scores)
     assert actor.values() == {"t|0": {"acc": [1.0, 1.0, 0.25, float(2**62)]}}
+
+
+_LIVE = st.tuples(
+    st.sampled_from(["t1", "t2", "t3"]),
+    st.sampled_from(["a", "b", "c", "d"]),  # few texts: many repeats
+    st.fixed_dictionaries(
+        {}, optional={"acc": st.sampled_from([0, 1, 0.5, True]), "em": st.sampled_from([0.0, 1])}
+    ),
+    st.sampled_from(["both", "both", "metrics", "details"]),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_LIVE, max_size=60), st.integers(min_value=1, max_value=9))
+def test_the_actor_pairs_each_sample_with_its_baseline_doc(
+    samples: list[tuple[str, str, dict[str, Any], str]], batch: int
+) -> None:
+    """Tasks interleaved, texts repeated, metrics missing on some samples, any batching: the
+    metrics actor pairs the n-th repeat of a text with the baseline's n-th, metric by metric."""
+    base = BaselineDocs()
+    rows = [(text, n) for text in "abcd" for n in range(3)]  # up to 3 repeats in the baseline
+    for task in ("t1", "t2"):  # t3 is not in the baseline
+        base.add_task(task, [t for t, _ in rows], [{"acc": (n + len(t)) % 2} for t, n in rows])
+        base.tasks[task].values["em"] = np.asarray([0.5] * len(rows))
+    actor = MetricsActor(AggregationRegistry())
+    actor.compare_with(base, 0.1)
+    scores = [(task, m, scope, text) for task, text, m, scope in samples]
+    expected: dict[tuple[str, str], list[float]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for task, text, metrics, scope in samples:
+        if scope == "details":
+            continue
+        n = seen[(task, text)] = seen.get((task, text), -1) + 1
+        for metric, value in metrics.items():
+            if task != "t3" and n < 3:
+                before = 0.5 if metric == "em" else (n + 1) % 2
+                expected.setdefault((task, metric), []).append(float(value) - before)
+
+    async def feed() -> None:
+        for start in range(0, len(scores), batch):
+            await actor.handle_scores(scores[start : start + batch])  # type: ignore[arg-type]
+
+    anyio.run(feed)
+    got = {(t, m): v for t, ms in actor.live.versus().items() for m, v in ms.items()}
+    assert set(got) == set(expected)
+    for key, diffs in expected.items():
+        assert got[key].n == len(diffs)
+        assert math.isclose(got[key].diff, sum(diffs) / len(diffs), abs_tol=1e-12)

@@ -3,6 +3,10 @@
 Values stream into one ``MetricStore`` per (task, metric): numbers in a float64 numpy array,
 corpus inputs (tuples) in a compact list. Aggregation is a pure function of the stores, run in a
 worker thread at save time because a bootstrap over a million samples takes real CPU.
+
+The same columns feed the live estimates (``stats.live.LiveStats``: each metric's running mean
+and confidence sequence, and the paired comparison against a baseline), a batch at a time, so
+``log_sample`` pays nothing for them and a ``progress()`` snapshot reads them.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from evalstream.stats.compute import (
     MetricStore,
     aggregate_metric,
 )
+from evalstream.stats.live import LiveStats
 from evalstream.stats.rows import STDERR_SUFFIX
 
 if TYPE_CHECKING:
     from evalstream._messages import Score
     from evalstream._types import TaskSpec
+    from evalstream.stats.live import BaselineDocs
 
 _EMPTY = MetricStore()  # admits what a metric's first value may be
 _NUMBERS = frozenset({float, int, bool})  # what log_sample stores a "number" metric as
@@ -61,6 +67,11 @@ class MetricsActor(Actor):
         self._specs: dict[str, TaskSpec] = {}
         self._stores: dict[str, dict[str, MetricStore]] = {}
         self._samples: dict[str, int] = {}
+        self.live = LiveStats()
+
+    def compare_with(self, baseline: BaselineDocs, margin: float) -> None:
+        """Pair every sample from now on with ``baseline``'s on the same doc (before any)."""
+        self.live = LiveStats(baseline, margin)
 
     async def handle(self, message: RunMessage) -> None:
         """Store the values of every sample batch; remember task aggregations."""
@@ -74,6 +85,9 @@ class MetricsActor(Actor):
                         await anyio.lowlevel.checkpoint()
                     if sample.scope != "details":
                         await self._add(sample.task_name, sample.metrics)
+                self._observe(
+                    [(s.task_name, s.metrics, s.doc.query) for s in samples if s.scope != "details"]
+                )
             case ArgsInfo() | ModelInfoLogged() | TaskVersion() | NumDocs() | EndOfRun():
                 pass
             case _:
@@ -88,7 +102,7 @@ class MetricsActor(Actor):
         """
         columns: dict[tuple[str, str], list[object]] = {}
         counts: dict[str, int] = {}
-        for task, metrics, scope in scores:
+        for task, metrics, scope, _ in scores:
             if scope == "details":
                 continue
             counts[task] = counts.get(task, 0) + 1
@@ -98,6 +112,7 @@ class MetricsActor(Actor):
                     columns[(task, metric)] = [value]
                 else:
                     column.append(value)
+        numeric: dict[tuple[str, str], np.ndarray] = {}
         for task, n in counts.items():
             self._samples[task] = self._samples.get(task, 0) + n
             self._stores.setdefault(task, {})  # a task whose samples have no metrics has a row
@@ -107,16 +122,39 @@ class MetricsActor(Actor):
             if store is None:
                 store = stores[metric] = MetricStore()
             if all(type(v) in _NUMBERS for v in values):
+                numbers = np.array(values, dtype=np.float64)
                 try:
-                    store.extend_numeric(np.array(values, dtype=np.float64))
+                    store.extend_numeric(numbers)
                 except MetricValueError as exc:  # a store of corpus inputs: only a bug gets here
                     await self.faults.record(self.name, exc, samples=len(values))
+                    continue
+                self.live.add(task, metric, numbers)
+                numeric[(task, metric)] = numbers
                 continue
             for value in values:
                 try:
                     store.append(value)
                 except MetricValueError as exc:
                     await self.faults.record(self.name, exc, samples=1)
+        if self.live.baseline is not None:
+            self.live.pair(
+                [(t, m, doc) for t, m, scope, doc in scores if scope != "details"], numeric
+            )
+
+    def _observe(self, samples: list[tuple[str, dict[str, object], str]]) -> None:
+        """Replayed samples (resume, recovery, merge) into the live estimates, as columns."""
+        columns: dict[tuple[str, str], list[object]] = {}
+        for task, metrics, _ in samples:
+            for metric, value in metrics.items():
+                columns.setdefault((task, metric), []).append(value)
+        numeric = {  # as the live path: a column of numbers only
+            key: np.array(values, dtype=np.float64)
+            for key, values in columns.items()
+            if all(type(v) in _NUMBERS for v in values)
+        }
+        for (task, metric), numbers in numeric.items():
+            self.live.add(task, metric, numbers)
+        self.live.pair(samples, numeric)
 
     async def _add(self, task: str, metrics: dict[str, object]) -> None:
         """Store one sample's values, all or none: a value its store refuses skips the sample."""

@@ -72,7 +72,7 @@ class Batcher:
 
     def add(self, sample: ScoredSample, encoded: bytes) -> None:
         """Queue one validated sample's encoding and scores (the sample itself is not kept)."""
-        self._scores.append((sample.task_name, sample.metrics, sample.scope))
+        self._scores.append((sample.task_name, sample.metrics, sample.scope, sample.doc.query))
         self._raws.append(encoded)
         self.meter.count(sample.task_name)
         self.logged += 1
@@ -139,7 +139,7 @@ class Batcher:
             return (whole,)
         groups: list[list[bytes]] = [[] for _ in range(self.workers)]
         shards = self._shards
-        for (task, _, _), raw in zip(batch, raws, strict=True):
+        for (task, *_), raw in zip(batch, raws, strict=True):
             shard = shards.get(task)
             if shard is None:
                 shard = shards[task] = shard_of(task, self.workers)

@@ -14,6 +14,7 @@ import anyio
 
 from evalstream._errors import RunStateError
 from evalstream.durability.runstate import RunSettings, update_status
+from evalstream.run.baseline import as_baseline
 from evalstream.run.batcher import Batcher
 from evalstream.run.config import RunConfig
 from evalstream.run.control import RunControl
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from evalstream._options import Options
     from evalstream.durability.resume import ResumeState
     from evalstream.durability.storage import OutputStore
+    from evalstream.run.baseline import Baseline
     from evalstream.run.coordinator import Coordinator
     from evalstream.run.progress import Meter
     from evalstream.run.runtime import Runtime
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from evalstream.sinks.retry import RetryPolicy
     from evalstream.sinks.tensorboard import RunInfo
     from evalstream.stats.aggregations import AggregationRegistry
+    from evalstream.stats.live import BaselineDocs
 
 
 @dataclass(kw_only=True)
@@ -58,6 +61,7 @@ class RunParts:
     publisher: HubPublisher | None
     run_info: RunInfo | None
     live: LiveScalars | None
+    baseline: Baseline | None = None
     batch: Batcher = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,9 +78,18 @@ class RunParts:
     async def observe(self, batch: list[Score]) -> None:
         """A shipped batch's scores, for the live running-mean scalars (if on)."""
         if self.live is not None:
-            for task, metrics, scope in batch:
+            for task, metrics, scope, _ in batch:
                 if scope != "details":
                     await self.live.observe(task, metrics)
+
+    async def load_baseline(self) -> BaselineDocs | None:
+        """The baseline's per-doc values, read in a worker thread (None without a baseline)."""
+        return await anyio.to_thread.run_sync(as_baseline, self.baseline, self.store)
+
+    def compare(self, coordinator: Coordinator, baseline: BaselineDocs | None) -> None:
+        """Have the metrics actor pair every sample with ``baseline``'s (before any sample)."""
+        if baseline is not None:
+            coordinator.metrics.compare_with(baseline, self.control.options.baseline_margin)
 
     async def close_live(self) -> None:
         """Close the live scalars' writer once (save, or leaving the run)."""
@@ -154,6 +167,7 @@ def assemble(
     hub_retry: RetryPolicy | None,
     shard: ShardInfo | None,
     runtime: Runtime | None,
+    baseline: Baseline | None = None,
 ) -> RunParts:
     """Build every part of a run with ``options`` (the Hub publisher fails fast here)."""
     run_info = run_info_from(nanotron_run_info)
@@ -207,4 +221,5 @@ def assemble(
         )
         if every
         else None,
+        baseline=baseline,
     )

@@ -3,6 +3,10 @@
 The batcher counts samples per task as they are logged and remembers, per shipped batch, the
 journal sequence number that covers it, so the durable count is the samples whose batch the
 journal has fsynced. ``Progress`` is a frozen snapshot; nothing here waits or does I/O.
+
+``estimates`` and ``baseline`` are the metrics actor's live statistics (``stats.live``): each
+bounded metric's running mean with its 95 % confidence sequence, valid at every look, and the
+paired comparison against a baseline run (docs/design/live-statistics.md).
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import anyio
 import msgspec
 
 from evalstream._errors import ConfigError
+from evalstream.stats.sequences import Estimate, Versus
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
     from evalstream._messages import Scope, Score, ScoredSample
     from evalstream.actors.base import ActorStats
+    from evalstream.stats.live import LiveStats
 
 ENDED = frozenset({"saved", "failed", "cancelled", "closed"})
 _RATE_WINDOW = 5.0  # seconds of history behind ``rate``
@@ -48,6 +54,11 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     """Messages queued in each actor's inbox."""
     waiting: int
     """Producers waiting on a full inbox (back-pressure)."""
+    estimates: dict[str, dict[str, Estimate]] = {}
+    """task -> metric -> running mean and 95 % confidence sequence, for metrics whose values
+    are all in [0, 1] (shipped batches only: up to ``batch_size`` samples behind)."""
+    baseline: dict[str, dict[str, Versus]] = {}
+    """task -> metric -> new - baseline on the shared docs, and its verdict (with a baseline)."""
 
 
 class Routed:
@@ -83,7 +94,7 @@ class Meter:
 
     def taken(self, batch: Sequence[Score]) -> None:
         """``batch`` left the pending list: the journal and the actors are to get all of it."""
-        self._route((task, scope) for task, _, scope in batch)
+        self._route((task, scope) for task, _, scope, _ in batch)
 
     def shipped_batch(self, seq: int, samples: int) -> None:
         """A batch of ``samples`` went to the journal as message ``seq``."""
@@ -150,6 +161,7 @@ def snapshot(
     meter: Meter,
     synced: int,
     actors: Sequence[ActorStats],
+    live: LiveStats | None = None,
 ) -> Progress:
     """A run's ``Progress`` from its counters (``state``: the status marker's once it ended)."""
     return Progress(
@@ -162,6 +174,8 @@ def snapshot(
         durable=meter.durable(synced),
         inboxes={a.name: a.inbox_depth for a in actors},
         waiting=sum(a.waiting_senders for a in actors),
+        estimates=live.estimates() if live is not None else {},
+        baseline=live.versus() if live is not None else {},
     )
 
 

@@ -6,9 +6,8 @@ batch is journaled and routed to the actors, and only then can the caller wait (
 ``flush()`` returns when everything logged before it is fsynced in the journal. ``save()``
 closes the inboxes, lets each actor compile, aggregates, and runs the outputs concurrently.
 
-The work is done by small collaborators: ``RunConfig`` (what the run declared, and its checks),
-``Batcher`` (the pending batch), ``RunHost`` (folder, journal, actors), ``run.save`` and the
-outputs' registry, ``HubCalls``; recovery, merge and the sync facade use ``control``.
+Small collaborators do the work: ``RunConfig`` (declared run, checks), ``Batcher``, ``RunHost``
+(folder, journal, actors), ``run.save`` + the outputs, ``HubCalls``; others use ``control``.
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from evalstream._types import DetailsLayout, Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.actors.base import ActorStats
     from evalstream.durability.journal import Journal, JournalStats
+    from evalstream.run.baseline import Baseline
     from evalstream.run.coordinator import Coordinator
     from evalstream.run.intake import Prepared
     from evalstream.run.progress import Progress
@@ -93,6 +93,8 @@ class EvaluationTracker:
         details_layout: DetailsLayout = D.details_layout,
         results_path_template: str | None = None,
         runtime: Runtime | None = None,
+        baseline: Baseline | None = None,
+        baseline_margin: float = D.baseline_margin,
     ) -> None:
         given = {k: v for k, v in locals().items() if k in Options.__struct_fields__}
         nones = {"hub_results_org": hub_results_org, "results_path_template": results_path_template}
@@ -111,19 +113,18 @@ class EvaluationTracker:
             hub_retry=hub_retry,
             shard=shard,
             runtime=runtime,
+            baseline=baseline,
         )
         host = self._host = parts.host
         host.progress = self.progress  # what a runtime's live view shows of this run
-        self._shard, self._config = parts.shard, parts.config
+        self._shard, self._config, self._batch = parts.shard, parts.config, parts.batch
         self.control, self.publisher, self.run_info = parts.control, parts.publisher, parts.run_info
         self.run_id = host.run_id
         self._state: State = "new"
-        self._batch = parts.batch
-        self._replayed = 0
+        self._replayed, self._progress = 0, SaveProgress()
         self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
         self._result: RunResult | None = None
-        self._progress = SaveProgress()
         self._pid: int | None = None  # the process the run started in (run/forks.py)
 
     @property
@@ -146,11 +147,13 @@ class EvaluationTracker:
         if self._state != "new":
             raise RunStateError("a tracker runs once; create a new EvaluationTracker per run")
         self._pid = os.getpid()
+        baseline = await self._parts.load_baseline()  # before the run exists: a bad one fails
         self.resume_from = await self._shard.start(self.resume_from)
         resume = await open_resume(self.resume_from)  # holds the dead run's lock
         try:
             self._host.predecessor = str(resume.run_dir) if resume is not None else None
             self._coordinator = await self._host.start()
+            self._parts.compare(self._coordinator, baseline)
             self._state = "running"
             try:
                 if self._parts.live is not None:
@@ -188,10 +191,8 @@ class EvaluationTracker:
         forks.check(self._pid)
         if self._state != "running" or self._coordinator is None:
             raise not_running(self._state)
-        if healthy:
-            failure = self._host.failure(faults=not self.control.contain_faults)
-            if failure is not None:
-                raise failure
+        if healthy and (failure := self._host.failure(faults=not self.control.contain_faults)):
+            raise failure
         return self._coordinator
 
     async def _send(self, message: RunMessage) -> None:
@@ -323,7 +324,7 @@ class EvaluationTracker:
         return self.journal.stats()
 
     def progress(self) -> Progress:
-        """A snapshot of the run: samples per task, rate, durable count, inbox depths."""
+        """A snapshot of the run: samples per task, rate, durable count, inboxes, estimates."""
         marked = self._host.status_state
         return _progress.snapshot(
             run_id=self.run_id,
@@ -333,11 +334,11 @@ class EvaluationTracker:
             meter=self._batch.meter,
             synced=self.journal.stats().synced,
             actors=self.stats(),
+            live=self._coordinator.metrics.live if self._coordinator else None,
         )
 
     def progress_updates(self, interval: float = 0.5) -> AsyncIterator[Progress]:
-        """A snapshot now, then every ``interval`` s while the run lives, then the last one
-        (for server-sent events, websockets): it ends once the run is saved, failed or closed."""
+        """A snapshot now, every ``interval`` s while the run lives, and the last (for SSE)."""
         return _progress.updates(self.progress, lambda: self._host.ended, interval)
 
     async def preview(self) -> dict[str, Any]:
