@@ -8,24 +8,21 @@ interval narrow, the page must load nothing from anywhere else and log no consol
 saved, the sample browser pages and filters the run's details. The screenshot of the page
 mid-run is ``build/browser/view.png`` (the README's ``docs/view.png`` is one of these).
 
-Until ``Progress`` carries ``estimates`` and ``baseline`` itself, the run's snapshots are
-extended here with Progress-shaped ones (a running mean with a Hoeffding interval, and a
-verdict against a baseline of 0.5), which is what the page is drawn from either way.
+The run is compared live with a saved baseline run of the same docs (accuracy 0.5 on both
+tasks): the page's estimates are the run's own confidence sequences (``Progress.estimates``)
+and its verdicts the paired ones (``Progress.baseline``), one task better, one worse.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import os
 import random
 import shutil
 import socket
 from pathlib import Path
-from typing import Any
 
 import anyio
-import msgspec
 import pytest
 import uvicorn
 
@@ -34,7 +31,6 @@ from evalstream import (
     EvaluationTracker,
     ModelInfo,
     ModelResponse,
-    Progress,
     Runtime,
     TaskSpec,
     view_app,
@@ -65,44 +61,24 @@ def _chromium() -> str:
     return found
 
 
-class _Estimates:
-    """Running sums of each task's 0/1 ``acc``, as Progress-shaped estimates and a baseline."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, tuple[int, float]] = {}
-
-    def add(self, task: str, value: float) -> None:
-        n, total = self.sums.get(task, (0, 0.0))
-        self.sums[task] = (n + 1, total + value)
-
-    def extend(self, progress: Progress) -> Progress:
-        """``progress`` with ``estimates`` and ``baseline`` (a Progress made with both fields)."""
-        if "estimates" in Progress.__struct_fields__:  # Progress carries them itself now
-            return progress
-        estimates: dict[str, Any] = {}
-        baseline: dict[str, Any] = {}
-        for task, (n, total) in self.sums.items():
-            mean, half = total / n, math.sqrt(math.log(2 / 0.05) / (2 * n))
-            low, high = mean - half, mean + half
-            estimates[task] = {"acc": {"mean": mean, "low": low, "high": high, "n": n}}
-            verdict = "better" if low > 0.5 else "worse" if high < 0.5 else "undecided"
-            baseline[task] = {
-                "acc": {"diff": mean - 0.5, "low": low - 0.5, "high": high - 0.5, "n": n,
-                        "verdict": verdict}
-            }  # fmt: skip
-        fields = {f: getattr(progress, f) for f in Progress.__struct_fields__}
-        return _with_estimates()(**fields, estimates=estimates, baseline=baseline)
+def _doc(task: str, i: int) -> Doc:
+    return Doc(query=f"{task} question {i}?", choices=["A", "B"], gold_index=0, id=str(i))
 
 
-def _with_estimates() -> type[Progress]:
-    """Progress with the two fields the statistics branch adds (made only while it lacks them)."""
-    return msgspec.defstruct(
-        "ProgressWithEstimates",
-        [("estimates", dict, {}), ("baseline", dict, {})],
-        bases=(Progress,),
-        frozen=True,
-        kw_only=True,
-    )
+async def _baseline(folder: Path, docs: int) -> str:
+    """A saved run of the same docs, right on every other one (accuracy 0.5 on each task)."""
+    async with EvaluationTracker(folder, bootstrap_iters=0) as base:
+        await base.log_model_info(ModelInfo(model_name="org/checkpoint-3000"))
+        await base.log_tasks([TaskSpec(name=t) for t in TASKS])
+        for task in TASKS:
+            for i in range(docs):
+                acc = float(i % 2 == 0)
+                await base.log_sample(
+                    task, _doc(task, i), [ModelResponse(text=["A"])], {"acc": acc}
+                )
+        result = await base.save()
+    assert result.ok and result.results_path is not None
+    return str(result.results_path)
 
 
 async def test_the_live_view_follows_a_run_in_chromium(tmp_path: Path) -> None:
@@ -112,7 +88,8 @@ async def test_the_live_view_follows_a_run_in_chromium(tmp_path: Path) -> None:
     image = pytest.importorskip("PIL.Image")
     binary = _chromium()
     rng = random.Random(7)
-    estimates = _Estimates()
+    baseline = await _baseline(tmp_path / "base", 300)
+    out = tmp_path / "view"
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -121,20 +98,18 @@ async def test_the_live_view_follows_a_run_in_chromium(tmp_path: Path) -> None:
     with anyio.fail_after(180):
         async with Runtime() as runtime, anyio.create_task_group() as tg:
             server = uvicorn.Server(
-                uvicorn.Config(view_app(str(tmp_path), runtime=runtime, interval=0.1),
+                uvicorn.Config(view_app(str(out), runtime=runtime, interval=0.1),
                                log_level="warning")
             )  # fmt: skip
             tg.start_soon(server.serve, [sock])
             while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag only
                 await anyio.sleep(0.01)
             async with (
-                EvaluationTracker(tmp_path, runtime=runtime, bootstrap_iters=0) as tracker,
+                EvaluationTracker(
+                    out, runtime=runtime, bootstrap_iters=0, baseline=baseline
+                ) as tracker,
                 async_api.async_playwright() as pw,
             ):
-                host = tracker._host  # the hook the runtime's view reads
-                own = host.progress
-                assert own is not None
-                host.progress = lambda: estimates.extend(own())
                 await tracker.log_model_info(ModelInfo(model_name="org/checkpoint-4000"))
                 await tracker.log_tasks([TaskSpec(name=t) for t in TASKS])
                 for task in TASKS:
@@ -157,19 +132,17 @@ async def test_the_live_view_follows_a_run_in_chromium(tmp_path: Path) -> None:
                     for i in range(logged, logged + step):
                         task = TASKS[i % 2]
                         acc = float(rng.random() < SKILL[task])
-                        doc = Doc(query=f"{task} question {i // 2}?", choices=["A", "B"],
-                                  gold_index=0, id=str(i // 2))  # fmt: skip
                         await tracker.log_sample(
-                            task, doc, [ModelResponse(text=["A"])], {"acc": acc}
+                            task, _doc(task, i // 2), [ModelResponse(text=["A"])], {"acc": acc}
                         )
-                        estimates.add(task, acc)
                     logged += step
+                    await tracker.flush()  # the estimates follow shipped batches: ship the last
                     await page.wait_for_function(
                         f"document.querySelector('#samples').textContent === '{logged}'"
                     )
                     chart = page.locator(f'.chart[data-task="{TASKS[0]}"][data-metric="acc"]')
                     await page.wait_for_function(
-                        "n => Number(document.querySelector('.chart').dataset.n) >= n",
+                        "n => Number(document.querySelector('.chart')?.dataset.n ?? 0) >= n",
                         arg=logged // 2,
                     )
                     widths.append(float(await chart.get_attribute("data-width") or "nan"))
