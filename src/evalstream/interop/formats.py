@@ -10,3 +10,4 @@ EXPORTERS: dict[str, str] = {}
 IMPORTERS: dict[str, str] = {}
 """``--format`` of ``evalstream import`` -> ``module:function(source: str, output_dir: str)
 -> list[str]`` (the run folders written)."""
+IMPORTERS["lm-eval"] = "evalstream.interop.lmeval:import_run"
