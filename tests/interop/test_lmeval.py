@@ -91,10 +91,10 @@ def test_each_doc_is_one_details_row_with_its_prompt_choices_gold_and_filters(
     assert rows[1]["gold"] == ["2"]
 
 
-def test_ls_show_and_query_read_the_import(
+def test_ls_show_report_and_query_read_the_import(
     imported: tuple[dict[str, Any], str, Path], capsys: pytest.CaptureFixture[str]
 ):
-    """The imported run is a saved run to ls, show and query."""
+    """The imported run is a saved run to ls, show, report and query."""
     lm, path, out = imported
     capsys.readouterr()
     assert main(["ls", str(out), "--json"]) == 0
@@ -102,6 +102,10 @@ def test_ls_show_and_query_read_the_import(
     assert listed["status"] == "saved" and listed["model"] == "dummy" and listed["samples"] == 48
     assert main(["show", path]) == 0
     assert "lm-eval|tiny_mc|0" in capsys.readouterr().out
+    report = out.parent / f"{out.name}-report.html"
+    assert main(["report", str(out), "-o", str(report)]) == 0
+    assert "lm-eval|tiny_gen|0" in report.read_text()
+    capsys.readouterr()
     sql = "select task, avg(metrics.acc) as acc, count(*) as n from samples group by task"
     assert main(["query", str(out), sql, "--json"]) == 0
     rows = {r["task"]: r for r in json.loads(capsys.readouterr().out)}
