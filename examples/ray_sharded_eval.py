@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 TASKS = [TaskSpec(name=f"demo|task{t}|0", categories=["multichoice"]) for t in range(3)]
 MODEL = ModelInfo(model_name="demo/model", model_sha="abc123")
+RAY_OPTIONS: dict[str, Any] = {"num_cpus": 1, "max_retries": 3}
+"""Each shard task: one CPU; retried up to 3 times if its worker dies (it then resumes)."""
 
 
 def dataset(task: TaskSpec, docs: int) -> list[Doc]:
@@ -96,7 +98,7 @@ def main() -> None:
     else:
         ray.init(num_cpus=args.num_cpus, include_dashboard=False)
     try:
-        task = ray.remote(num_cpus=1, max_retries=3)(record_shard)
+        task = ray.remote(**RAY_OPTIONS)(record_shard)
         refs = [
             task.remote(args.output_dir, args.run, k, args.shards, args.docs)
             for k in range(args.shards)
