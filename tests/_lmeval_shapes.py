@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 DATE = "2026-12-07T01-02-03.456789"
-MC, GEN = "tiny_mc", "tiny_gen"
+MC, GEN, LL = "tiny_mc", "tiny_gen", "tiny_ll"
 
 
 def mc_prompt(i: int) -> str:
@@ -33,7 +33,9 @@ def _mean_stderr(values: list[float]) -> float:
 
 
 def write_run(folder: Path, docs: int = 24, seed: int = 0) -> dict[str, Any]:
-    """Write one lm-eval run of a multiple-choice task and a two-filter generative task."""
+    """Write one lm-eval run: a multiple-choice task (acc, acc_norm, and f1, a corpus metric
+    evalstream has no twin for), a two-filter generative task, and a loglikelihood task
+    (perplexity: exp(-mean loglik))."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     mc_lines, gen_lines = [], []
@@ -57,12 +59,13 @@ def write_run(folder: Path, docs: int = 24, seed: int = 0) -> dict[str, Any]:
                 "resps": [[[str(ll), "False"]] for ll in lls],
                 "filtered_resps": [[str(ll), "False"] for ll in lls],
                 "filter": "none",
-                "metrics": ["acc", "acc_norm"],
+                "metrics": ["acc", "acc_norm", "f1"],
                 "doc_hash": f"d{i}",
                 "prompt_hash": f"p{i}",
                 "target_hash": f"t{gold}",
                 "acc": acc,
                 "acc_norm": acc_norm,
+                "f1": [gold, lls.index(max(lls))],
             }
         )
     for flt, key in (("strict-match", "em_strict"), ("flexible-extract", "em_flex")):
@@ -87,9 +90,38 @@ def write_run(folder: Path, docs: int = 24, seed: int = 0) -> dict[str, Any]:
                     "exact_match": em,
                 }
             )
+    ll_lines, lls_gold = [], []
+    for i in range(docs):
+        ll = -rng.random() * 4
+        lls_gold.append(ll)
+        values.setdefault("ll_acc", []).append(float(ll > -1))
+        ll_lines.append(
+            {
+                "doc_id": i,
+                "doc": {"text": f"{i} times"},
+                "target": " times",
+                "arguments": {"gen_args_0": {"arg_0": f"{i}", "arg_1": " times"}},
+                "resps": [[[str(ll), str(ll > -1)]]],
+                "filtered_resps": [[str(ll), str(ll > -1)]],
+                "filter": "none",
+                "metrics": ["perplexity", "acc"],
+                "doc_hash": f"l{i}",
+                "prompt_hash": f"m{i}",
+                "target_hash": "t",
+                "perplexity": ll,
+                "acc": float(ll > -1),
+            }
+        )
     rows: dict[str, dict[str, Any]] = {
-        MC: {"alias": MC},
+        MC: {"alias": MC, "f1,none": 0.5, "f1_stderr,none": 0.1},
         GEN: {"alias": GEN},
+        LL: {
+            "alias": LL,
+            "perplexity,none": math.exp(-sum(lls_gold) / docs),
+            "perplexity_stderr,none": "N/A",
+            "acc,none": sum(values["ll_acc"]) / docs,
+            "acc_stderr,none": _mean_stderr(values["ll_acc"]),
+        },
     }
     for metric, key in (("acc", "acc"), ("acc_norm", "acc_norm")):
         rows[MC][f"{metric},none"] = sum(values[key]) / docs
@@ -109,6 +141,7 @@ def write_run(folder: Path, docs: int = 24, seed: int = 0) -> dict[str, Any]:
                 "metric_list": [
                     {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
                     {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+                    {"metric": "f1", "aggregation": "f1", "higher_is_better": True},
                 ],
                 "metadata": {"version": 1.0},
             },
@@ -123,13 +156,15 @@ def write_run(folder: Path, docs: int = 24, seed: int = 0) -> dict[str, Any]:
                 "filter_list": [{"name": "strict-match"}, {"name": "flexible-extract"}],
                 "metadata": {"version": 2.0},
             },
+            LL: {"task": LL, "dataset_path": "json", "output_type": "loglikelihood"},
         },
-        "versions": {MC: 1.0, GEN: 2.0},
-        "n-shot": {MC: 0, GEN: 0},
+        "versions": {MC: 1.0, GEN: 2.0, LL: "Yaml"},
+        "n-shot": {MC: 0, GEN: 0, LL: 0},
         "higher_is_better": {MC: {"acc": True, "acc_norm": True}, GEN: {"exact_match": True}},
         "n-samples": {
             MC: {"original": docs, "effective": docs},
             GEN: {"original": docs, "effective": docs},
+            LL: {"original": docs + 10, "effective": docs},
         },
         "config": {"model": "dummy", "model_args": "", "limit": None, "bootstrap_iters": 100000},
         "git_hash": None,
@@ -140,7 +175,7 @@ def write_run(folder: Path, docs: int = 24, seed: int = 0) -> dict[str, Any]:
         "task_hashes": {},
     }
     (folder / f"results_{DATE}.json").write_text(json.dumps(results, indent=2))
-    for task, lines in ((MC, mc_lines), (GEN, gen_lines)):
+    for task, lines in ((MC, mc_lines), (GEN, gen_lines), (LL, ll_lines)):
         with (folder / f"samples_{task}_{DATE}.jsonl").open("w") as f:
             f.writelines(json.dumps(line) + "\n" for line in lines)
     return results

@@ -11,7 +11,7 @@ import anyio
 import pyarrow.parquet as pq
 import pytest
 
-from _lmeval_shapes import DATE, GEN, MC, mc_prompt, write_run
+from _lmeval_shapes import DATE, GEN, LL, MC, mc_prompt, write_run
 from evalstream import Doc, EvaluationTracker, ModelInfo, ModelResponse, TaskSpec
 from evalstream._errors import InputError
 from evalstream.cli.main import main
@@ -47,12 +47,18 @@ def test_aggregates_agree_with_lm_evals_own(imported: tuple[dict[str, Any], str,
             "lm-eval|tiny_gen|0",
             "exact_match,flexible-extract",
         ),
+        (LL, "acc,none"): ("lm-eval|tiny_ll|0", "acc"),
     }
     for (task, key), (name, metric) in pairs.items():
         metric_name, _, flt = key.partition(",")
         assert ours[name][metric] == pytest.approx(lm["results"][task][key], abs=1e-12)
         stderr = lm["results"][task][f"{metric_name}_stderr,{flt}"]
         assert ours[name][f"{metric}_stderr"] == pytest.approx(stderr, abs=1e-12)
+    # lm-eval's perplexity, exp(-mean loglik), with no stderr (N/A): ours bootstraps one
+    perplexity = ours["lm-eval|tiny_ll|0"]
+    assert perplexity["perplexity"] == pytest.approx(lm["results"][LL]["perplexity,none"])
+    assert perplexity["perplexity_stderr"] > 0
+    assert "f1" not in ours["lm-eval|tiny_mc|0"]  # no exact twin in evalstream: not aggregated
 
 
 def test_the_run_keeps_lm_evals_model_versions_configs_and_counts(
@@ -62,13 +68,20 @@ def test_the_run_keeps_lm_evals_model_versions_configs_and_counts(
     _, path, _ = imported
     saved = _results(path)
     assert saved["config_general"]["model_name"] == "dummy"
-    assert saved["versions"] == {"lm-eval|tiny_mc|0": 1, "lm-eval|tiny_gen|0": 2}
+    versions = {"lm-eval|tiny_mc|0": 1, "lm-eval|tiny_gen|0": 2, "lm-eval|tiny_ll|0": 0}
+    assert saved["versions"] == versions  # "Yaml" (lm-eval's un-versioned tasks): 0
     config = saved["config_tasks"]["lm-eval|tiny_gen|0"]
     assert config["output_type"] == "generate_until" and config["lm_eval_task"] == GEN
     assert config["original_num_docs"] == config["effective_num_docs"] == 24
     lm_eval = saved["config_general"]["model_config"]["lm_eval"]
     assert lm_eval["date_id"] == DATE and lm_eval["config"]["model"] == "dummy"
-    assert lm_eval["metrics_not_aggregated"] == {"lm-eval|tiny_mc|0": [], "lm-eval|tiny_gen|0": []}
+    assert lm_eval["metrics_not_aggregated"] == {
+        "lm-eval|tiny_mc|0": ["f1"],
+        "lm-eval|tiny_gen|0": [],
+        "lm-eval|tiny_ll|0": [],
+    }
+    ll = saved["config_tasks"]["lm-eval|tiny_ll|0"]
+    assert (ll["original_num_docs"], ll["effective_num_docs"]) == (34, 24)
 
 
 def test_each_doc_is_one_details_row_with_its_prompt_choices_gold_and_filters(
@@ -82,6 +95,8 @@ def test_each_doc_is_one_details_row_with_its_prompt_choices_gold_and_filters(
     first = rows[0]
     assert first["example"] == mc_prompt(0) and first["full_prompt"] == mc_prompt(0)
     assert first["choices"] == [" yes", " no"] and first["gold_index"] == [0]
+    kept = first["specifics"]["lm_eval_metrics_not_aggregated"]
+    assert kept == {"f1": [0, first["predictions"].index(max(first["predictions"]))]}
     assert rows[1]["gold_index"] == [1] and len(rows[1]["predictions"]) == 2
     (gen,) = out.glob("details/**/details_lm-eval|tiny_gen|0_*.parquet")
     rows = pq.read_table(gen).to_pylist()
@@ -99,7 +114,7 @@ def test_ls_show_report_and_query_read_the_import(
     capsys.readouterr()
     assert main(["ls", str(out), "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
-    assert listed["status"] == "saved" and listed["model"] == "dummy" and listed["samples"] == 48
+    assert listed["status"] == "saved" and listed["model"] == "dummy" and listed["samples"] == 72
     assert main(["show", path]) == 0
     assert "lm-eval|tiny_mc|0" in capsys.readouterr().out
     report = out.parent / f"{out.name}-report.html"

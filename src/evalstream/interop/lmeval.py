@@ -228,9 +228,14 @@ def _number(value: Any) -> float:
     return float(value)  # resps are strings: "-1.25", or "True"/"False" for is_greedy
 
 
-def _gold(target: str, choices: list[str]) -> int:
+def _gold(target: str, choices: list[str]) -> int | list[int]:
+    """The gold index: lm-eval's target is an index, a list of them, or the gold choice."""
     if target.strip().lstrip("-").isdigit():
         return int(target)
+    if target.startswith("[") and target.endswith("]"):  # several golds: str([0, 2])
+        items = [t.strip() for t in target[1:-1].split(",")]
+        if items and all(t.isdigit() for t in items):
+            return [int(t) for t in items]
     stripped = [c.strip() for c in choices]
     return stripped.index(target.strip()) if target.strip() in stripped else 0
 
@@ -270,17 +275,18 @@ def _sample(
         "lm_eval_hashes": [first.get(k) for k in ("doc_hash", "prompt_hash", "target_hash")],
     } | ({"lm_eval_metrics_not_aggregated": kept} if kept else {})
     resps = first.get("resps") or []
+    gold: int | list[int] = 0
     try:
         if output_type == "generate_until":
             texts = [str(r[0]) if isinstance(r, list) and r else str(r) for r in resps]
             flt = next(iter(filtered.values()))
             post = [str(x) for x in flt] if isinstance(flt, list) else [str(flt)]
             response = ModelResponse(input=prompt, text=texts, text_post_processed=post)
-            choices, gold = [target], 0
+            choices = [target]
         elif output_type == "loglikelihood_rolling":
             logprobs = [_number(r[0] if isinstance(r, list) else r) for r in resps]
             response = ModelResponse(input=prompt, logprobs=logprobs)
-            choices, gold = [], 0
+            choices = []
         else:  # loglikelihood, multiple_choice: [[loglik, is_greedy]] per request
             choices = [str(cont) for _, cont in prompts]
             logprobs = [_number(r[0][0]) for r in resps]
