@@ -205,3 +205,15 @@ def test_a_folder_without_results_is_refused(tmp_path: Path):
     """A folder holding no results_*.json says so."""
     with pytest.raises(InputError, match="no lm-eval results"):
         import_run(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_task_names_that_name_no_task_or_an_unsafe_one_are_refused_before_a_write(
+    tmp_path: Path,
+):
+    """A rename of a task the run lacks, or to a name with '/', fails before any write."""
+    write_run(tmp_path / "src", docs=3)
+    with pytest.raises(InputError, match=r"task_names names no task of this run: \['nope'\]"):
+        import_run(str(tmp_path / "src"), str(tmp_path / "out"), task_names={"nope": "x|y|0"})
+    with pytest.raises(InputError, match="contains '/'"):
+        import_run(str(tmp_path / "src"), str(tmp_path / "out"), task_names={MC: "a/b|0"})
+    assert not (tmp_path / "out").exists()

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from evalstream._errors import InputError
+from evalstream._errors import InputError, UnsafeNameError
+from evalstream._naming import check_model_name, check_task_name
 from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 from evalstream.run.tracker import EvaluationTracker
 
@@ -114,6 +115,15 @@ class LmEvalRun:
         if not isinstance(results, dict):
             raise InputError(f"{results_file}: not an lm-eval results file (not a JSON object)")
         run = cls(results_file, results, names)
+        unknown = sorted(set(names) - set(run.configs))
+        if unknown:
+            raise InputError(f"{results_file}: task_names names no task of this run: {unknown}")
+        try:  # a name the tracker would refuse is refused before anything is written
+            check_model_name(run.model().model_name)
+            for name in run.names.values():
+                check_task_name(name)
+        except UnsafeNameError as exc:
+            raise InputError(f"{results_file}: {exc}") from None
         for task in run.configs:
             if not run.samples_file(task).is_file():
                 raise InputError(
