@@ -12,3 +12,4 @@ IMPORTERS: dict[str, str] = {}
 -> list[str]`` (the run folders written)."""
 
 EXPORTERS["eee"] = "evalstream.interop.eee:export_run"
+IMPORTERS["lm-eval"] = "evalstream.interop.lmeval:import_run"
