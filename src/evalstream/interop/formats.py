@@ -6,7 +6,9 @@ from __future__ import annotations
 EXPORTERS: dict[str, str] = {}
 """``--format`` of ``evalstream export`` -> ``module:function(run: LoadedRun, out: str) -> list[str]``
 (the files written)."""
+EXPORTERS["inspect"] = "evalstream.interop.inspect:export_run"
 
 IMPORTERS: dict[str, str] = {}
 """``--format`` of ``evalstream import`` -> ``module:function(source: str, output_dir: str)
 -> list[str]`` (the run folders written)."""
+IMPORTERS["inspect"] = "evalstream.interop.inspect:import_log"
