@@ -286,3 +286,12 @@ def test_export_without_the_extra_names_it(
         err = capsys.readouterr().err
         assert "--format inspect needs 'inspect_ai': pip install 'evalstream[inspect]'" in err
     assert not (tmp_path / "x").exists() and not (tmp_path / "out").exists()
+
+
+def test_export_help_says_what_o_names(capsys: pytest.CaptureFixture[str]) -> None:
+    """``export --help`` says an inspect log is one task: a folder of them, or one file."""
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--format inspect: an inspect_ai log holds one task: -o FOLDER writes one .eval" in text
+    assert "-o FILE.eval writes the one log of a one-task run" in text

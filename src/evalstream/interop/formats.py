@@ -12,3 +12,11 @@ IMPORTERS: dict[str, str] = {}
 """``--format`` of ``evalstream import`` -> ``module:function(source: str, output_dir: str)
 -> list[str]`` (the run folders written)."""
 IMPORTERS["inspect"] = "evalstream.interop.inspect:import_log"
+
+EXPORT_OUTPUTS: dict[str, str] = {}
+"""``--format`` of ``evalstream export`` -> what its ``-o`` names, for ``export --help``."""
+EXPORT_OUTPUTS["inspect"] = (
+    "an inspect_ai log holds one task: -o FOLDER writes one .eval per task of the run, named "
+    "as inspect names its logs ({created}_{task}_{id}.eval, so `inspect view FOLDER` lists "
+    "them); -o FILE.eval writes the one log of a one-task run"
+)
