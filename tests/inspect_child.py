@@ -1,9 +1,10 @@
-"""A real inspect_ai evaluation, offline: ``python tests/inspect_child.py LOG_DIR N``.
+"""A real inspect_ai evaluation, offline: ``python tests/inspect_child.py LOG_DIR N [EPOCHS]``.
 
 inspect_ai's own ``eval`` runs a small arithmetic task of ``N`` samples on its builtin
 ``mockllm/model`` with three scorers: ``match()``, ``includes()`` and ``partial``, whose letter
 scores (C, P, I) exercise inspect's ``value_to_float``. The mock model answers sample ``i``
-(``i + i``) off by one when ``i % 4 == 0``, wrong when ``i % 3 == 0``, else right; each output
+(``i + i``) off by one when ``i % 4 == 0``, wrong when ``i % 3 == 0``, else right, and right
+in every epoch after the first (which epoch is first is not fixed: the answers are); each output
 carries its token usage, else mockllm counts tokens with tiktoken, which downloads its encoding.
 Prints the log file written.
 """
@@ -25,9 +26,13 @@ def question(i: int) -> str:
     return f"What is {i} + {i}?"
 
 
+CALLS: dict[int, int] = {}
+
+
 def answer(messages: list[Any], *_: Any) -> ModelOutput:
     i = int(messages[-1].text.split()[2])
-    said = 2 * i + 1 if i % 4 == 0 else i + 1 if i % 3 == 0 else 2 * i
+    CALLS[i] = CALLS.get(i, 0) + 1
+    said = 2 * i if CALLS[i] > 1 else 2 * i + 1 if i % 4 == 0 else i + 1 if i % 3 == 0 else 2 * i
     output = ModelOutput.from_content(model="mockllm", content=str(said))
     output.usage = ModelUsage(input_tokens=8, output_tokens=1, total_tokens=9)
     return output
@@ -44,10 +49,14 @@ def partial() -> Any:
     return score
 
 
-def main(log_dir: str, n: int) -> None:
+def main(log_dir: str, n: int, epochs: int) -> None:
     samples = [Sample(id=i, input=question(i), target=str(2 * i)) for i in range(1, n + 1)]
     task = Task(
-        dataset=samples, solver=generate(), scorer=[match(), includes(), partial()], name="arith"
+        dataset=samples,
+        solver=generate(),
+        scorer=[match(), includes(), partial()],
+        name="arith",
+        epochs=epochs,
     )
     model = get_model("mockllm/model", custom_outputs=answer)
     (log,) = eval(task, model=model, log_dir=log_dir, display="none")
@@ -56,4 +65,4 @@ def main(log_dir: str, n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)

@@ -40,14 +40,12 @@ def _inspect_env(home: Path) -> dict[str, str]:
     return os.environ | {"XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "c")}
 
 
-@pytest.fixture(scope="module")
-def inspect_log(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def _inspect_eval(home: Path, epochs: int = 1) -> Any:
     """A log written by inspect_ai's ``eval``, read back by its ``read_eval_log``."""
     from inspect_ai.log import read_eval_log
 
-    home = tmp_path_factory.mktemp("inspect")
     done = subprocess.run(
-        [sys.executable, str(CHILD), str(home / "logs"), str(N)],
+        [sys.executable, str(CHILD), str(home / "logs"), str(N), str(epochs)],
         env=_inspect_env(home),
         capture_output=True,
         text=True,
@@ -56,6 +54,12 @@ def inspect_log(tmp_path_factory: pytest.TempPathFactory) -> Any:
     )
     assert done.returncode == 0, done.stderr
     return read_eval_log(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def inspect_log(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A one-epoch log of the child's task."""
+    return _inspect_eval(tmp_path_factory.mktemp("inspect"))
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Any:
@@ -109,6 +113,26 @@ def test_import_keeps_inspects_own_metrics(
         assert row["metrics"]["partial"] == letter
     listed = _json(capsys, ["ls", str(tmp_path), "--json"])
     assert [(r["status"], r["samples"]) for r in listed] == [("saved", N)]
+
+
+@pytest.mark.inspect
+def test_epochs_are_one_doc_scored_as_inspect_reduced_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With 3 epochs a sample is one doc with 3 predictions and inspect's reduced score, so
+    show gives inspect's accuracy and its stderr over samples (not over epochs)."""
+    log = _inspect_eval(tmp_path / "inspect", epochs=3)
+    assert len(log.samples) == 3 * N
+    run_dir = _imported(log, tmp_path / "out", capsys)
+    shown = _json(capsys, ["show", run_dir, "--json"])
+    rows = {r["metric"]: r for r in shown["results"] if r["task"] == "arith"}
+    for scorer, expected in _inspect_metrics(log).items():
+        assert rows[scorer]["value"] == pytest.approx(expected["accuracy"], abs=1e-12)
+        assert rows[scorer]["stderr"] == pytest.approx(expected["stderr"], abs=1e-12)
+    sql = "select len(predictions) as n, metrics.partial as p from samples where example = ?"
+    sql = sql.replace("?", "'What is 4 + 4?'")  # off by one once, then right: (0.5 + 1 + 1) / 3
+    (row,) = _json(capsys, ["query", str(tmp_path / "out"), sql, "--json"])
+    assert row == {"n": 3, "p": pytest.approx(2.5 / 3)}
 
 
 async def _native_run(out: Path) -> str:

@@ -5,7 +5,8 @@ Both directions go through inspect_ai's own code, so its format is its own busin
 its pydantic log types and writes them with ``write_eval_log``; import reads with
 ``read_eval_log`` and turns scores into numbers with inspect's ``value_to_float`` (C 1, P 0.5,
 I and N 0, numbers as they are, "yes"/"true" 1), so an imported run's means are inspect's
-accuracies.
+accuracies. A sample of several epochs is one doc (a prediction per epoch) scored as inspect
+reduced it, so the standard errors are inspect's too: they count samples, not epochs.
 
 An inspect log holds one task and an evalstream run several: a run exports to one ``.eval`` per
 task, named as inspect names its own (``{created}_{task}_{id}.eval``) so its listing (``inspect
@@ -123,7 +124,7 @@ def _task_log(run: LoadedRun, task: str, created: datetime) -> Any:
         task_version=version if isinstance(version, int | str) else 0,
         dataset=EvalDataset(name=task, samples=len(samples), sample_ids=[s.id for s in samples]),
         model=run.model_name,
-        config=EvalConfig(epochs=max((s.epoch for s in samples), default=1)),
+        config=EvalConfig(epochs=1),
         packages={"evalstream": __version__, "inspect_ai": inspect_ai.__version__},
         metadata={"evalstream": {"results_path": run.where, "date_id": run.date_id}},
     )
@@ -170,7 +171,6 @@ def _sample(model: str, index: int, row: dict[str, Any]) -> Any:
     specifics = dict(row.get("specifics") or {})  # a map column reads as (key, value) pairs
     raw_id = specifics.get("inspect_id") or str(index + 1)
     sample_id: int | str = int(raw_id) if raw_id.isdigit() else raw_id
-    epoch = int(specifics.get("epoch") or 1)
     text = row.get("example") or ""
     choices = [str(c) for c in row.get("choices") or []]
     answer = _answer(row.get("predictions") or [], choices)
@@ -183,7 +183,7 @@ def _sample(model: str, index: int, row: dict[str, Any]) -> Any:
     prompt = row.get("full_prompt")
     return EvalSample(
         id=sample_id,
-        epoch=epoch,
+        epoch=1,
         input=text,
         target=gold[0] if len(gold) == 1 else gold,
         choices=choices or None,
@@ -268,10 +268,14 @@ async def _record(logs: list[Any], names: list[str], output_dir: str) -> str:
         )
         await tracker.log_tasks([_spec(log, name) for log, name in zip(logs, names, strict=True)])
         for log, name in zip(logs, names, strict=True):
+            reduced = _reduced(log)
+            epochs: dict[str, list[Any]] = {}
             for sample in log.samples:
-                doc, response, metrics = _doc(sample, to_float)
-                await tracker.log_sample(name, doc, [response], metrics)
-            await tracker.log_num_docs(name, len(log.samples), len(log.samples))
+                epochs.setdefault(str(sample.id), []).append(sample)
+            for sample_id, group in epochs.items():
+                scores = reduced.get(sample_id) or _mean_of(group, to_float)
+                await tracker.log_sample(name, *_doc(group), _metrics(scores, to_float))
+            await tracker.log_num_docs(name, len(epochs), len(epochs))
         result = await tracker.save()
     return result.workdir
 
@@ -290,11 +294,13 @@ def _spec(log: Any, name: str) -> TaskSpec:
     )
 
 
-def _doc(sample: Any, to_float: Any) -> tuple[Doc, ModelResponse, dict[str, float]]:
-    """One inspect sample as a doc, the model's response, and its scores as numbers."""
+def _doc(epochs: list[Any]) -> tuple[Doc, list[ModelResponse]]:
+    """One inspect sample (all its epochs) as a doc and the model's response: one text per
+    epoch, as lighteval keeps a doc's several samples."""
+    sample = epochs[0]
     text = _text(sample.input)
     targets = [sample.target] if isinstance(sample.target, str) else list(sample.target)
-    specific = {"inspect_id": str(sample.id), "epoch": str(sample.epoch)}
+    specific = {"inspect_id": str(sample.id), "epochs": str(len(epochs))}
     if sample.choices:
         specific["choices"] = json.dumps(sample.choices)
     doc = Doc(
@@ -305,8 +311,31 @@ def _doc(sample: Any, to_float: Any) -> tuple[Doc, ModelResponse, dict[str, floa
         id=str(sample.id),
         specific=specific,
     )
-    response = ModelResponse(input=text, text=[sample.output.completion if sample.output else ""])
-    return doc, response, _metrics(sample.scores or {}, to_float)
+    texts = [s.output.completion if s.output else "" for s in epochs]
+    return doc, [ModelResponse(input=text, text=texts)]
+
+
+def _reduced(log: Any) -> dict[str, dict[str, Any]]:
+    """Per sample id, each scorer's score reduced over the epochs as inspect reduced it (what
+    its metrics were computed on); a scorer's first reducer when it has several."""
+    out: dict[str, dict[str, Any]] = {}
+    for reduction in log.reductions or []:
+        for score in reduction.samples:
+            out.setdefault(str(score.sample_id), {}).setdefault(reduction.scorer, score)
+    return out
+
+
+def _mean_of(epochs: list[Any], to_float: Any) -> dict[str, Any]:
+    """A log without reductions: each scalar score's mean over the epochs (inspect's default
+    reducer), or the one epoch's scores as they are."""
+    if len(epochs) == 1:
+        return dict(epochs[0].scores or {})
+    values: dict[str, list[float]] = {}
+    for sample in epochs:
+        for scorer, score in (sample.scores or {}).items():
+            if not isinstance(score.value, dict | list):
+                values.setdefault(scorer, []).append(float(to_float(score.value)))
+    return {k: Score(value=sum(v) / len(v)) for k, v in values.items()}
 
 
 def _metrics(scores: dict[str, Any], to_float: Any) -> dict[str, float]:
