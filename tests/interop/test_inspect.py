@@ -228,6 +228,10 @@ def test_one_task_exports_to_one_file_and_several_need_a_folder(
     for name, values in _inspect_metrics(back).items():
         assert values["mean"] == pytest.approx(original[name]["accuracy"])
         assert values["stderr"] == pytest.approx(original[name]["stderr"])
+    as_json = tmp_path / "back.json"  # inspect's other log format
+    assert main(["export", run_dir, "--format", "inspect", "-o", str(as_json)]) == 0
+    assert read_eval_log(str(as_json)).results == back.results
+    assert json.loads(as_json.read_text())["eval"]["task"] == "arith"  # JSON text indeed
     run = saved_run(tmp_path / "run", 0.6, docs=5)
     capsys.readouterr()
     assert main(["export", run.results_path, "--format", "inspect", "-o", str(target)]) == 2
@@ -318,4 +322,4 @@ def test_export_help_says_what_o_names(capsys: pytest.CaptureFixture[str]) -> No
         main(["export", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--format inspect: an inspect_ai log holds one task: -o FOLDER writes one .eval" in text
-    assert "-o FILE.eval writes the one log of a one-task run" in text
+    assert "-o FILE.eval (or FILE.json) writes the one log of a one-task run" in text

@@ -18,5 +18,5 @@ EXPORT_OUTPUTS: dict[str, str] = {}
 EXPORT_OUTPUTS["inspect"] = (
     "an inspect_ai log holds one task: -o FOLDER writes one .eval per task of the run, named "
     "as inspect names its logs ({created}_{task}_{id}.eval, so `inspect view FOLDER` lists "
-    "them); -o FILE.eval writes the one log of a one-task run"
+    "them); -o FILE.eval (or FILE.json) writes the one log of a one-task run"
 )

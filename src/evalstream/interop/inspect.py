@@ -63,13 +63,14 @@ _NAME_SWAPS = str.maketrans(dict.fromkeys("_/:+| ", "-"))
 
 
 def export_run(run: LoadedRun, out: str) -> list[str]:
-    """Write ``run`` as inspect_ai logs: one per task in the folder ``out``, or the one file
-    ``out`` (``.eval``) for a one-task run; returns the files written."""
+    """Write ``run`` as inspect_ai logs: one ``.eval`` per task in the folder ``out``, or the
+    one file ``out`` (``.eval``, or inspect's ``.json``) for a one-task run; returns the files
+    written."""
     tasks = run.tasks()
     if not tasks:
         raise ConfigError(f"{run.where} has no task to export")
     created = _created(run)
-    if out.endswith(".eval"):
+    if out.endswith((".eval", ".json")):  # inspect's two log formats
         if len(tasks) != 1:
             raise ConfigError(
                 f"{run.where} has {len(tasks)} tasks and an inspect log holds one: pass a "
@@ -89,7 +90,8 @@ def export_run(run: LoadedRun, out: str) -> list[str]:
     for task, path in targets:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.part")
-        write_eval_log(_task_log(run, task, created), str(partial), format="eval")
+        kind = "json" if path.suffix == ".json" else "eval"
+        write_eval_log(_task_log(run, task, created), str(partial), format=kind)
         os.replace(partial, path)  # the whole log, or no log under that name
         written.append(str(path))
     return written
