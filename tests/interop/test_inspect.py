@@ -135,6 +135,25 @@ def test_epochs_are_one_doc_scored_as_inspect_reduced_them(
     assert row == {"n": 3, "p": pytest.approx(2.5 / 3)}
 
 
+@pytest.mark.inspect
+def test_a_log_without_reductions_maps_letters_as_inspect_does(
+    inspect_log: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the log's reductions (older logs, other writers) the letters themselves go
+    through value_to_float: the metrics are still inspect's."""
+    from inspect_ai.log import write_eval_log
+
+    bare = inspect_log.model_copy(update={"reductions": None})
+    write_eval_log(bare, str(tmp_path / "bare.eval"))
+    capsys.readouterr()
+    assert main(["import", str(tmp_path / "bare.eval"), str(tmp_path), "--format", "inspect"]) == 0
+    sql = "select metric, value, stderr from results where task = 'arith'"
+    queried = {r["metric"]: r for r in _json(capsys, ["query", str(tmp_path), sql, "--json"])}
+    for scorer, expected in _inspect_metrics(inspect_log).items():
+        assert queried[scorer]["value"] == pytest.approx(expected["accuracy"], abs=1e-12)
+        assert queried[scorer]["stderr"] == pytest.approx(expected["stderr"], abs=1e-12)
+
+
 async def _native_run(out: Path) -> str:
     """evalstream's own run of the inspect task's docs: a model right on every doc."""
     sys.path.insert(0, str(CHILD.parent))
@@ -199,6 +218,31 @@ def test_export_reads_back_with_every_sample_score_and_metric(
         for name, values in metrics.items():
             assert values["mean"] == run.results["results"][task][name]
             assert values["stderr"] == run.results["results"][task][f"{name}_stderr"]
+
+
+@pytest.mark.inspect
+def test_a_folder_of_exported_logs_imports_back_as_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """native run -> one log per task -> one imported run with the native results, the folder
+    listed by inspect's own listing (its logs.json manifest beside the logs is no log)."""
+    from inspect_ai.log import write_log_dir_manifest
+
+    run = saved_run(tmp_path / "run", 0.6, docs=25, score_noise=1)
+    logs = tmp_path / "logs"
+    assert main(["export", run.results_path, "--format", "inspect", "-o", str(logs)]) == 0
+    write_log_dir_manifest(str(logs))
+    assert (logs / "logs.json").exists()
+    capsys.readouterr()
+    assert main(["import", str(logs), str(tmp_path / "back"), "--format", "inspect"]) == 0
+    (run_dir,) = capsys.readouterr().out.split()
+    shown = _json(capsys, ["show", run_dir, "--json"])
+    back = {(r["task"], r["metric"]): (r["value"], r["stderr"]) for r in shown["results"]}
+    for task in TASKS:
+        for metric in ("acc", "score"):
+            native = run.results["results"][task]
+            expected = (native[metric], native[f"{metric}_stderr"])
+            assert back[(task, metric)] == pytest.approx(expected, abs=1e-12)
 
 
 _SWAPS = str.maketrans(dict.fromkeys("_/:+| ", "-"))

@@ -38,6 +38,7 @@ from inspect_ai.log import (
     EvalScore,
     EvalSpec,
     EvalStats,
+    list_eval_logs,
     read_eval_log,
     write_eval_log,
 )
@@ -66,6 +67,8 @@ def export_run(run: LoadedRun, out: str) -> list[str]:
     """Write ``run`` as inspect_ai logs: one ``.eval`` per task in the folder ``out``, or the
     one file ``out`` (``.eval``, or inspect's ``.json``) for a one-task run; returns the files
     written."""
+    if "://" in out:
+        raise ConfigError(f"-o {out}: inspect logs are written to a local path")
     tasks = run.tasks()
     if not tasks:
         raise ConfigError(f"{run.where} has no task to export")
@@ -91,8 +94,11 @@ def export_run(run: LoadedRun, out: str) -> list[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.part")
         kind = "json" if path.suffix == ".json" else "eval"
-        write_eval_log(_task_log(run, task, created), str(partial), format=kind)
-        os.replace(partial, path)  # the whole log, or no log under that name
+        try:
+            write_eval_log(_task_log(run, task, created), str(partial), format=kind)
+            os.replace(partial, path)  # the whole log, or no log under that name
+        finally:
+            partial.unlink(missing_ok=True)
         written.append(str(path))
     return written
 
@@ -233,13 +239,13 @@ def import_log(source: str, output_dir: str) -> list[str]:
 
 
 def _log_files(source: str) -> list[str]:
+    """The log ``source`` names, or the logs of the folder ``source`` as inspect's own listing
+    finds them (its ``logs.json`` manifest and other files left out)."""
     path = Path(source)
     if path.is_dir():
-        found = sorted(str(p) for p in path.glob("*.eval")) + sorted(
-            str(p) for p in path.glob("*.json")
-        )
+        found = sorted(info.name for info in list_eval_logs(source, recursive=False))
         if not found:
-            raise ConfigError(f"{source} holds no inspect log (*.eval, *.json)")
+            raise ConfigError(f"{source} holds no inspect log (*.eval, or *.json by inspect)")
         return found
     if not path.is_file():
         raise ConfigError(f"{source} does not exist")
