@@ -35,9 +35,16 @@ N = 12
 SCORERS = ("match", "includes", "partial")
 
 
+@pytest.fixture(autouse=True)
+def _inspect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """inspect_ai's folders (traces, caches) in the test's folder, in this process too."""
+    for name, value in _inspect_env(tmp_path / "inspect-home").items():
+        monkeypatch.setenv(name, value)
+
+
 def _inspect_env(home: Path) -> dict[str, str]:
     """inspect_ai's own data and cache folders inside the test's folder."""
-    return os.environ | {"XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "c")}
+    return {"XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache")}
 
 
 def _inspect_eval(home: Path, epochs: int = 1) -> Any:
@@ -46,7 +53,7 @@ def _inspect_eval(home: Path, epochs: int = 1) -> Any:
 
     done = subprocess.run(
         [sys.executable, str(CHILD), str(home / "logs"), str(N), str(epochs)],
-        env=_inspect_env(home),
+        env=os.environ | _inspect_env(home),
         capture_output=True,
         text=True,
         timeout=120,
@@ -295,7 +302,7 @@ def test_inspect_view_serves_the_exported_logs(tmp_path: Path) -> None:
     argv = [str(inspect_cli), "view", "start", "--log-dir", str(out), "--host", "127.0.0.1"]
     server = subprocess.Popen(
         [*argv, "--port", str(port)],
-        env=_inspect_env(tmp_path),
+        env=os.environ | _inspect_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
