@@ -9,7 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from evalstream._errors import ConfigError
-from evalstream.interop.formats import EXPORTERS, IMPORTERS
+from evalstream.interop.formats import EXPORT_OUTPUTS, EXPORTERS, IMPORTERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,9 +46,11 @@ def import_(args: argparse.Namespace) -> int:
 
 def add_interop_parsers(sub: Any, run_help: str, lookup_help: str) -> None:
     """The ``export`` and ``import`` subcommands."""
+    notes = [f"--format {name}: {text}." for name, text in sorted(EXPORT_OUTPUTS.items())]
     p = sub.add_parser(
         "export",
         help="write a saved run in another harness's format",
+        epilog="\n\n".join(notes) or None,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("run", help=run_help)

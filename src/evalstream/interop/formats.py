@@ -3,13 +3,30 @@ resolved on use by the command line, so a peer's library loads only when its for
 
 from __future__ import annotations
 
-EXPORTERS: dict[str, str] = {}
+EXPORTERS: dict[str, str] = {
+    "inspect": "evalstream.interop.inspect:export_run",
+    "eee": "evalstream.interop.eee:export_run",
+}
 """``--format`` of ``evalstream export`` -> ``module:function(run: LoadedRun, out: str) -> list[str]``
 (the files written)."""
 
-IMPORTERS: dict[str, str] = {}
+IMPORTERS: dict[str, str] = {
+    "inspect": "evalstream.interop.inspect:import_log",
+    "lm-eval": "evalstream.interop.lmeval:import_run",
+}
 """``--format`` of ``evalstream import`` -> ``module:function(source: str, output_dir: str)
 -> list[str]`` (the run folders written)."""
 
-EXPORTERS["eee"] = "evalstream.interop.eee:export_run"
-IMPORTERS["lm-eval"] = "evalstream.interop.lmeval:import_run"
+EXPORT_OUTPUTS: dict[str, str] = {
+    "inspect": (
+        "an inspect_ai log holds one task: -o FOLDER writes one .eval per task of the run, named "
+        "as inspect names its logs ({created}_{task}_{id}.eval, so `inspect view FOLDER` lists "
+        "them); -o FILE.eval (or FILE.json) writes the one log of a one-task run"
+    ),
+    "eee": (
+        "-o FOLDER (local) receives every_eval_ever's datastore layout: "
+        "data/TASK/ORG/MODEL/UUID.json (the aggregate record) and UUID_samples.jsonl (the "
+        "instance-level records), one pair per task"
+    ),
+}
+"""``--format`` of ``evalstream export`` -> what its ``-o`` names, for ``export --help``."""
