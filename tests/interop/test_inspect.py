@@ -367,8 +367,11 @@ def test_export_without_the_extra_names_it(
     assert not (tmp_path / "x").exists() and not (tmp_path / "out").exists()
 
 
-def test_export_help_says_what_o_names(capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_help_says_what_o_names(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``export --help`` says an inspect log is one task: a folder of them, or one file."""
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps at hyphens: keep the text one line
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     text = " ".join(capsys.readouterr().out.split())
