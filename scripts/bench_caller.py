@@ -1,0 +1,158 @@
+"""Caller cost A/B: what ``log_sample`` and ``log_samples`` cost the caller (issue 28).
+
+W1's inputs (bench.py: four-choice loglikelihood samples, 4 responses a doc) through one
+tracker with details saved, timed around each call (back-pressure included, as bench.py's
+``caller_us``), and the validation alone (``make_sample``, no tracker I/O). Each source tree
+given with ``--src`` runs in its own fresh process, alternating, ``--repeat`` times; the table
+shows medians and the spread. Two figures per mode: the wall time of each call (the mean; what a
+caller waits, back-pressure included) and the event-loop thread's CPU time over the logging
+loop per sample (the calls and whatever the actors did on the loop meanwhile; it does not count
+time the machine's other processes took, so it drifts less under load). A tree without
+``log_samples(task_name, docs, ...)`` reports it as ``-``.
+
+Usage: python scripts/bench_caller.py --src BASE/src --src src [--samples 50000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench import CHOICES, raws, task_names
+
+
+def _inputs(n: int, tasks: list[str]) -> list[tuple[str, Any, Any, dict[str, int]]]:
+    from evalstream import Doc, ModelResponse
+
+    out = []
+    per = n // len(tasks)
+    for seed, task in enumerate(tasks):
+        for r in raws(per, seed):
+            doc = Doc(
+                query=r.query,
+                choices=list(CHOICES),
+                gold_index=r.gold,
+                task_name=task,
+                id=str(r.i),
+                ctx=r.query,
+            )
+            outs = [
+                ModelResponse(
+                    result=[r.logprobs[k]],
+                    generated_tokens=r.conts[k],
+                    input_tokens=r.tokens if k == 0 else [],
+                )
+                for k in range(4)
+            ]
+            out.append((task, doc, outs, {"acc": r.acc}))
+    return out
+
+
+async def _one(mode: str, n: int, batch: int) -> dict[str, float]:
+    from evalstream import EvaluationTracker, ModelInfo, TaskSpec
+
+    tasks = task_names("W1", 5)
+    items = _inputs(n, tasks)
+    per = n // len(tasks)
+    clock = time.perf_counter
+    with tempfile.TemporaryDirectory(prefix="bench-caller-") as tmp:
+        async with EvaluationTracker(Path(tmp), save_details=True) as t:
+            await t.log_model_info(ModelInfo(model_name="org/model"))
+            await t.log_tasks([TaskSpec(name=k, categories=["multichoice"]) for k in tasks])
+            await t.flush()
+            spent, cpu = 0.0, time.thread_time()
+            if mode == "prepare":
+                start = clock()
+                for task, doc, outs, metrics in items:
+                    t.make_sample(task, doc, outs, metrics)
+                spent = clock() - start
+            elif mode == "log_sample":
+                for task, doc, outs, metrics in items:
+                    start = clock()
+                    await t.log_sample(task, doc, outs, metrics)
+                    spent += clock() - start
+            else:
+                if not _has_batch_api(t):
+                    return {}
+                chunks = [
+                    items[k : k + batch][: per - k % per]  # one task per call
+                    for k in _starts(len(items), per, batch)
+                ]
+                for chunk in chunks:
+                    docs = [doc for _, doc, _, _ in chunk]
+                    outs = [out for _, _, out, _ in chunk]
+                    metrics = [m for _, _, _, m in chunk]
+                    start = clock()
+                    await t.log_samples(chunk[0][0], docs, outs, metrics)
+                    spent += clock() - start
+            cpu = time.thread_time() - cpu
+            await t.save()
+    return {f"{mode}_us": spent / len(items) * 1e6, f"{mode}_cpu": cpu / len(items) * 1e6}
+
+
+def _starts(n: int, per: int, batch: int) -> list[int]:
+    """Where each log_samples call starts: every ``batch`` items, and at each task's start."""
+    return [t + k for t in range(0, n, per) for k in range(0, per, batch)]
+
+
+def _has_batch_api(tracker: Any) -> bool:
+    import inspect
+
+    return "task_name" in inspect.signature(tracker.log_samples).parameters
+
+
+def child(args: argparse.Namespace) -> None:
+    import anyio
+
+    res = anyio.run(_one, args.mode, args.samples, args.batch)
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", action="append", default=[])
+    parser.add_argument("--samples", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.mode:
+        return child(args)
+    srcs = args.src or [str(HERE.parent / "src")]
+    modes = ("prepare", "log_sample", "log_samples")
+    got: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.repeat):
+        for mode in modes:
+            for src in srcs:
+                env = os.environ | {"PYTHONPATH": src}
+                cmd = [sys.executable, __file__, "--mode", mode, "--samples", str(args.samples)]
+                cmd += ["--batch", str(args.batch)]
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+                for key, value in json.loads(line[7:]).items():
+                    got.setdefault((src, key), []).append(value)
+    print(f"| µs per sample (median of {args.repeat}) | " + " | ".join(srcs) + " |")
+    print("|---" * (len(srcs) + 1) + "|")
+    for mode in modes:
+        for key, what in (("us", "wall, mean per call"), ("cpu", "loop thread's CPU")):
+            cells = []
+            for src in srcs:
+                values = got.get((src, f"{mode}_{key}"))
+                spread = f" ({min(values):.2f}-{max(values):.2f})" if values else ""
+                cells.append(f"{statistics.median(values):.2f}{spread}" if values else "-")
+            print(f"| {mode} ({what}) | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
