@@ -88,6 +88,7 @@ class Journal:
         self._good_size = 0
         self._dirty = False  # the segment may hold bytes past _good_size (a failed write)
         self._dir_dirty = False  # a segment was created since the folder was last fsynced
+        self._fresh = False  # the caller made the folder just now: nothing in it to look at
 
     # -- producer side ---------------------------------------------------------------------
 
@@ -146,7 +147,8 @@ class Journal:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """The writer loop: write frames as they come, fsync by policy or demand, until closed."""
         try:
-            await anyio.to_thread.run_sync(self._open_folder)
+            if not self._fresh:  # a new run's folder is empty: no thread hop to list it
+                await anyio.to_thread.run_sync(self._open_folder)
         except OSError as exc:
             raise translate_oserror(exc, f"the journal folder {self.folder}") from exc
         self._started = True
@@ -183,6 +185,11 @@ class Journal:
                         self._synced = self._written
             self._notify()
             self._ended.set()
+
+    def created(self) -> None:
+        """The caller has just made the (empty) folder and its entry durable: ``run()`` starts
+        at segment 0 without looking."""
+        self._fresh = True
 
     def _open_folder(self) -> None:
         """Create the journal folder (its entry made durable) and continue after any segment."""
@@ -279,9 +286,11 @@ class Journal:
             self._handle = None
 
     def _close_handle(self) -> None:
+        """Close the segment, fsynced unless the last fsync already covered all of it."""
         if self._handle is not None:
             try:
-                self._fsync()
+                if self._synced < self._written or self._dir_dirty or self.failure is not None:
+                    self._fsync()
             finally:
                 self._drop_handle()
 

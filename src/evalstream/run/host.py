@@ -37,8 +37,7 @@ from evalstream.durability.runstate import (
     make_dirs_durable,
     new_status,
     update_status,
-    write_settings,
-    write_status,
+    write_start,
 )
 from evalstream.run.coordinator import Coordinator
 from evalstream.run.runtime import DEFAULT, default_runtime
@@ -84,9 +83,7 @@ class RunHost:
     ) -> None:
         self.workers = workers or (runtime or DEFAULT).details_workers
         self.runtime = runtime
-        self.drain: Callable[[], Awaitable[object]] | None = (
-            None  # shutdown() ships the pending batch
-        )
+        self.drain: Callable[[], Awaitable[object]] | None = None  # shutdown ships the batch
         self.shut_down: RunStateError | None = None
         self.ended: anyio.Event | None = None
         self.store = store
@@ -177,10 +174,12 @@ class RunHost:
         # the lock before anything else: from its first file on, the folder has its owner
         make_dirs_durable(self.workdir)
         self.lock = claim(self.workdir, "the live run")
-        # the journal folder too: a run folder is recoverable from its first moment
-        make_dirs_durable(self.journal.folder)
-        write_settings(self.workdir, self.settings)
-        write_status(self.workdir, status)
+        # the journal folder's entry, the lock's, settings' and marker's: one folder fsync
+        fresh = not self.journal.folder.exists()  # recover and merge may find one to go on
+        make_dirs_durable(self.journal.folder, durable=False)
+        write_start(self.workdir, self.settings, status)
+        if fresh:
+            self.journal.created()
 
     async def abort(self, exc: BaseException) -> None:
         """Close everything after a failed start, marked (the caller re-raises ``exc``)."""
