@@ -14,12 +14,13 @@ one task's samples) is checked item by item the same way, all or none.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from evalstream._errors import EvalStreamError, InputError, InvalidSampleError, UnknownTaskError
 from evalstream._messages import ENCODER, Scope, ScoredSample
+from evalstream._types import Doc
 from evalstream.run.checks import (
     Kind,
     check_depth,
@@ -34,7 +35,7 @@ from evalstream.run.coerce import converted, doc_from, outputs_from
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from evalstream._types import Doc, ModelResponse
+    from evalstream._types import ModelResponse
 
 Prepared = tuple[ScoredSample, bytes]
 """A validated sample and its encoded bytes."""
@@ -57,17 +58,6 @@ def encode_batch(encoded: Sequence[bytes]) -> bytes:
     return ENCODER.encode(_RawBatch(samples=[msgspec.Raw(b) for b in encoded]))
 
 
-class _Built(NamedTuple):
-    """One sample checked and encoded, before the decode check and before its kinds count."""
-
-    sample: ScoredSample
-    encoded: bytes
-    new_kinds: list[tuple[str, Kind]]
-    converted: bool
-    """Every doc and response was converted (validated) from a foreign object or mapping: the
-    decode check would prove nothing new, so it is skipped (no value validated twice)."""
-
-
 def _build(
     task_name: str,
     doc: Doc | object,
@@ -77,8 +67,9 @@ def _build(
     scope: Scope,
     task_kinds: Mapping[str, Kind] | None,
     kinds: Mapping[str, Mapping[str, Kind]] | None,
-) -> _Built:
-    """Check, convert and encode one sample of a declared task against ``task_kinds``."""
+) -> tuple[ScoredSample, bytes, list[tuple[str, Kind]]]:
+    """Check, convert and encode one sample of a declared task against ``task_kinds``; the kinds
+    it would fix for the first time are returned, not recorded."""
     try:  # ours, lighteval's (any version) or mappings of their fields; one response or many
         ours, outs = doc_from(doc), outputs_from(outputs)
     except InputError as exc:
@@ -104,7 +95,12 @@ def _build(
         encoded = ENCODER.encode(sample)
     except _UNSTORABLE as exc:
         raise unstorable(task_name, ours, outs, stored, exc) from exc
-    return _Built(sample, encoded, new_kinds, converted(doc, outputs))
+    if type(doc) is Doc or not converted(doc, outputs):  # converted: checked by msgspec already
+        try:
+            _CHECK.decode(encoded)  # what the journal and the details worker will read back
+        except msgspec.ValidationError as exc:
+            raise _wrong_type(task_name, exc) from exc
+    return sample, encoded, new_kinds
 
 
 def _wrong_type(task_name: str, exc: msgspec.ValidationError) -> InvalidSampleError:
@@ -140,15 +136,12 @@ def prepare_sample(
     if task_name not in declared:
         raise _undeclared(declared, task_name)
     task_kinds = kinds.get(task_name) if kinds is not None else None
-    built = _build(task_name, doc, outputs, metrics, judgement, scope, task_kinds, kinds)
-    if not built.converted:
-        try:
-            _CHECK.decode(built.encoded)  # what the journal and the details worker will read
-        except msgspec.ValidationError as exc:
-            raise _wrong_type(task_name, exc) from exc
-    if built.new_kinds and kinds is not None:
-        kinds.setdefault(task_name, {}).update(built.new_kinds)
-    return built.sample, built.encoded
+    sample, encoded, new_kinds = _build(
+        task_name, doc, outputs, metrics, judgement, scope, task_kinds, kinds
+    )
+    if new_kinds and kinds is not None:
+        kinds.setdefault(task_name, {}).update(new_kinds)
+    return sample, encoded
 
 
 def prepare_batch(
@@ -166,30 +159,21 @@ def prepare_batch(
     known = kinds.get(task_name)
     overlay: dict[str, Kind] = dict(known) if known else {}
     every = kinds
-    built: list[_Built] = []
+    prepared: list[Prepared] = []
     try:
         for doc, outputs, metrics, judgement in items:
-            one = _build(task_name, doc, outputs, metrics, judgement, scope, overlay, every)
-            if one.new_kinds:
-                overlay.update(one.new_kinds)
+            sample, encoded, new_kinds = _build(
+                task_name, doc, outputs, metrics, judgement, scope, overlay, every
+            )
+            if new_kinds:
+                overlay.update(new_kinds)
                 every = kinds | {task_name: overlay}
-            built.append(one)
-    except EvalStreamError as exc:
-        raise _at(exc, len(built)) from exc
-    for index, one in enumerate(built):  # one at a time: a decoded batch held whole
-        if not one.converted:  # would wake the garbage collector over all of it
-            try:
-                _CHECK.decode(one.encoded)
-            except msgspec.ValidationError as exc:
-                raise _at(_wrong_type(task_name, exc), index) from exc
+            prepared.append((sample, encoded))
+    except EvalStreamError as exc:  # the same class, naming the item
+        raise type(exc)(f"log_samples item {len(prepared)}: {exc}") from exc
     if len(overlay) != len(known or ()):
         kinds[task_name] = overlay
-    return [(b.sample, b.encoded) for b in built]
-
-
-def _at(exc: EvalStreamError, index: int) -> EvalStreamError:
-    """``exc`` (same class) naming the batch item it is about."""
-    return type(exc)(f"log_samples item {index}: {exc}")
+    return prepared
 
 
 def learn_kinds(kinds: dict[str, dict[str, Kind]], samples: Sequence[ScoredSample]) -> None:
