@@ -12,6 +12,7 @@ meanwhile; CPU time and the best pass drift less than wall time on a loaded mach
 
 Usage: python scripts/bench_caller.py --src BASE/src --src src [--samples 50000] [--repeat 3]
        [--no-details]
+       python scripts/bench_caller.py --smoke     (tiny sizes, for CI: a few seconds)
 """
 
 from __future__ import annotations
@@ -146,8 +147,11 @@ def main() -> None:
         action="store_true",
         help="save_details=False: no details worker, so no wait on it (the tracker's own cost)",
     )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run, for CI")
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.samples, args.passes, args.repeat, args.batch = 250, 1, 1, 16
     if args.mode:
         return child(args)
     srcs = args.src or [str(HERE.parent / "src")]
