@@ -11,9 +11,12 @@ import anyio
 import msgspec
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalstream import (
     Doc,
+    EvalStreamError,
     EvaluationTracker,
     InvalidSampleError,
     MetricValueError,
@@ -21,7 +24,9 @@ from evalstream import (
     ModelResponse,
     UnknownTaskError,
 )
+from evalstream._messages import ScoredSample
 from evalstream.run.coerce import converted
+from evalstream.run.intake import prepare_sample
 
 from _workload import TASKS, sample
 
@@ -190,3 +195,37 @@ def test_only_converted_values_skip_the_decode_check() -> None:
     assert converted(as_map, {"result": [1.0]})
     assert converted(as_map, None)
     assert converted(msgspec.structs.asdict(ours), ())
+
+
+_ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=5),
+    st.binary(max_size=3),
+    st.lists(st.one_of(st.integers(), st.text(max_size=3), st.booleans(), st.floats()), max_size=3),
+    st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), st.integers(), max_size=2),
+)
+_DOC_FIELDS = ("choices", "gold_index", "specific", "id", "stop_sequences", "images", "num_samples")
+_RESPONSE_FIELDS = ("input_tokens", "generated_tokens", "text", "logprobs", "output_tokens")
+_READ_BACK = msgspec.msgpack.Decoder(ScoredSample)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    doc=st.fixed_dictionaries(
+        {"query": st.text(max_size=5)}, optional=dict.fromkeys(_DOC_FIELDS, _ANY)
+    ),
+    response=st.fixed_dictionaries({}, optional=dict.fromkeys(_RESPONSE_FIELDS, _ANY)),
+)
+def test_a_converted_sample_that_is_accepted_reads_back(
+    doc: dict[str, Any], response: dict[str, Any]
+) -> None:
+    """Mappings skip the decode check (msgspec converted them with their types): whatever is
+    accepted still decodes as the journal and the details worker will read it."""
+    try:
+        _, encoded = prepare_sample({TASK.name: TASK}, TASK.name, doc, [response], {"acc": 1.0})
+    except EvalStreamError:
+        return
+    _READ_BACK.decode(encoded)
