@@ -90,7 +90,7 @@ class Batcher:
         (a retried one's again: the retry is cancelled too, so the next retry is skipped too).
         """
         resume, cancelled = self.resume, self.cancelled
-        if resume is None and not len(cancelled):  # the common case: every sample is taken
+        if resume is None and not cancelled:  # the common case: every sample is taken
             for sample, encoded in prepared:
                 self.add(sample, encoded)
         else:
