@@ -20,6 +20,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
         ("bench_hub_requests.py", "1 commit"),
         ("bench_merge.py", "| 8,000 | 4 |"),
         ("bench_daemon.py", "all saved: True"),
+        ("bench_caller.py", "| log_samples (loop CPU, best pass) |"),
         ("bench_query.py", "every answer agrees: 20,000 rows"),
     ],
 )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from evalstream import JournalCorruptError
-from evalstream.durability.frames import frame, read_frames
+from evalstream.durability.frames import frame, frames, read_frames
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,3 +38,13 @@ def test_corrupt_middle_frame_names_file_and_offset(tmp_path: Path) -> None:
     with pytest.raises(JournalCorruptError, match=f"offset {offset}"):
         list(read_frames(path))
     assert list(read_frames(path, strict=False)) == [b"one"]
+
+
+def test_frames_joins_what_frame_makes_one_by_one(tmp_path: Path) -> None:
+    """The journal's thread frames a group at once: the same bytes, read back in order."""
+    payloads = [b"one", bytes(range(256)) * 600, b"three"]
+    data = frames(payloads)
+    assert data == b"".join(frame(p) for p in payloads)
+    path = tmp_path / "seg"
+    path.write_bytes(data)
+    assert list(read_frames(path)) == payloads

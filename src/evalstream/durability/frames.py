@@ -39,6 +39,15 @@ def frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+def frames(payloads: list[bytes]) -> bytes:
+    """The bytes of one frame per payload, joined (each payload copied once)."""
+    parts: list[bytes] = []
+    for payload in payloads:
+        parts.append(_HEADER.pack(len(payload), zlib.crc32(payload)))
+        parts.append(payload)
+    return b"".join(parts)
+
+
 class FrameScan:
     """Where reading a frame file stopped, and why."""
 

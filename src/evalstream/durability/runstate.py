@@ -23,7 +23,12 @@ import msgspec
 from evalstream._errors import StorageError
 from evalstream._options import DEFAULTS, Options
 from evalstream._types import DetailsLayout
-from evalstream.durability.storage import atomic_write, fsync_dir, translate_oserror
+from evalstream.durability.storage import (
+    atomic_write,
+    atomic_write_many,
+    fsync_dir,
+    translate_oserror,
+)
 
 _T = TypeVar("_T")
 
@@ -176,9 +181,20 @@ def replacement_status(workdir: Path) -> RunStatus:
     )
 
 
-def write_settings(workdir: Path, settings: RunSettings) -> None:
-    """Record the settings (blocking)."""
-    _write(workdir / "run.json", msgspec.json.encode(settings))
+def write_start(workdir: Path, settings: RunSettings, status: RunStatus) -> None:
+    """A new run's settings, then its ``running`` marker, in one step (blocking): each file is
+    fsynced and renamed as ``write_status`` does, and one fsync of
+    ``workdir`` then covers both renames and whatever else the run made in it before (its
+    journal folder, its lock file). A crash leaves what separate writes could have left: no
+    file, the settings alone, or both."""
+    files = [
+        ("run.json", msgspec.json.encode(settings)),
+        ("status.json", msgspec.json.encode(status)),
+    ]
+    try:
+        atomic_write_many(workdir, files)
+    except OSError as exc:
+        raise translate_oserror(exc, str(workdir / "status.json")) from exc
 
 
 def read_settings_or_damage(workdir: Path) -> tuple[RunSettings | None, str | None]:
@@ -195,10 +211,11 @@ def read_settings(workdir: Path) -> RunSettings | None:
     return settings
 
 
-def make_dirs_durable(folder: Path) -> None:
+def make_dirs_durable(folder: Path, *, durable: bool = True) -> None:
     """Create ``folder`` and its missing parents, fsyncing each new entry's parent (blocking).
 
     ``mkdir`` alone can be undone by a power cut even after the files inside were fsynced.
+    ``durable=False``: the caller fsyncs the parent itself, with other entries (one folder).
     """
     missing = []
     current = folder
@@ -208,7 +225,8 @@ def make_dirs_durable(folder: Path) -> None:
     try:
         for path in reversed(missing):
             path.mkdir(exist_ok=True)
-            fsync_dir(path.parent)
+            if durable:
+                fsync_dir(path.parent)
     except OSError as exc:
         raise translate_oserror(exc, f"the folder {folder}") from exc
 

@@ -36,7 +36,7 @@ from evalstream._errors import StorageError, UnsafeNameError
 from evalstream._naming import temp_prefix
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 
 def fsync_dir(folder: Path) -> None:
@@ -96,8 +96,41 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see all of it or none of it."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    atomic_write_many(path.parent, [(path.name, data)])
+
+
+def atomic_write_many(folder: Path, files: Sequence[tuple[str, bytes]]) -> None:
+    """Write each ``(name, data)`` in ``folder`` atomically, renamed in the order given, with
+    one fsync of the folder for all the renames (and for any other entry made in it since its
+    last fsync: the caller's new subfolder, its lock file).
+
+    A crash leaves each file old or new, never torn; the first files can be new and the later
+    ones old, as if the crash came between separate writes. Each file is written through the
+    descriptor ``mkstemp`` opened: one open per file, not three.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    temps: list[tuple[str, str]] = []
+    try:
+        for name, data in files:
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(name), dir=folder)
+            temps.append((tmp, name))
+            try:
+                os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; open() honours the umask
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        while temps:
+            tmp, name = temps[0]
+            os.replace(tmp, folder / name)
+            temps.pop(0)
+    except BaseException:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(folder)
 
 
 def _pathconf(folder: Path, name: str, default: int) -> int:

@@ -339,7 +339,7 @@ class SyncEvaluationTracker:
         with self._pending_lock:
             batch, self._pending = self._pending, []
         if batch:
-            self._call(self.tracker.log_samples, batch)
+            self._call(self.tracker.log_prepared, batch)
 
     def log_num_docs(self, task_name: str, original_num_docs: int, effective_num_docs: int) -> None:
         """Record how many docs a task had and how many were evaluated."""

@@ -69,6 +69,8 @@ class Batcher:
         self._lock = anyio.Lock()
         self._shards: dict[str, int] = {}
         self.meter = Meter()
+        self.resume: ResumeState | None = None
+        """Set once a resumed run has replayed its predecessor: its samples are skipped."""
 
     def add(self, sample: ScoredSample, encoded: bytes) -> None:
         """Queue one validated sample's encoding and scores (the sample itself is not kept)."""
@@ -80,22 +82,24 @@ class Batcher:
     def __len__(self) -> int:
         return len(self._scores)
 
-    async def log(self, prepared: Sequence[Prepared], resume: ResumeState | None) -> None:
+    async def log(self, prepared: Sequence[Prepared]) -> None:
         """Add ``prepared`` (all of it, before any await), then ship as the options say.
 
         Skipped: what a resumed run's dead run holds, and the retry of a cancelled call's sample.
         If this call raises the cancellation, its samples stay recorded and their keys are kept
         (a retried one's again: the retry is cancelled too, so the next retry is skipped too).
         """
-        taken: list[ScoredSample] = []
-        for sample, encoded in prepared:
-            if resume is not None and resume.seen(sample):
-                continue
-            taken.append(sample)
-            if not self.cancelled.retried(sample):
+        resume, cancelled = self.resume, self.cancelled
+        if resume is None and not cancelled:  # the common case: every sample is taken
+            for sample, encoded in prepared:
                 self.add(sample, encoded)
+        else:
+            prepared = [p for p in prepared if resume is None or not resume.seen(p[0])]
+            for sample, encoded in prepared:
+                if not cancelled.retried(sample):
+                    self.add(sample, encoded)
         try:
-            if self.logged % YIELD_EVERY == 0:
+            if self.logged % YIELD_EVERY < len(prepared):
                 # a producer that never waits would hold the loop for a whole batch
                 await anyio.lowlevel.checkpoint()
             if self.durable:
@@ -106,13 +110,14 @@ class Batcher:
                 await self.ship()
         except BaseException as exc:
             if is_cancellation(exc):
-                self.cancelled.remember(taken)
+                cancelled.remember(sample for sample, _ in prepared)
             raise
 
     async def ship(self) -> int:
-        """Journal and route the pending samples; returns the journal sequence covering them.
+        """Journal and route the pending samples, ``batch_size`` at most a frame; returns the
+        journal sequence covering them.
 
-        Once the batch is taken from the pending list, its journal append and its routing run
+        Once a batch is taken from the pending list, its journal append and its routing run
         shielded: it holds other callers' acknowledged samples, and a cancellation between the
         two would leave them in the journal but not in the actors, which save() reads and then
         deletes the journal. The wait on a full inbox there is bounded by the actors draining
@@ -124,11 +129,23 @@ class Batcher:
             batch, self._scores = self._scores, []
             raws, self._raws = self._raws, []
             self.meter.taken(batch)
+            size = max(self.batch_size, 1)
             with anyio.CancelScope(shield=True):
-                encoded = encode_batch(raws)
-                await self.host.send_scores(batch, encoded, self._split(batch, raws, encoded))
-                seq = self.host.journal.stats().appended
-                self.meter.shipped_batch(seq, len(batch))
+                for k in range(0, len(batch), size):  # a big log_samples: frames of batch_size
+                    part, part_raws = (
+                        (batch, raws)
+                        if len(batch) <= size
+                        else (
+                            batch[k : k + size],
+                            raws[k : k + size],
+                        )
+                    )
+                    encoded = encode_batch(part_raws)
+                    await self.host.send_scores(
+                        part, encoded, self._split(part, part_raws, encoded)
+                    )
+                    seq = self.host.journal.stats().appended
+                    self.meter.shipped_batch(seq, len(part))
             if self.on_shipped is not None:
                 await self.on_shipped(batch)
             return seq

@@ -39,6 +39,10 @@ class CancelledSamples:
     def __len__(self) -> int:
         return sum(self._keys.values())
 
+    def __bool__(self) -> bool:
+        """Whether any key waits for its retry (without counting them: asked at every log)."""
+        return bool(self._keys)
+
     def remember(self, samples: Iterable[ScoredSample]) -> None:
         """The call that logged ``samples`` raised the cancellation: they are recorded."""
         keys = self._keys

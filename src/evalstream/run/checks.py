@@ -257,7 +257,13 @@ def check_depth(task: str, doc: Doc, outputs: tuple[ModelResponse, ...]) -> None
         )
     for i, out in enumerate(outputs):
         result = out.result
-        if type(result) in _SCALAR_TYPES or (type(result) is list and _flat(result)):
+        if type(result) is list:  # the common shapes, inline: a list of scores or texts
+            for child in result:
+                if type(child) not in _SCALAR_TYPES:
+                    break
+            else:
+                continue
+        elif type(result) in _SCALAR_TYPES:
             continue
         if too_deep(result):
             raise InvalidSampleError(

@@ -152,6 +152,17 @@ def outputs_from(outputs: Any) -> tuple[ModelResponse, ...]:
     return (response_from(outputs),)
 
 
+def converted(doc: Any, outputs: Any) -> bool:
+    """Whether ``doc_from`` and ``outputs_from`` validated every value of these (each came as a
+    foreign object or a mapping, so ``msgspec.convert`` checked its types): our own Structs are
+    built without type checks, so theirs are proved by the decode check at intake instead."""
+    if type(doc) is Doc:
+        return False
+    if isinstance(outputs, list | tuple):
+        return all(type(o) is not ModelResponse for o in outputs)
+    return type(outputs) is not ModelResponse
+
+
 def model_info_from(model: Any) -> ModelInfo:
     """A ModelInfo from one, a mapping, a seed-era ``ModelInfo`` or a 0.13 model config.
 

@@ -25,7 +25,7 @@ from evalstream._naming import (
     results_path,
 )
 from evalstream.run.checks import check_task_not_derived
-from evalstream.run.intake import Prepared, learn_kinds, prepare_sample
+from evalstream.run.intake import Prepared, learn_kinds, prepare_batch, prepare_sample
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
     from evalstream.durability.storage import OutputStore
     from evalstream.run.checks import Kind
+    from evalstream.run.intake import Item
     from evalstream.sinks.hub import HubPublisher
     from evalstream.stats.aggregations import AggregationRegistry
 
@@ -143,6 +144,10 @@ class RunConfig:
         return prepare_sample(
             self.tasks, task_name, doc, outputs, metrics, judgement, scope, self.kinds
         )
+
+    def samples(self, task_name: str, items: Sequence[Item], scope: Scope) -> list[Prepared]:
+        """Validate and encode a batch of one declared task's samples, all or none."""
+        return prepare_batch(self.tasks, task_name, items, scope, self.kinds)
 
     def learn(self, message: RunMessage) -> None:
         """What a replayed message (recovery, resume, merge) declares, as if logged here."""

@@ -37,8 +37,7 @@ from evalstream.durability.runstate import (
     make_dirs_durable,
     new_status,
     update_status,
-    write_settings,
-    write_status,
+    write_start,
 )
 from evalstream.run.coordinator import Coordinator
 from evalstream.run.runtime import DEFAULT, default_runtime
@@ -83,8 +82,7 @@ class RunHost:
         workers: int | None = None,
         runtime: Runtime | None = None,
     ) -> None:
-        self.workers = workers or (runtime or DEFAULT).details_workers
-        self.runtime = runtime
+        self.workers, self.runtime = workers or (runtime or DEFAULT).details_workers, runtime
         self.drain: Callable[[], Awaitable[object]] | None = None  # ships the pending batch
         self.progress: Callable[[], Progress] | None = None  # the tracker's, for live views
         self.shut_down: RunStateError | None = None
@@ -177,10 +175,12 @@ class RunHost:
         # the lock before anything else: from its first file on, the folder has its owner
         make_dirs_durable(self.workdir)
         self.lock = claim(self.workdir, "the live run")
-        # the journal folder too: a run folder is recoverable from its first moment
-        make_dirs_durable(self.journal.folder)
-        write_settings(self.workdir, self.settings)
-        write_status(self.workdir, status)
+        # the journal folder's entry, the lock's, settings' and marker's: one folder fsync
+        fresh = not self.journal.folder.exists()  # recover and merge may find one to go on
+        make_dirs_durable(self.journal.folder, durable=False)
+        write_start(self.workdir, self.settings, status)
+        if fresh:
+            self.journal.created()
 
     async def abort(self, exc: BaseException) -> None:
         """Close everything after a failed start, marked (the caller re-raises ``exc``)."""

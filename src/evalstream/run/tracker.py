@@ -1,13 +1,11 @@
 """EvaluationTracker: the async front door of a run, and every public call in one place.
 
-``log_sample`` validates in the caller (so a bad value fails where it was made), encodes the
-sample once, appends it to a small pending batch and returns; every ``batch_size`` samples the
-batch is journaled and routed to the actors, and only then can the caller wait (back-pressure).
-``flush()`` returns when everything logged before it is fsynced in the journal. ``save()``
-closes the inboxes, lets each actor compile, aggregates, and runs the outputs concurrently.
-
-Small collaborators do the work: ``RunConfig`` (declared run, checks), ``Batcher``, ``RunHost``
-(folder, journal, actors), ``run.save`` + the outputs, ``HubCalls``; others use ``control``.
+``log_sample`` (or ``log_samples``, one task's batch) validates in the caller, so a bad value
+fails where it was logged, encodes each sample once and adds it to a small pending batch; every
+``batch_size`` samples the batch is journaled and routed to the actors (back-pressure waits
+there). ``flush()`` returns once all logged before it is fsynced; ``save()`` compiles, aggregates
+and runs the outputs concurrently. Collaborators: ``RunConfig``, ``Batcher``, ``RunHost`` (folder,
+journal, actors), ``run.save``, ``HubCalls``; recovery, merge and the sync facade use ``control``.
 """
 
 from __future__ import annotations
@@ -21,11 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from evalstream._errors import RunStateError
 from evalstream._messages import SampleBatch
 from evalstream._options import DEFAULTS, Options
-from evalstream.durability.resume import ResumeState, open_resume
+from evalstream.durability.resume import open_resume
 from evalstream.durability.storage import OutputStore
 from evalstream.run import forks
 from evalstream.run import progress as _progress
 from evalstream.run.checks import not_running
+from evalstream.run.intake import zip_items
 from evalstream.run.parts import assemble
 from evalstream.run.save import SaveProgress, compile_final, primary_outcome, retryable, save_run
 from evalstream.stats.compute import AggregationRegistry, default_registry
@@ -48,8 +47,7 @@ if TYPE_CHECKING:
     from evalstream.sinks.hub import PushOutcome
     from evalstream.sinks.retry import RetryPolicy
 
-State = Literal["new", "running", "saving", "unsaved", "saved", "closed"]
-"""``unsaved``: a save() failed (disk full, ...) and can be called again."""
+State = Literal["new", "running", "saving", "unsaved", "saved", "closed"]  # unsaved: retry save()
 D = DEFAULTS
 
 
@@ -122,7 +120,6 @@ class EvaluationTracker:
         self.run_id = host.run_id
         self._state: State = "new"
         self._replayed, self._progress = 0, SaveProgress()
-        self._resume: ResumeState | None = None
         self._coordinator: Coordinator | None = None
         self._result: RunResult | None = None
         self._pid: int | None = None  # the process the run started in (run/forks.py)
@@ -161,7 +158,7 @@ class EvaluationTracker:
                 if resume is not None:
                     await self._parts.adopt(resume)  # a dead run that died in its save
                     await self._host.take_over(resume, self.replay)
-                    self._resume = resume
+                    self._batch.resume = resume
                 await self._shard.resumed()
             except BaseException as exc:
                 self._state = "closed"
@@ -182,10 +179,8 @@ class EvaluationTracker:
             return
         state, self._state = self._state, "closed"  # "unsaved": save() marked the run already
         ship = self._batch.ship if state in ("running", "saving", "unsaved") else None
-        shard = partial(self._shard.close, exc)
-        await self._host.exit(
-            ship, self._parts.close_live, exc, mark=state != "unsaved", then=shard
-        )
+        shard, mark = partial(self._shard.close, exc), state != "unsaved"
+        await self._host.exit(ship, self._parts.close_live, exc, mark=mark, then=shard)
 
     def _running(self, *, healthy: bool = True) -> Coordinator:
         forks.check(self._pid)
@@ -250,15 +245,30 @@ class EvaluationTracker:
     ) -> None:
         """Log one scored sample; waits only when a full batch meets a full inbox.
 
-        In a resumed run, a sample whose (task, doc id) the dead run already logged is skipped,
-        so every sample counts once. A call cancelled once past validation has logged its
-        sample; its retry (same task, doc and scope) is skipped once.
+        In a resumed run a sample the dead run logged (same task, doc id) is skipped; a call
+        cancelled past validation has logged its sample, and its retry is skipped once.
         """
         self._running()
-        judgement = llm_as_prompt_judgement
-        await self.log_samples(
-            (self.make_sample(task_name, doc, outputs, metrics, judgement, scope),)
-        )
+        judge = llm_as_prompt_judgement
+        await self._batch.log((self.make_sample(task_name, doc, outputs, metrics, judge, scope),))
+
+    async def log_samples(
+        self,
+        task_name: str,
+        docs: Sequence[Doc],
+        outputs: Sequence[Sequence[ModelResponse] | ModelResponse],
+        metrics: Sequence[Mapping[str, Any]],
+        llm_as_prompt_judgements: Sequence[tuple[str, str] | None] | None = None,
+        *,
+        scope: Scope = "both",
+    ) -> None:
+        """Log one task's samples at once (item ``i``: ``docs[i]``, ``outputs[i]``, ``metrics[i]``
+        and ``llm_as_prompt_judgements[i]``), each checked as ``log_sample`` checks one: all or
+        none are logged, a refused item's error names its index. Skips, durability, cancellation
+        are as ``log_sample``'s, for every item (``durable=True``: one fsync covers the batch)."""
+        self._running()
+        items = zip_items(docs, outputs, metrics, llm_as_prompt_judgements)
+        await self._batch.log(self._config.samples(task_name, items, scope))
 
     def make_sample(
         self,
@@ -272,15 +282,10 @@ class EvaluationTracker:
         """Validate and encode one sample (no I/O; any thread); outputs: a list or one response."""
         return self._config.sample(task_name, doc, outputs, metrics, judgement, scope)
 
-    async def log_samples(self, prepared: Sequence[Prepared]) -> None:
-        """Log samples built by ``make_sample`` (one hop for many, as the sync tracker does).
-
-        Once validated, a sample is recorded before the first await: a call that then raises
-        the cancellation (a request timeout) logged it all the same, and logging the same
-        (task, doc, scope) again, the retry, is skipped once, so it counts once.
-        """
+    async def log_prepared(self, prepared: Sequence[Prepared]) -> None:
+        """Log samples built by ``make_sample`` (one hop for many, as the sync tracker does)."""
         self._running()
-        await self._batch.log(prepared, self._resume)
+        await self._batch.log(prepared)
 
     async def flush(self) -> None:
         """Return once every sample logged before is fsynced in the journal.
@@ -306,7 +311,7 @@ class EvaluationTracker:
 
     def logged_keys(self) -> frozenset[tuple[str, str]]:
         """(task, doc key) pairs a resumed run already holds: skip them in the harness."""
-        return self._resume.keys() if self._resume is not None else frozenset()
+        return r.keys() if (r := self._batch.resume) is not None else frozenset()
 
     # -- looking at the run --------------------------------------------------------------------
 
@@ -343,11 +348,9 @@ class EvaluationTracker:
 
     async def preview(self) -> dict[str, Any]:
         """The final dict as it would be saved now, without ending the run."""
-        coordinator = self._running()
+        coordinator, options = self._running(), self.options
         await self.flush()
-        return (
-            await compile_final(coordinator, self.options.bootstrap_iters, self.options.seed)
-        ).final
+        return (await compile_final(coordinator, options.bootstrap_iters, options.seed)).final
 
     # -- save ----------------------------------------------------------------------------------
 
@@ -388,11 +391,8 @@ class EvaluationTracker:
     async def push_details_to_hub(
         self, repo_id: str, path_in_repo: str, private: bool | None = None
     ) -> PushOutcome:
-        """Push the saved details files, one per task, in one commit.
-
-        ``{task_name}`` in ``path_in_repo`` is replaced by each task's name; otherwise
-        ``path_in_repo`` is a folder holding the files under their own names.
-        """
+        """Push the saved details files, one per task, in one commit: ``{task_name}`` in
+        ``path_in_repo`` becomes each task's name, else it is the folder that holds them."""
         return await self._parts.hub.push_details(self._result, repo_id, path_in_repo, private)
 
     async def recreate_metadata_card(self, repo_id: str) -> PushOutcome:
