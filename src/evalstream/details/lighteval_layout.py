@@ -150,12 +150,23 @@ def response_row(doc: Doc, outputs: Sequence[ModelResponse]) -> dict[str, Any]:
     }
 
 
+def lighteval_rows(samples: Sequence[ScoredSample]) -> list[list[Any]]:
+    """The three columns of ``samples`` in 0.13's layout: docs, metrics, responses."""
+    return [
+        [doc_row(s.doc) for s in samples],
+        [s.metrics for s in samples],
+        [response_row(s.doc, s.outputs) for s in samples],
+    ]
+
+
 def encode_lighteval_rows(samples: Sequence[ScoredSample]) -> bytes:
     """One frame payload holding ``samples`` in 0.13's layout."""
-    docs = [doc_row(s.doc) for s in samples]
-    metrics = [s.metrics for s in samples]
-    responses = [response_row(s.doc, s.outputs) for s in samples]
-    return MAGIC + _ENCODER.encode([docs, metrics, responses])
+    return encode_columns(lighteval_rows(samples))
+
+
+def encode_columns(columns: list[list[Any]]) -> bytes:
+    """One frame payload holding ``lighteval_rows`` columns."""
+    return MAGIC + _ENCODER.encode(columns)
 
 
 def is_lighteval(payload: bytes) -> bool:
