@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from evalstream._messages import ENCODER, SampleBatch, ScoredSample, TasksDeclared, TaskSpec
 from evalstream._types import Doc, ModelResponse
 from evalstream.details import worker as details_worker
+from evalstream.details.lighteval_layout import response_row
 from evalstream.details.parquet import segment_to_parquet
 from evalstream.details.protocol import Output
 from evalstream.details.worker import Worker
@@ -220,3 +221,17 @@ def test_a_lighteval_schema_change_abandons_the_live_file() -> None:
     assert kept == {"t|0": False}
     live, slow = tables["t|0"]
     assert live.equals(slow) and live.num_rows == 2
+
+
+def test_seed_era_results_fold_into_one_013_response() -> None:
+    """The one-logprob fast path folds as the general one: ints become floats, booleans
+    argmax flags, a pair both, and the continuation tokens stay one list per response."""
+    doc = Doc(query="q", ctx="ctx q", choices=[" A", " B"], gold_index=0)
+    results: list[Any] = [[-0.25], [-1.0, -2.0], [3], [True], (-0.5, True), ["yes"], -4.0]
+    outputs = [ModelResponse(result=r, generated_tokens=[k]) for k, r in enumerate(results)]
+    row = response_row(doc, outputs)
+    assert row["logprobs"] == [-0.25, -1.0, -2.0, 3.0, -0.5, -4.0]
+    assert row["argmax_logits_eq_gold"] == [True, True]
+    assert row["text"] == ["yes"]
+    assert row["output_tokens"] == [[k] for k in range(len(results))]
+    assert row["input"] == "ctx q" and row["input_tokens"] == []

@@ -119,21 +119,28 @@ def response_row(doc: Doc, outputs: Sequence[ModelResponse]) -> dict[str, Any]:
     text: list[Any] = []
     logprobs: list[float] = []
     argmax: list[bool] = []
-    tokens: list[list[int]] = []
+    tokens: list[Any] = []
     reasonings: list[str | None] = []
     logits: list[Any] = []
-    for o in outputs:
-        if o.is_v013:
+    first: ModelResponse | None = None
+    for o in outputs:  # inline, no method call per response: W1's four, 7.1 -> 3.4 us
+        result = o.result
+        if result is None and not o.generated_tokens:  # ``is_v013``
             text.extend(o.text)
             logprobs.extend(o.logprobs)
             argmax.extend(o.argmax_logits_eq_gold)
             reasonings.extend(o.reasonings)
+            tokens.extend(o.output_tokens)
         else:
-            _fold_result(o.result, text, logprobs, argmax)
-        tokens.extend(o.continuation_tokens())
+            if type(result) is list and len(result) == 1 and type(result[0]) is float:
+                logprobs.append(result[0])  # the common ``[logprob]``, as ``_fold_result`` folds it
+            else:
+                _fold_result(result, text, logprobs, argmax)
+            tokens.append(o.generated_tokens)
         if o.logits is not None:
             logits.append(o.logits)
-    first = next((o for o in outputs if o.input is not None or o.input_tokens), None)
+        if first is None and (o.input is not None or o.input_tokens):
+            first = o
     return {
         "input": first.input if first and first.input is not None else (doc.ctx or doc.query),
         "input_tokens": first.input_tokens if first else [],
