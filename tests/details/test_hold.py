@@ -12,7 +12,7 @@ from evalstream._messages import ENCODER, SampleBatch, ScoredSample
 from evalstream._types import Doc, ModelResponse
 from evalstream.details.protocol import Output
 from evalstream.details.rows import read_rows
-from evalstream.details.worker import Worker, rebuild_details
+from evalstream.details.worker import GROUP_ROWS, Worker, rebuild_details
 from evalstream.durability.frames import frame, read_frames
 
 if TYPE_CHECKING:
@@ -95,3 +95,16 @@ def test_a_dropped_run_forgets_what_is_held(tmp_path: Path) -> None:
     worker.drop_live()
     worker.sync()
     assert not worker.tasks  # nothing held was ingested after the drop
+
+
+def test_a_task_with_a_full_group_is_not_held(tmp_path: Path) -> None:
+    """A batch of one task (lighteval's order, W1) goes straight through: holding it would only
+    cost memory, its group is already as large as a window would make it."""
+    worker = Worker(tmp_path / "work", keep_rows=True)
+    worker.hold_rows = 1000
+    full = [_sample("a|0", i) for i in range(GROUP_ROWS)]
+    worker.guarded(ENCODER.encode(SampleBatch(samples=(*full, _sample("b|0", 0)))))
+    assert set(worker.held) == {"b|0"} and worker.held_rows == 1
+    assert worker.tasks["a|0"].counters.samples == GROUP_ROWS
+    worker.close()
+    worker.drop_live()

@@ -62,11 +62,12 @@ LIVE_OPEN_FILES = 64
 """Live parquet parts a run keeps open (on the system allocator an idle writer holds little;
 with 8, sixty interleaved tasks reopened parts all run long and joined them at its end)."""
 LIVE_PENDING_ROWS = 8192
-"""Rows a run's live files may hold before the stalest group is written early (one row
-group's worth: a finished task's last group is not held to the end of the run)."""
+"""Rows a run's live files may hold before the stalest group is written early."""
 HOLD_ROWS = 2048
 """Samples a run holds, decoded, before they are ingested task by task: one call per task for
 many batches (a 256-sample batch over 60 tasks made 60 calls of 4 rows, a row group each)."""
+GROUP_ROWS = 256
+"""A task holding this many samples is ingested at once (a batch of one task is never held)."""
 
 
 class Worker:
@@ -120,6 +121,7 @@ class Worker:
     def drop_live(self) -> None:
         """Abandon every live file and held sample (no conversion, or the worker exits)."""
         self.held.clear()
+        self.held_rows = 0
         for live in [t.live for t in self.tasks.values() if t.live is not None]:
             live.abandon()
 
@@ -139,17 +141,19 @@ class Worker:
                     if group is None:
                         group = held[sample.task_name] = []
                     group.append(sample)
-            self.held_rows += len(message.samples)
-            if self.held_rows >= self.hold_rows:
-                self.ingest_held()
+                    self.held_rows += 1
+            full = [n for n, g in held.items() if len(g) >= GROUP_ROWS]
+            if self.held_rows >= self.hold_rows or full:
+                self.ingest_held(None if self.held_rows >= self.hold_rows else full)
 
-    def ingest_held(self) -> None:
-        """Hash, encode and write the held samples, one call per task."""
-        held, self.held, self.held_rows = self.held, {}, 0
-        if not held:
+    def ingest_held(self, names: list[str] | None = None) -> None:
+        """Hash, encode and write the held samples (of ``names`` only, if given), a call a task."""
+        groups = [(n, self.held.pop(n)) for n in (list(self.held) if names is None else names)]
+        if not groups:
             return
+        self.held_rows -= sum(len(g) for _, g in groups)
         self.batches += 1
-        for name, group in held.items():
+        for name, group in groups:
             task = self.task(name)
             if task.live is not None:
                 task.live.last_used = self.batches
@@ -374,14 +378,10 @@ def command() -> list[str]:
 
 
 def worker_env() -> dict[str, str]:
-    """The worker's environment: Arrow on the system allocator unless the user chose one, and
-    what the worker needs to die with this process (``parent_watch.spawn_env``).
-
-    With pyarrow's default (mimalloc) the parquet writer's transient buffers stayed resident:
-    measured on W1, the worker's peak growth was 106-120 MB with mimalloc, 64 MB with the system
-    allocator (jemalloc 68); ``pa.set_memory_pool`` is not enough, the parquet writer allocates
-    from the C++ default pool, which only this variable chooses before pyarrow loads.
-    """
+    """The worker's environment: Arrow on the system allocator unless the user chose one (on
+    W1 the worker's peak growth was 106-120 MB with mimalloc, 64 MB on the system allocator;
+    only this variable reaches the parquet writer's C++ pool), and what the worker needs to die
+    with this process (``parent_watch.spawn_env``)."""
     return {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ, **spawn_env()}
 
 
