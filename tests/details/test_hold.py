@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
 import pyarrow.parquet as pq
 
 from evalstream._messages import ENCODER, SampleBatch, ScoredSample
 from evalstream._types import Doc, ModelResponse
 from evalstream.details.protocol import Output
 from evalstream.details.rows import read_rows
-from evalstream.details.worker import GROUP_ROWS, Worker, rebuild_details
+from evalstream.details.worker import GROUP_ROWS, LIVE_IDLE, Worker, rebuild_details
 from evalstream.durability.frames import frame, read_frames
 
 if TYPE_CHECKING:
@@ -98,13 +99,43 @@ def test_a_dropped_run_forgets_what_is_held(tmp_path: Path) -> None:
 
 
 def test_a_task_with_a_full_group_is_not_held(tmp_path: Path) -> None:
-    """A batch of one task (lighteval's order, W1) goes straight through: holding it would only
-    cost memory, its group is already as large as a window would make it."""
+    """A batch of one task (lighteval's order, W1) goes straight through, and takes what is
+    held with it: a finished task's tail is not held behind the next task's batches."""
     worker = Worker(tmp_path / "work", keep_rows=True)
     worker.hold_rows = 1000
-    full = [_sample("a|0", i) for i in range(GROUP_ROWS)]
-    worker.guarded(ENCODER.encode(SampleBatch(samples=(*full, _sample("b|0", 0)))))
-    assert set(worker.held) == {"b|0"} and worker.held_rows == 1
-    assert worker.tasks["a|0"].counters.samples == GROUP_ROWS
+    worker.guarded(ENCODER.encode(SampleBatch(samples=(_sample("a|0", 0),))))
+    assert worker.held_rows == 1 and not worker.tasks
+    full = [_sample("b|0", i) for i in range(GROUP_ROWS)]
+    worker.guarded(ENCODER.encode(SampleBatch(samples=tuple(full))))
+    assert worker.held_rows == 0 and not worker.held
+    assert {n: t.counters.samples for n, t in worker.tasks.items()} == {"a|0": 1, "b|0": 256}
     worker.close()
     worker.drop_live()
+
+
+def test_a_batch_of_metrics_only_samples_holds_nothing(tmp_path: Path) -> None:
+    """lighteval's metrics logger sends samples the details skip: nothing held, no error."""
+    worker = Worker(tmp_path / "work", keep_rows=True)
+    only = msgspec.structs.replace(_sample("a|0", 0), scope="metrics")
+    worker.guarded(ENCODER.encode(SampleBatch(samples=(only,))))
+    worker.sync()
+    assert worker.error is None and not worker.broken
+    assert not worker.held and not worker.tasks
+
+
+def test_a_task_not_fed_for_a_while_closes_its_live_part(tmp_path: Path) -> None:
+    """W3's sixty tasks one after another: a finished task's writer is closed, not kept open
+    to the end of the run (up to ``LIVE_OPEN_FILES`` of them)."""
+    worker = Worker(tmp_path / "work", keep_rows=True)
+    worker.hold_rows = 0
+    worker.guarded(ENCODER.encode(SampleBatch(samples=(_sample("a|0", 0),))))
+    for i in range(LIVE_IDLE + 1):
+        worker.guarded(ENCODER.encode(SampleBatch(samples=(_sample("b|0", i),))))
+    live = {n: t.live for n, t in worker.tasks.items()}
+    assert live["a|0"] is not None and live["b|0"] is not None
+    a, b = live["a|0"], live["b|0"]
+    assert (a.rows, a.group_rows, a.is_open) == (1, 0, False)  # written and closed
+    assert (b.rows, b.group_rows) == (0, LIVE_IDLE + 1)  # still filling its group
+    assert len(a.parts) == 1
+    state = worker.end(1, Output(root=str(tmp_path / "out"), model_name="m", date_id="d"))
+    assert state.written is not None and state.written.error is None
