@@ -117,7 +117,12 @@ class LiveParquet:
             return None
         if known is not None and kind != known:
             return None
-        return array if array.type == kind else typed_array(values, kind)
+        if array.type == kind:
+            return array
+        if not flat:  # the declared types of null fields: a cast, not a second conversion
+            with contextlib.suppress(pa.ArrowNotImplementedError, pa.ArrowInvalid):
+                return array.cast(kind)
+        return typed_array(values, kind)
 
     @property
     def is_open(self) -> bool:
