@@ -373,7 +373,11 @@ async def _evalstream_tracked(
     from evalstream import EvaluationTracker, ModelInfo
 
     async with EvaluationTracker(
-        out, save_details=True, batch_size=p["batch_size"], runtime=runtime
+        out,
+        save_details=True,
+        batch_size=p["batch_size"],
+        runtime=runtime,
+        details_layout=p.get("details_layout", "flat"),
     ) as t:
         await t.log_args_info(num_fewshot_seeds=1, job_id="0")
         await t.log_model_info(ModelInfo(model_name="org/model"))
@@ -458,6 +462,7 @@ def params(args: argparse.Namespace, wl: str, side: str, out: Path) -> dict[str,
         "gc_freeze": args.gc_freeze,
         "details_workers": args.details_workers,
         "details_nice": args.details_nice,
+        "details_layout": args.details_layout,
     }
 
 
@@ -564,6 +569,12 @@ def main() -> int:
         choices=["first", "each"],
         default="first",
         help="evalstream: the 40 input tokens on the first of the 4 responses (lighteval's content) or on each",
+    )
+    add(
+        "--details-layout",
+        choices=["flat", "lighteval"],
+        default="flat",
+        help="evalstream's details_layout (lighteval always writes its own)",
     )
     add("--no-lighteval", action="store_true")
     add(

@@ -4,7 +4,8 @@ Starts one real details worker through the pool, from the main thread (``MODE`` 
 from a thread that ends once the worker is up (``thread``: the kernel's parent-death signal,
 tied to that thread, must not be armed there, so only the worker's own watch on its parent
 process can notice the parent's death). It gives the worker one lighteval-layout task of ``ROWS`` wide samples,
-which the end of the run converts in two passes (about a second: no live file shortcuts it), and
+which the end of the run converts in two passes (about a second: the last sample's extra
+``specific`` key changes the schema, so the live file is given up and does not shortcut it), and
 ends the run with an ``Output`` under ``OUT``. Prints, one line each, flushed:
 
 - ``WORKER <pid>`` once the worker holds every row (a flush was answered);
@@ -48,7 +49,9 @@ def scored(i: int) -> ScoredSample:
         choices=["A", "B"],
         gold_index=0,
         id=str(i),
-        specific={f"field{k}": [i, k, float(k)] for k in range(WIDTH)},
+        specific={
+            f"field{k}": [i, k, float(k)] for k in range(WIDTH + (i == ROWS - 1))
+        },  # the last sample's extra key abandons the live file: the end converts in two passes
     )
     output = ModelResponse(result=[f"answer {i}"], input_tokens=[1, 2, 3], generated_tokens=[4])
     return ScoredSample(

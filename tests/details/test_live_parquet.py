@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from evalstream._messages import ENCODER, SampleBatch, ScoredSample, TasksDeclared, TaskSpec
 from evalstream._types import Doc, ModelResponse
 from evalstream.details import worker as details_worker
+from evalstream.details.lighteval_layout import response_row
 from evalstream.details.parquet import segment_to_parquet
 from evalstream.details.protocol import Output
 from evalstream.details.worker import Worker
@@ -50,12 +51,13 @@ def _sample(
 
 
 def _run(
-    batches: list[list[ScoredSample]], categories: list[str]
+    batches: list[list[ScoredSample]], categories: list[str], layout: str = "flat"
 ) -> tuple[dict[str, bool], dict[str, Any]]:
     """Feed ``batches`` to a worker, convert; (task -> live file kept, task -> (live, 2-pass))."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        worker = Worker(root / "work", keep_rows=True)
+        worker = Worker(root / "work", keep_rows=True, layout=layout)
+        worker.hold_rows = 0  # one ingest per batch: the batches are the schema changes tested
         tasks = sorted({s.task_name for b in batches for s in b})
         worker.message(
             ENCODER.encode(
@@ -74,7 +76,7 @@ def _run(
         tables = {}
         for name, rel in written.paths.items():
             slow = root / f"slow-{len(tables)}.parquet"
-            segment_to_parquet(worker.tasks[name].segment, slow)
+            segment_to_parquet(worker.tasks[name].segment, slow, layout)
             tables[name] = (pq.read_table(root / "out" / rel), pq.read_table(slow))
         assert not list((root / "work").rglob("*.parquet"))  # moved into place or deleted
     return kept, tables
@@ -175,6 +177,7 @@ def test_the_bound_writes_a_finished_tasks_group_first(monkeypatch: pytest.Monke
     monkeypatch.setattr(details_worker, "LIVE_PENDING_ROWS", 3)
     with tempfile.TemporaryDirectory() as tmp:
         worker = Worker(Path(tmp), keep_rows=True)
+        worker.hold_rows = 0
         a = [_sample("a|0", 0.5, {}, [1], False)]
         b = [_sample("b|0", 0.5, {}, [1, k], False) for k in range(3)]
         for batch in (a, b):
@@ -184,3 +187,51 @@ def test_the_bound_writes_a_finished_tasks_group_first(monkeypatch: pytest.Monke
         assert (live_a.group_rows, live_a.rows, live_b.group_rows) == (0, 1, 3)
         worker.close()
         worker.drop_live()
+
+
+@settings(max_examples=25, deadline=None)
+@given(_STABLE, st.sampled_from([[], ["multichoice"]]))
+def test_the_lighteval_layout_is_written_live_and_equals_the_two_passes(
+    batches: list[list[ScoredSample]], categories: list[str]
+) -> None:
+    """0.13's struct columns are streamed too: ``save()`` only closes and moves the file."""
+    kept, tables = _run(batches, categories, "lighteval")
+    assert all(kept.values())
+    for live, slow in tables.values():
+        assert live.column_names == ["doc", "metric", "model_response"]
+        assert live.equals(slow)
+        assert live.schema.metadata == slow.schema.metadata
+
+
+@settings(max_examples=40, deadline=None)
+@given(_VARYING)
+def test_a_changing_lighteval_schema_falls_back_to_the_same_table(
+    batches: list[list[ScoredSample]],
+) -> None:
+    _, tables = _run(batches, [], "lighteval")
+    for live, slow in tables.values():
+        assert live.equals(slow)
+        assert live.schema.metadata == slow.schema.metadata
+
+
+def test_a_lighteval_schema_change_abandons_the_live_file() -> None:
+    """A ``specific`` that turns from a string to a number: the file cannot keep its type."""
+    first = [_sample("t|0", 0.5, {"k": "v"}, [1, 2], True)]
+    kept, tables = _run([first, [_sample("t|0", 0.5, {"k": 1}, [1], True)]], [], "lighteval")
+    assert kept == {"t|0": False}
+    live, slow = tables["t|0"]
+    assert live.equals(slow) and live.num_rows == 2
+
+
+def test_seed_era_results_fold_into_one_013_response() -> None:
+    """The one-logprob fast path folds as the general one: ints become floats, booleans
+    argmax flags, a pair both, and the continuation tokens stay one list per response."""
+    doc = Doc(query="q", ctx="ctx q", choices=[" A", " B"], gold_index=0)
+    results: list[Any] = [[-0.25], [-1.0, -2.0], [3], [True], (-0.5, True), ["yes"], -4.0]
+    outputs = [ModelResponse(result=r, generated_tokens=[k]) for k, r in enumerate(results)]
+    row = response_row(doc, outputs)
+    assert row["logprobs"] == [-0.25, -1.0, -2.0, 3.0, -0.5, -4.0]
+    assert row["argmax_logits_eq_gold"] == [True, True]
+    assert row["text"] == ["yes"]
+    assert row["output_tokens"] == [[k] for k in range(len(results))]
+    assert row["input"] == "ctx q" and row["input_tokens"] == []

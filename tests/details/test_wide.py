@@ -89,6 +89,7 @@ def _worker_tables(batches: list[list[ScoredSample]]) -> tuple[bool, pa.Table, p
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         worker = Worker(root / "work", keep_rows=True)
+        worker.hold_rows = 0  # one ingest per batch: a later batch changes the schema
         spec = TaskSpec(name="t|0", categories=["generative"])
         worker.message(ENCODER.encode(TasksDeclared(tasks=[spec])))
         for batch in batches:

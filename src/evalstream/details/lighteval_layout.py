@@ -119,21 +119,28 @@ def response_row(doc: Doc, outputs: Sequence[ModelResponse]) -> dict[str, Any]:
     text: list[Any] = []
     logprobs: list[float] = []
     argmax: list[bool] = []
-    tokens: list[list[int]] = []
+    tokens: list[Any] = []
     reasonings: list[str | None] = []
     logits: list[Any] = []
-    for o in outputs:
-        if o.is_v013:
+    first: ModelResponse | None = None
+    for o in outputs:  # inline, no method call per response: W1's four, 7.1 -> 3.4 us
+        result = o.result
+        if result is None and not o.generated_tokens:  # ``is_v013``
             text.extend(o.text)
             logprobs.extend(o.logprobs)
             argmax.extend(o.argmax_logits_eq_gold)
             reasonings.extend(o.reasonings)
+            tokens.extend(o.output_tokens)
         else:
-            _fold_result(o.result, text, logprobs, argmax)
-        tokens.extend(o.continuation_tokens())
+            if type(result) is list and len(result) == 1 and type(result[0]) is float:
+                logprobs.append(result[0])  # the common ``[logprob]``, as ``_fold_result`` folds it
+            else:
+                _fold_result(result, text, logprobs, argmax)
+            tokens.append(o.generated_tokens)
         if o.logits is not None:
             logits.append(o.logits)
-    first = next((o for o in outputs if o.input is not None or o.input_tokens), None)
+        if first is None and (o.input is not None or o.input_tokens):
+            first = o
     return {
         "input": first.input if first and first.input is not None else (doc.ctx or doc.query),
         "input_tokens": first.input_tokens if first else [],
@@ -150,12 +157,23 @@ def response_row(doc: Doc, outputs: Sequence[ModelResponse]) -> dict[str, Any]:
     }
 
 
+def lighteval_rows(samples: Sequence[ScoredSample]) -> list[list[Any]]:
+    """The three columns of ``samples`` in 0.13's layout: docs, metrics, responses."""
+    return [
+        [doc_row(s.doc) for s in samples],
+        [s.metrics for s in samples],
+        [response_row(s.doc, s.outputs) for s in samples],
+    ]
+
+
 def encode_lighteval_rows(samples: Sequence[ScoredSample]) -> bytes:
     """One frame payload holding ``samples`` in 0.13's layout."""
-    docs = [doc_row(s.doc) for s in samples]
-    metrics = [s.metrics for s in samples]
-    responses = [response_row(s.doc, s.outputs) for s in samples]
-    return MAGIC + _ENCODER.encode([docs, metrics, responses])
+    return encode_columns(lighteval_rows(samples))
+
+
+def encode_columns(columns: list[list[Any]]) -> bytes:
+    """One frame payload holding ``lighteval_rows`` columns."""
+    return MAGIC + _ENCODER.encode(columns)
 
 
 def is_lighteval(payload: bytes) -> bool:

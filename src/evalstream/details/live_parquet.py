@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalstream.details.features import images_array, with_features
+from evalstream.details.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
+from evalstream.details.lighteval_layout import refine
 from evalstream.details.parquet import (
     COMPRESSION,
     FIXED,
@@ -23,7 +25,7 @@ from evalstream.details.parquet import (
     typed_array,
 )
 from evalstream.details.rows import COLUMNS, FIXED_COLUMNS, TOKEN_COLUMNS, VARIABLE, tokens_array
-from evalstream.details.wide import first_batch, is_pairs, pairs_array
+from evalstream.details.wide import METRIC_COLUMNS, first_batch, is_pairs, pairs_array
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,8 +46,9 @@ class LiveParquet:
     (``WHEN_EMPTY``); a later batch that fills it abandons the file too.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, layout: str = "flat") -> None:
         self.path = path
+        self.layout = layout
         self.schema: pa.Schema | None = None
         self.group: list[pa.Table] = []
         self.group_rows = 0
@@ -57,8 +60,9 @@ class LiveParquet:
         recently used is the one suspended."""
         self._writer: pq.ParquetWriter | None = None
 
-    def add(self, variable: Sequence[list[Any]], fixed: Sequence[Any]) -> None:
-        """Convert one batch (``VARIABLE`` then ``FIXED_COLUMNS`` values, tokens packed)."""
+    def add(self, variable: Sequence[list[Any]], fixed: Sequence[Any] = ()) -> None:
+        """Convert one batch: the flat layout's ``VARIABLE`` then ``FIXED_COLUMNS`` values
+        (tokens packed), or the lighteval layout's three columns (``lighteval_rows``)."""
         if self.abandoned:
             return
         try:
@@ -67,22 +71,12 @@ class LiveParquet:
             self.abandon()
 
     def _add(self, variable: Sequence[list[Any]], fixed: Sequence[Any]) -> None:
+        flat = self.layout == "flat"
+        names = VARIABLE if flat else LIGHTEVAL_COLUMNS
         arrays: dict[str, pa.Array] = {}
-        for name, values in zip(VARIABLE, variable, strict=True):
-            known = self.schema.field(name).type if self.schema is not None else None
-            if name == "metrics" and (known is None or is_pairs(known)):  # details/wide.py
-                wide = first_batch(values) if known is None else pairs_array(values, known)
-                if wide is not None:
-                    arrays[name] = wide
-                    continue
-            array = pa.array(values)  # what Arrow cannot type raises: ``add`` abandons
-            if empty_type(array.type):
-                array = typed_array(values, known or WHEN_EMPTY.get(name, pa.string()))
-            elif known is None:
-                if parquet_depth(array.type) > MAX_PARQUET_DEPTH:
-                    self.abandon()
-                    return
-            elif array.type != known:
+        for name, values in zip(names, variable, strict=True):
+            array = self._variable(name, values, flat)
+            if array is None:
                 self.abandon()
                 return
             arrays[name] = array
@@ -91,17 +85,44 @@ class LiveParquet:
                 pa.schema(
                     [
                         pa.field(n, arrays[n].type) if n in arrays else pa.field(n, FIXED[n])
-                        for n in COLUMNS
+                        for n in (COLUMNS if flat else LIGHTEVAL_COLUMNS)
                     ]
                 )
             )
-        for name, values in zip(FIXED_COLUMNS, fixed, strict=True):
-            arrays[name] = _fixed_array(name, values)
-        table = pa.Table.from_arrays([arrays[n] for n in COLUMNS], schema=self.schema)
+        if flat:
+            for name, values in zip(FIXED_COLUMNS, fixed, strict=True):
+                arrays[name] = _fixed_array(name, values)
+        table = pa.Table.from_arrays([arrays[f.name] for f in self.schema], schema=self.schema)
         self.group.append(table)
         self.group_rows += table.num_rows
         if self.group_rows >= ROW_GROUP_ROWS:
             self.write_group()
+
+    def _variable(self, name: str, values: list[Any], flat: bool) -> pa.Array | None:
+        """A column whose type the data gives, as the two passes would type it over this
+        file; None if this batch's type is not the file's (or not one parquet can nest)."""
+        known = self.schema.field(name).type if self.schema is not None else None
+        if name in METRIC_COLUMNS and (known is None or is_pairs(known)):  # details/wide.py
+            wide = first_batch(values) if known is None else pairs_array(values, known)
+            if wide is not None:
+                return wide
+        array = pa.array(values)  # what Arrow cannot type raises: ``add`` abandons
+        if not flat:
+            kind = refine(name, array.type)  # declared types where the data says null
+        elif empty_type(array.type):
+            kind = known or WHEN_EMPTY.get(name, pa.string())
+        else:
+            kind = array.type
+        if known is None and parquet_depth(kind) > MAX_PARQUET_DEPTH:
+            return None
+        if known is not None and kind != known:
+            return None
+        if array.type == kind:
+            return array
+        if not flat:  # the declared types of null fields: a cast, not a second conversion
+            with contextlib.suppress(pa.ArrowNotImplementedError, pa.ArrowInvalid):
+                return array.cast(kind)
+        return typed_array(values, kind)
 
     @property
     def is_open(self) -> bool:

@@ -9,7 +9,8 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from evalstream.details.lighteval_layout import encode_lighteval_rows
+from evalstream.details.lighteval_layout import encode_columns as encode_lighteval_columns
+from evalstream.details.lighteval_layout import lighteval_rows
 from evalstream.details.rows import encode_columns, packed_fixed, row_columns
 from evalstream.durability.frames import frame
 from evalstream.durability.storage import translate_oserror
@@ -66,7 +67,10 @@ class TaskDetails:
         )
         if keep_rows:
             if self.layout == "lighteval":
-                payload = encode_lighteval_rows(samples)
+                columns = lighteval_rows(samples)
+                payload = encode_lighteval_columns(columns)
+                if self.live is not None:
+                    self.live.add(columns)
             else:
                 fixed = packed_fixed(cols)
                 payload = encode_columns(cols.variable, fixed)

@@ -58,12 +58,19 @@ from evalstream.details.task_state import TaskDetails
 from evalstream.durability.frames import iter_frames
 from evalstream.durability.storage import translate_oserror
 
-LIVE_OPEN_FILES = 8
-"""Live parquet parts a run keeps open at once (each open writer holds a few MB)."""
+LIVE_OPEN_FILES = 64
+"""Live parquet parts a run keeps open (with 8, sixty interleaved tasks reopened parts all run
+long and joined them at its end); one not fed for ``LIVE_IDLE`` ingests is closed all the same
+(a finished task's open writer held ~0.4 MB: W3's sixty, 24 MB)."""
+LIVE_IDLE = 16
 LIVE_PENDING_ROWS = 8192
-"""Rows the live files of a run may hold in memory before the stalest group is written early
-(one row group's worth: a finished task's last partial group is written once the next task
-has filled as much, not held to the end of the run)."""
+"""Rows a run's live files may hold before the stalest group is written early."""
+HOLD_ROWS = 2048
+"""Samples a run holds, decoded, before they are ingested task by task: one call per task for
+many batches (a 256-sample batch over 60 tasks made 60 calls of 4 rows, a row group each)."""
+GROUP_ROWS = 256
+"""A task holding this many ingests everything held (a batch of one task is never held, nor a
+finished task's tail behind the next task's batches)."""
 
 
 class Worker:
@@ -82,25 +89,27 @@ class Worker:
         self.broken = False
         self.umask = 0o022
         self.batches = 0
+        self.held: dict[str, list[ScoredSample]] = {}
+        self.held_rows = 0
+        self.hold_rows = HOLD_ROWS
 
     def task(self, name: str) -> TaskDetails:
-        """The task's state, created on its first sample."""
+        """The task's state, created on its first sample (with its live parquet file)."""
         task = self.tasks.get(name)
         if task is None:
             segment = self.workdir / "segments" / f"{self.shard}-{len(self.tasks):05d}.seg"
             task = TaskDetails(name, segment, self.categories.get(name, frozenset()), self.layout)
-            if self.keep_rows and self.layout == "flat":
+            if self.keep_rows:
                 from evalstream.details.live_parquet import LiveParquet  # pyarrow: workers only
 
-                task.live = LiveParquet(segment.with_suffix(".parquet"))
+                task.live = LiveParquet(segment.with_suffix(".parquet"), self.layout)
             self.tasks[name] = task
         return task
 
     def bound_live(self) -> None:
-        """Keep the live files within ``LIVE_PENDING_ROWS`` pending rows and ``LIVE_OPEN_FILES``
-        open parts: the least recently fed group is written early, the least recently fed part
-        suspended. The stalest group, not the largest: a finished task's last partial group goes
-        first, so the group a task is still filling is not cut short."""
+        """Bound the live files' pending rows (the least recently fed group is written first,
+        not the one a task is still filling) and open parts (the least recently fed, and any
+        idle for ``LIVE_IDLE`` ingests, are written and closed)."""
         live = [t.live for t in self.tasks.values() if t.live is not None]
         pending = [f for f in live if f.group_rows]
         while pending and sum(f.group_rows for f in pending) > LIVE_PENDING_ROWS:
@@ -108,14 +117,17 @@ class Worker:
             stalest.write_group()
             pending.remove(stalest)
         opened = sorted((f for f in live if f.is_open), key=lambda f: f.last_used)
-        for file in opened[: max(0, len(opened) - LIVE_OPEN_FILES)]:
-            file.suspend()
+        over = opened[: max(0, len(opened) - LIVE_OPEN_FILES)]
+        for file in live:
+            if file.last_used < self.batches - LIVE_IDLE or file in over:
+                file.suspend()  # nothing to do for one already written and closed
 
     def drop_live(self) -> None:
-        """Abandon every live file (the run ended without converting, or the worker exits)."""
-        for task in self.tasks.values():
-            if task.live is not None:
-                task.live.abandon()
+        """Abandon every live file and held sample (no conversion, or the worker exits)."""
+        self.held.clear()
+        self.held_rows = 0
+        for live in [t.live for t in self.tasks.values() if t.live is not None]:
+            live.abandon()
 
     def message(self, body: bytes) -> None:
         """Apply one journal-encoded message."""
@@ -126,18 +138,28 @@ class Worker:
                 if spec.name in self.tasks:
                     self.tasks[spec.name].categories = frozenset(spec.categories)
         elif isinstance(message, SampleBatch):
-            by_task: dict[str, list[ScoredSample]] = {}
+            held = self.held
             for sample in message.samples:
                 if sample.scope != "metrics":
-                    by_task.setdefault(sample.task_name, []).append(sample)
-            self.batches += 1
-            for name, group in by_task.items():
-                task = self.task(name)
-                if task.live is not None:
-                    task.live.last_used = self.batches
-                task.ingest(group, self.keep_rows)
-                self.attempt(task.write_pending)
-            self.bound_live()
+                    held.setdefault(sample.task_name, []).append(sample)
+                    self.held_rows += 1
+            largest = max(map(len, held.values()), default=0)
+            if self.held_rows >= self.hold_rows or largest >= GROUP_ROWS:
+                self.ingest_held()
+
+    def ingest_held(self) -> None:
+        """Hash, encode and write the held samples, one call per task."""
+        held, self.held, self.held_rows = self.held, {}, 0
+        if not held:
+            return
+        self.batches += 1
+        for name, group in held.items():
+            task = self.task(name)
+            if task.live is not None:
+                task.live.last_used = self.batches
+            task.ingest(group, self.keep_rows)
+            self.attempt(task.write_pending)
+        self.bound_live()
 
     def attempt(self, write: Any) -> None:
         """Run a write; remember a failure instead of dying (the rows stay pending)."""
@@ -152,18 +174,18 @@ class Worker:
                 self.error = None
 
     def guarded(self, body: bytes) -> None:
-        """Apply a message; anything it breaks is this run's lasting error, not the process's.
-
-        The collector is off while it runs: a decoded batch is a tree of a few thousand
-        containers that die together by reference count when the message is done, so the young
-        collections its allocations would trigger find nothing and only cost (a third of the
-        decoding time, measured on the W1 shape).
-        """
+        """Apply a message (``b""``: ingest the held samples); anything it breaks is this run's
+        lasting error, not the process's. The collector is off meanwhile: a decoded batch is a
+        tree that dies by reference count, so young collections would find nothing (they were
+        a third of the decoding time, measured on the W1 shape)."""
         if self.broken:
             return
         gc.disable()
         try:
-            self.message(body)
+            if body:
+                self.message(body)
+            else:
+                self.ingest_held()
         except Exception as exc:  # noqa: BLE001 - the process serves other runs: report, go on
             self.broken = True
             self.error = f"the details worker failed on this run: {type(exc).__name__}: {exc}"
@@ -203,7 +225,9 @@ class Worker:
         return DetailsWritten(paths, warnings)
 
     def sync(self) -> None:
-        """Write pending rows and fsync every segment (errors are remembered)."""
+        """Ingest the held samples, write pending rows and fsync every segment (errors are
+        remembered; what the held samples break is the run's error, as in ``guarded``)."""
+        self.guarded(b"")
         for task in self.tasks.values():
             self.attempt(task.sync)
 
@@ -303,11 +327,10 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
 def preload() -> None:
     """Import what the end-of-run conversion needs now, while the worker idles at its start.
 
-    The interpreter compiles imports from source here (``PYTHONDONTWRITEBYTECODE``): importing
-    ``pyarrow.parquet`` and the parquet sink inside ``save()`` was ~14 % of W1's save, and the
-    first ``cast`` of a conversion imports ``pyarrow.compute`` (0.1 s more). Imported
-    before ``settle_gc`` freezes the modules, so they never weigh on the run's collections. Not
-    at module level: the tracker's process imports this module and writes no parquet.
+    The interpreter compiles imports from source (``PYTHONDONTWRITEBYTECODE``): importing
+    ``pyarrow.parquet`` inside ``save()`` was ~14 % of W1's save, and the first ``cast`` imports
+    ``pyarrow.compute`` (0.1 s more). Imported before ``settle_gc`` freezes the modules. Not at
+    module level: the tracker's process imports this module and writes no parquet.
     """
     import pyarrow.compute  # the first cast imports it (with pydoc and inspect)
     import pyarrow.parquet  # noqa: F401
@@ -344,9 +367,8 @@ def rebuild_details(
             for payload in iter_frames(handle):
                 with contextlib.suppress(msgspec.DecodeError):
                     worker.message(payload)
-    for task in worker.tasks.values():
-        worker.attempt(task.sync)
-        task.close()
+    worker.sync()
+    worker.close()
     return worker.convert(output)
 
 
@@ -356,14 +378,10 @@ def command() -> list[str]:
 
 
 def worker_env() -> dict[str, str]:
-    """The worker's environment: Arrow on the system allocator unless the user chose one, and
-    what the worker needs to die with this process (``parent_watch.spawn_env``).
-
-    With pyarrow's default (mimalloc) the parquet writer's transient buffers stayed resident:
-    measured on W1, the worker's peak growth was 106-120 MB with mimalloc, 64 MB with the system
-    allocator (jemalloc 68); ``pa.set_memory_pool`` is not enough, the parquet writer allocates
-    from the C++ default pool, which only this variable chooses before pyarrow loads.
-    """
+    """The worker's environment: Arrow on the system allocator unless the user chose one (on
+    W1 the worker's peak growth was 106-120 MB with mimalloc, 64 MB on the system allocator;
+    only this variable reaches the parquet writer's C++ pool), and what the worker needs to die
+    with this process (``parent_watch.spawn_env``)."""
     return {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ, **spawn_env()}
 
 
