@@ -195,6 +195,27 @@ def test_imported_run_compares_with_a_native_run_on_shared_docs(
 
 
 @pytest.mark.inspect
+def test_task_name_renames_the_imported_task_and_an_unknown_one_is_refused(
+    inspect_log: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--task-name arith=suite|arith|0`` records inspect's task under that name; renaming a
+    task the log lacks is exit 2 naming it, with nothing written."""
+    out = tmp_path / "renamed"
+    argv = ["import", inspect_log.location, str(out), "--format", "inspect"]
+    capsys.readouterr()
+    assert main([*argv, "--task-name", "arith=suite|arith|0"]) == 0
+    rows = _json(
+        capsys,
+        ["query", str(out), "select distinct task from results where task <> 'all'", "--json"],
+    )
+    assert [r["task"] for r in rows] == ["suite|arith|0"]
+    bad = ["import", inspect_log.location, str(tmp_path / "bad"), "--format", "inspect"]
+    assert main([*bad, "--task-name", "nope=x|y|0"]) == 2
+    assert "names no task of these logs: ['nope']" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.inspect
 def test_export_reads_back_with_every_sample_score_and_metric(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -217,3 +217,21 @@ def test_task_names_that_name_no_task_or_an_unsafe_one_are_refused_before_a_writ
     with pytest.raises(InputError, match="contains '/'"):
         import_run(str(tmp_path / "src"), str(tmp_path / "out"), task_names={MC: "a/b|0"})
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_renames_tasks_with_task_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """`--task-name OLD=NEW` records lm-eval's task under the native name; a malformed one
+    is exit 2 with the form to use, before anything is written."""
+    write_run(tmp_path / "src", docs=4)
+    capsys.readouterr()
+    args = ["import", str(tmp_path / "src"), str(tmp_path / "out"), "--format", "lm-eval"]
+    assert main([*args, "--task-name", f"{MC}={NATIVE}"]) == 0
+    (printed,) = capsys.readouterr().out.split()
+    tasks = set(json.loads(Path(printed).read_text())["results"])
+    assert NATIVE in tasks and not any(t.startswith(f"lm-eval|{MC}|") for t in tasks)
+    bad = ["import", str(tmp_path / "src"), str(tmp_path / "o"), "--format", "lm-eval"]
+    assert main([*bad, "--task-name", MC]) == 2
+    assert "give OLD=NEW" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

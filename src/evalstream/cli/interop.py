@@ -37,9 +37,27 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _renames(pairs: list[str]) -> dict[str, str]:
+    """``--task-name OLD=NEW`` options as a mapping; a malformed one is a clear error."""
+    renames: dict[str, str] = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise ConfigError(
+                f"--task-name {pair!r}: give OLD=NEW (the foreign task, its new name)"
+            )
+        if old in renames:
+            raise ConfigError(f"--task-name names {old!r} twice")
+        renames[old] = new
+    return renames
+
+
 def import_(args: argparse.Namespace) -> int:
     """Record a foreign run as an evalstream run in OUTPUT_DIR."""
-    for path in _resolve(IMPORTERS, args.format)(args.source, args.output_dir):
+    importer = _resolve(IMPORTERS, args.format)
+    renames = _renames(args.task_name)
+    written = importer(args.source, args.output_dir, task_names=renames or None)
+    for path in written:
         print(path)
     return 0
 
@@ -67,4 +85,12 @@ def add_interop_parsers(sub: Any, run_help: str, lookup_help: str) -> None:
     p.add_argument("source", help="the foreign run (a log file, or a results file or folder)")
     p.add_argument("output_dir", help="the output folder the imported run is written to")
     p.add_argument("--format", required=True, choices=sorted(IMPORTERS) or None)
+    p.add_argument(
+        "--task-name",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="record the foreign task OLD as NEW (repeatable), e.g. arc_easy=lighteval|arc:easy|0,"
+        " so compare pairs it with another harness's run of the same docs",
+    )
     p.set_defaults(func=import_)

@@ -14,8 +14,9 @@ IMPORTERS: dict[str, str] = {
     "inspect": "evalstream.interop.inspect:import_log",
     "lm-eval": "evalstream.interop.lmeval:import_run",
 }
-"""``--format`` of ``evalstream import`` -> ``module:function(source: str, output_dir: str)
--> list[str]`` (the run folders written)."""
+"""``--format`` of ``evalstream import`` -> ``module:function(source: str, output_dir: str, *,
+task_names: Mapping[str, str] | None) -> list[str]`` (what was written; ``task_names`` renames
+the foreign tasks, ``--task-name OLD=NEW``)."""
 
 EXPORT_OUTPUTS: dict[str, str] = {
     "inspect": (

@@ -45,13 +45,16 @@ from inspect_ai.log import (
 from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, ModelOutput
 from inspect_ai.scorer import Score, value_to_float
 
-from evalstream._errors import ConfigError
+from evalstream._errors import ConfigError, InputError, UnsafeNameError
+from evalstream._naming import check_task_name
 from evalstream._summary import __version__
 from evalstream._types import Doc, ModelInfo, ModelResponse, TaskSpec
 from evalstream.run.tracker import EvaluationTracker
 from evalstream.runs.loading import metrics_dict
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from evalstream.runs.loading import LoadedRun
 
 _COLUMNS = [
@@ -225,14 +228,28 @@ def _answer(predictions: list[Any], choices: list[Any]) -> str:
 # --- import ---------------------------------------------------------------------------------
 
 
-def import_log(source: str, output_dir: str) -> list[str]:
+def import_log(
+    source: str, output_dir: str, *, task_names: Mapping[str, str] | None = None
+) -> list[str]:
     """Record the inspect_ai log ``source`` (a log file, or a folder of one model's logs: one
-    task each) as one evalstream run in ``output_dir``; returns the run folder written."""
+    task each) as one evalstream run in ``output_dir``; returns the run folder written.
+
+    ``task_names`` renames inspect tasks (``{"arc_easy": "lighteval|arc:easy|0"}``), so
+    ``evalstream compare`` pairs them with another harness's run of the same docs; checked
+    before anything is written."""
     logs = [_read(path) for path in _log_files(source)]
     models = sorted({log.eval.model for log in logs})
     if len(models) != 1:
         raise ConfigError(f"{source} holds logs of several models ({', '.join(models)})")
-    names = [_task_name(log.eval.task) for log in logs]
+    renames = dict(task_names or {})
+    unknown = sorted(set(renames) - {log.eval.task for log in logs})
+    if unknown:
+        raise InputError(f"{source}: task_names names no task of these logs: {unknown}")
+    try:  # a name the tracker would refuse is refused before anything is written
+        names = [check_task_name(renames.get(log.eval.task) or _task_name(log.eval.task))
+                 for log in logs]  # fmt: skip
+    except UnsafeNameError as exc:
+        raise InputError(f"{source}: {exc}") from None
     if len(set(names)) != len(names):
         raise ConfigError(f"{source} holds several logs of one task: import them one by one")
     return [anyio.run(_record, logs, names, output_dir)]
