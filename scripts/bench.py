@@ -331,6 +331,32 @@ def emit(result: dict[str, Any]) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def evalstream_sample(
+    task: str, r: Raw, *, every_input_tokens: bool = False
+) -> tuple[Any, Any, Any]:
+    """One W1 sample as evalstream's Doc, its 4 ModelResponses (the content of lighteval's one)
+    and its metrics; the prompt's tokens on the first response only, unless every one."""
+    from evalstream import Doc, ModelResponse
+
+    doc = Doc(
+        query=r.query,
+        choices=list(CHOICES),
+        gold_index=r.gold,
+        task_name=task,
+        id=str(r.i),
+        ctx=r.query,
+    )
+    outs = [
+        ModelResponse(
+            result=[r.logprobs[k]],
+            generated_tokens=r.conts[k],
+            input_tokens=r.tokens if every_input_tokens or k == 0 else [],
+        )
+        for k in range(4)
+    ]
+    return doc, outs, {"acc": r.acc}
+
+
 async def evalstream_run(p: dict[str, Any]) -> dict[str, Any]:
     """One evalstream measurement: 4 ModelResponses per doc, the same content as lighteval's one."""
     from evalstream import Doc, ModelResponse, Runtime, TaskSpec
@@ -338,23 +364,7 @@ async def evalstream_run(p: dict[str, Any]) -> dict[str, Any]:
     every = p["input_tokens"] == "each"
 
     def build(task: str, r: Raw) -> tuple[Doc, list[ModelResponse], dict[str, int]]:
-        doc = Doc(
-            query=r.query,
-            choices=list(CHOICES),
-            gold_index=r.gold,
-            task_name=task,
-            id=str(r.i),
-            ctx=r.query,
-        )
-        outs = [
-            ModelResponse(
-                result=[r.logprobs[k]],
-                generated_tokens=r.conts[k],
-                input_tokens=r.tokens if every or k == 0 else [],
-            )
-            for k in range(4)
-        ]
-        return doc, outs, {"acc": r.acc}
+        return evalstream_sample(task, r, every_input_tokens=every)
 
     specs = [
         TaskSpec(name=n, categories=["multichoice"]) for n in task_names(p["workload"], p["tasks"])

@@ -31,33 +31,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench import CHOICES, raws, task_names
+from bench import evalstream_sample, raws, task_names
 
 
 def _inputs(n: int, tasks: list[str]) -> list[tuple[str, Any, Any, dict[str, int]]]:
-    from evalstream import Doc, ModelResponse
-
     out = []
     per = n // len(tasks)
     for seed, task in enumerate(tasks):
         for r in raws(per, seed):
-            doc = Doc(
-                query=r.query,
-                choices=list(CHOICES),
-                gold_index=r.gold,
-                task_name=task,
-                id=str(r.i),
-                ctx=r.query,
-            )
-            outs = [
-                ModelResponse(
-                    result=[r.logprobs[k]],
-                    generated_tokens=r.conts[k],
-                    input_tokens=r.tokens if k == 0 else [],
-                )
-                for k in range(4)
-            ]
-            out.append((task, doc, outs, {"acc": r.acc}))
+            out.append((task, *evalstream_sample(task, r)))
     return out
 
 

@@ -3,6 +3,9 @@ and the comparison of a merged run with the same samples logged by one process."
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +17,8 @@ from evalstream import EvaluationTracker, ModelInfo
 from _workload import TASKS, sample
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from evalstream import Doc, ModelResponse, RunResult, ShardInfo
 
 MODEL = "org/sharded-model"
@@ -109,3 +114,37 @@ def assert_same_run(merged: RunResult, single: RunResult) -> None:
         got, want = read_parquet(path), read_parquet(single.details_paths[task])
         assert got.num_rows == want.num_rows > 0
         assert got.equals(want), task
+
+
+@contextlib.contextmanager
+def moto_s3() -> Iterator[dict[str, str]]:
+    """moto's S3 server on a free loopback port, and the environment that points s3fs at it
+    (``os.environ`` for child processes, fsspec's config for this one); all undone after."""
+    import fsspec
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": url,
+        "FSSPEC_S3_ENDPOINT_URL": url,  # read by the child processes' fsspec at import
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = url
+    try:
+        yield env
+    finally:
+        fsspec.config.conf.get("s3", {}).pop("endpoint_url", None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()

@@ -119,3 +119,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "anyio_backend" in metafunc.fixturenames:
         core = metafunc.module.__name__.rpartition(".")[2] in CORE_MODULES
         metafunc.parametrize("anyio_backend", BACKENDS if core else BACKENDS[:1], scope="module")
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count every os.fsync of this process (the journal's included) from here to the end of
+    the test: the durability tests pin how many a run or a group commit costs."""
+    calls: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    return calls

@@ -151,20 +151,6 @@ def test_reopening_continues_after_existing_segments(tmp_path: Path) -> None:
     assert len(read_journal(tmp_path).messages) == 10
 
 
-@pytest.fixture
-def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count every os.fsync (the journal's included) from here to the end of the test."""
-    calls: list[int] = []
-    real = os.fsync
-
-    def counting(fd: int) -> None:
-        calls.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", counting)
-    return calls
-
-
 async def test_group_commit_shares_fsyncs_between_waiters(
     tmp_path: Path, fsyncs: list[int]
 ) -> None:

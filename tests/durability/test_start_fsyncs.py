@@ -22,20 +22,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-@pytest.fixture
-def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count every os.fsync of this process from here to the end of the test."""
-    calls: list[int] = []
-    real = os.fsync
-
-    def counting(fd: int) -> None:
-        calls.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", counting)
-    return calls
-
-
 async def _empty_run(out: Path) -> None:
     async with EvaluationTracker(out, flush_interval=600) as tracker:
         await tracker.log_model_info(ModelInfo(model_name="org/m"))

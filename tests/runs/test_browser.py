@@ -10,14 +10,13 @@ and writes the full-page screenshot to ``build/browser/report.png`` (the README'
 from __future__ import annotations
 
 import io
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from evalstream.cli.main import main
 
+from _browser import FLAGS, chromium
 from _runs import saved_run
 
 pytestmark = pytest.mark.browser
@@ -25,22 +24,12 @@ pytestmark = pytest.mark.browser
 SCREENSHOT = Path(__file__).parents[2] / "build" / "browser" / "report.png"
 
 
-def _chromium() -> str:
-    found = os.environ.get("EVALSTREAM_CHROMIUM") or shutil.which("chromium")
-    if not found:
-        pytest.skip(
-            "no chromium binary: `apt-get install chromium` (scripts/ci/browser.sh does) "
-            "or set EVALSTREAM_CHROMIUM"
-        )
-    return found
-
-
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed (scripts/ci/browser.sh)"
     )
     image = pytest.importorskip("PIL.Image")
-    binary = _chromium()
+    binary = chromium()
     out = tmp_path / "out"
     for step, skill in enumerate((0.45, 0.55, 0.6, 0.7)):  # four checkpoints
         saved_run(
@@ -50,7 +39,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert main(["report", str(out), "-o", str(report), "--samples", "8"]) == 0
     problems: list[str] = []
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=binary, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=binary, args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 
 from evalstream import merge
 
-from _shards import assert_same_run
+from _shards import assert_same_run, moto_s3
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,33 +40,8 @@ def s3_env() -> Iterator[dict[str, str]]:
     """moto's S3 server on a free loopback port, and the environment that points s3fs at it."""
     pytest.importorskip("s3fs")
     pytest.importorskip("ray")
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": url,
-        "FSSPEC_S3_ENDPOINT_URL": url,
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = url
-    try:
+    with moto_s3() as env:
         yield env
-    finally:
-        fsspec.config.conf.get("s3", {}).pop("endpoint_url", None)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
 
 
 def _example() -> Any:

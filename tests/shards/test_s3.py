@@ -6,8 +6,6 @@ writes one run to S3; a saved run there is queried with SQL (DuckDB through s3fs
 
 from __future__ import annotations
 
-import logging
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +17,7 @@ import pytest
 
 from evalstream import MergeError, merge
 
-from _shards import assert_same_run, read_parquet, run_single, shard_items, workload
+from _shards import assert_same_run, moto_s3, read_parquet, run_single, shard_items, workload
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,35 +31,10 @@ PER_TASK = 48
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on a free loopback port, for this module; stopped after it."""
-    fsspec = pytest.importorskip("fsspec")
+    pytest.importorskip("fsspec")
     pytest.importorskip("s3fs")
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": url,
-        "FSSPEC_S3_ENDPOINT_URL": url,  # read by the child processes' fsspec at import
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = url
-    try:
-        yield url
-    finally:
-        fsspec.config.conf.get("s3", {}).pop("endpoint_url", None)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
+    with moto_s3() as env:
+        yield env["AWS_ENDPOINT_URL"]
 
 
 @pytest.fixture

@@ -16,9 +16,7 @@ and its verdicts the paired ones (``Progress.baseline``), one task better, one w
 from __future__ import annotations
 
 import io
-import os
 import random
-import shutil
 import socket
 from pathlib import Path
 
@@ -36,29 +34,13 @@ from evalstream import (
     view_app,
 )
 
+from _browser import FLAGS, chromium
+
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path(__file__).parents[2] / "build" / "browser" / "view.png"
 TASKS = ["suite|arc:easy|0", "suite|hellaswag|0"]
 SKILL = {TASKS[0]: 0.72, TASKS[1]: 0.3}
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str:
-    found = os.environ.get("EVALSTREAM_CHROMIUM") or shutil.which("chromium")
-    if not found:
-        pytest.skip(
-            "no chromium binary: `apt-get install chromium` (scripts/ci/browser.sh does) "
-            "or set EVALSTREAM_CHROMIUM"
-        )
-    return found
 
 
 def _doc(task: str, i: int) -> Doc:
@@ -86,7 +68,7 @@ async def test_the_live_view_follows_a_run_in_chromium(tmp_path: Path) -> None:
         "playwright.async_api", reason="playwright is not installed (scripts/ci/browser.sh)"
     )
     image = pytest.importorskip("PIL.Image")
-    binary = _chromium()
+    binary = chromium()
     rng = random.Random(7)
     baseline = await _baseline(tmp_path / "base", 300)
     out = tmp_path / "view"
