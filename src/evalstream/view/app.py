@@ -17,6 +17,7 @@ the view does not know, 404. Nothing is loaded from the network: the page's file
 
 from __future__ import annotations
 
+import functools
 import time
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -133,6 +134,12 @@ def _run_param(request: Request) -> str:
     return key
 
 
+@functools.cache
+def _index_html() -> str:
+    """The page, a file of the package: read once per process, not on the loop per request."""
+    return (STATIC / "index.html").read_text(encoding="utf-8")
+
+
 def view_app(
     output_dir: str | None = None, *, runtime: Runtime | None = None, interval: float = 0.5
 ) -> Starlette:
@@ -147,8 +154,7 @@ def view_app(
 
     async def page(request: Request) -> Response:
         base = request.scope.get("root_path", "").rstrip("/") + "/"
-        html = (STATIC / "index.html").read_text(encoding="utf-8")
-        return HTMLResponse(html.replace("<head>", f'<head><base href="{base}">', 1))
+        return HTMLResponse(_index_html().replace("<head>", f'<head><base href="{base}">', 1))
 
     async def runs(request: Request) -> Response:
         try:
