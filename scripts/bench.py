@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import array
 import contextlib
+import functools
 import gc
 import importlib.metadata
 import importlib.util
@@ -331,14 +332,38 @@ def emit(result: dict[str, Any]) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def evalstream_sample(
-    task: str, r: Raw, *, every_input_tokens: bool = False
-) -> tuple[Any, Any, Any]:
-    """One W1 sample as evalstream's Doc, its 4 ModelResponses (the content of lighteval's one)
-    and its metrics; the prompt's tokens on the first response only, unless every one."""
+def response_fields(r: Raw) -> dict[str, Any]:
+    """W1's one lighteval 0.13 ModelResponse, as keyword arguments: the same on both sides."""
+    return {
+        "input": r.query,
+        "input_tokens": r.tokens,
+        "output_tokens": r.conts,
+        "logprobs": r.logprobs,
+        "argmax_logits_eq_gold": [False] * 4,
+    }
+
+
+@functools.cache
+def _evalstream_types() -> tuple[Any, Any]:
+    """evalstream's Doc and ModelResponse, imported once (not per sample: a ``from`` import in
+    the builder cost ~1 µs a sample, charged to the inputs)."""
     from evalstream import Doc, ModelResponse
 
-    doc = Doc(
+    return Doc, ModelResponse
+
+
+def evalstream_sample(
+    task: str, r: Raw, *, every_input_tokens: bool = False, shape: str = "seed"
+) -> tuple[Any, Any, Any]:
+    """One W1 sample as evalstream's Doc, its responses and its metrics.
+
+    ``shape="v013"``: one lighteval 0.13 ModelResponse, the object lighteval's side logs (input
+    tokens, one continuation token list and one logprob per choice). ``"seed"``: the older
+    API's four responses, one per choice, with the same content; the prompt's tokens on the
+    first response only, unless every one.
+    """
+    doc_type, response_type = _evalstream_types()
+    doc = doc_type(
         query=r.query,
         choices=list(CHOICES),
         gold_index=r.gold,
@@ -346,8 +371,10 @@ def evalstream_sample(
         id=str(r.i),
         ctx=r.query,
     )
+    if shape == "v013":
+        return doc, response_type(**response_fields(r)), {"acc": r.acc}
     outs = [
-        ModelResponse(
+        response_type(
             result=[r.logprobs[k]],
             generated_tokens=r.conts[k],
             input_tokens=r.tokens if every_input_tokens or k == 0 else [],
@@ -359,12 +386,12 @@ def evalstream_sample(
 
 async def evalstream_run(p: dict[str, Any]) -> dict[str, Any]:
     """One evalstream measurement: 4 ModelResponses per doc, the same content as lighteval's one."""
-    from evalstream import Doc, ModelResponse, Runtime, TaskSpec
+    from evalstream import Doc, Runtime, TaskSpec
 
-    every = p["input_tokens"] == "each"
+    every, shape = p["input_tokens"] == "each", p.get("shape", "seed")
 
-    def build(task: str, r: Raw) -> tuple[Doc, list[ModelResponse], dict[str, int]]:
-        return evalstream_sample(task, r, every_input_tokens=every)
+    def build(task: str, r: Raw) -> tuple[Doc, Any, dict[str, int]]:
+        return evalstream_sample(task, r, every_input_tokens=every, shape=shape)
 
     specs = [
         TaskSpec(name=n, categories=["multichoice"]) for n in task_names(p["workload"], p["tasks"])
@@ -468,6 +495,7 @@ def params(args: argparse.Namespace, wl: str, side: str, out: Path) -> dict[str,
         "seconds": 0.25 if args.smoke else seconds,
         "batch_size": args.batch_size,
         "input_tokens": args.input_tokens,
+        "shape": args.shape,
         "marks": [m for m in MARKS if m <= samples] or [samples],
         "gc_freeze": args.gc_freeze,
         "details_workers": args.details_workers,
@@ -579,6 +607,13 @@ def main() -> int:
         choices=["first", "each"],
         default="first",
         help="evalstream: the 40 input tokens on the first of the 4 responses (lighteval's content) or on each",
+    )
+    add(
+        "--shape",
+        choices=["seed", "v013"],
+        default="seed",
+        help="evalstream's responses: the older API's four, one per choice (default), or one"
+        " lighteval 0.13 ModelResponse with the same content, the object lighteval's side logs",
     )
     add(
         "--details-layout",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from bench import CHOICES, Raw, check_outputs, emit, measure, task_names
+from bench import CHOICES, Raw, check_outputs, emit, measure, response_fields, task_names
 from lighteval.logging.evaluation_tracker import EvaluationTracker
 from lighteval.metrics.metrics import Metrics
 from lighteval.models.abstract_model import ModelConfig
@@ -57,14 +57,7 @@ def build(task: str, r: Raw) -> tuple[Doc, ModelResponse, dict[str, int]]:
         id=str(r.i),
         sampling_methods=[SamplingMethod.LOGPROBS],
     )
-    resp = ModelResponse(
-        input=r.query,
-        input_tokens=r.tokens,
-        output_tokens=r.conts,
-        logprobs=r.logprobs,
-        argmax_logits_eq_gold=[False] * 4,
-    )
-    return doc, resp, {"acc": r.acc}
+    return doc, ModelResponse(**response_fields(r)), {"acc": r.acc}
 
 
 async def run(p: dict[str, Any]) -> dict[str, Any]:

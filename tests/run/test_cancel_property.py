@@ -63,6 +63,21 @@ async def _log(tracker: EvaluationTracker, p: int, i: int, deadline: float | Non
     return scope.cancelled_caught
 
 
+async def _log_many(
+    tracker: EvaluationTracker, p: int, indices: list[int], deadline: float | None
+) -> bool:
+    """``log_samples`` of producer ``p``'s docs ``indices`` (one task), as ``_log`` does one."""
+    logged = [_doc(p, i) for i in indices]
+    task, docs, metrics = logged[0][0], [d for _, d, _ in logged], [m for _, _, m in logged]
+    call = tracker.log_samples(task, docs, [OUTPUTS] * len(docs), metrics)
+    if deadline is None:
+        await call
+        return False
+    with anyio.move_on_after(deadline) as scope:
+        await call
+    return scope.cancelled_caught
+
+
 async def _start(tracker: EvaluationTracker) -> None:
     await tracker.log_model_info(ModelInfo(model_name="org/model"))
     await tracker.log_tasks([TaskSpec(name=t, version=1) for t in TASKS])
@@ -114,12 +129,34 @@ def _check_once(
         assert result.results["results"][task]["v"] == pytest.approx(sum(vs) / len(vs))
 
 
-@pytest.mark.parametrize("config", sorted(CONFIGS))
-async def test_random_deadlines_keep_every_sample_once(tmp_path: Path, config: str) -> None:
+@pytest.mark.parametrize(
+    ("config", "batches"),
+    [(c, False) for c in sorted(CONFIGS)] + [("defaults", True), ("durable-small-batches", True)],
+)
+async def test_random_deadlines_keep_every_sample_once(
+    tmp_path: Path, config: str, batches: bool
+) -> None:
     """64 producers, ~30% of calls under a random 0-20 ms deadline, a cancelled call retried
-    once (the retry under a deadline too, sometimes): every doc is saved exactly once."""
+    once (the retry under a deadline too, sometimes): every doc is saved exactly once.
+    ``batches``: every other producer logs 1-6 docs a call through ``log_samples``."""
     docs = DOCS[config]
     cancelled = 0
+
+    async def batch_producer(p: int) -> None:
+        nonlocal cancelled
+        rng = random.Random(p)
+        for start in range(0, docs, 6):
+            chunk = range(start, min(docs, start + rng.randint(1, 6)))
+            rest = range(chunk.stop, min(docs, start + 6))  # the chunk's tail: one by one
+            for parity in (0, 1):  # a call holds one task's docs
+                indices = [i for i in chunk if (p + i) % 2 == parity]
+                deadline = rng.uniform(0, 0.02) if rng.random() < 0.3 else None
+                if indices and await _log_many(tracker, p, indices, deadline):
+                    cancelled += 1
+                    await _log_many(tracker, p, indices, deadline and rng.uniform(0, 0.02))
+            for i in rest:
+                await _log(tracker, p, i, None)
+
     with anyio.fail_after(60):
         async with EvaluationTracker(tmp_path, bootstrap_iters=0, **CONFIGS[config]) as tracker:
             await _start(tracker)
@@ -135,7 +172,7 @@ async def test_random_deadlines_keep_every_sample_once(tmp_path: Path, config: s
 
             async with anyio.create_task_group() as tg:
                 for p in range(PRODUCERS):
-                    tg.start_soon(producer, p)
+                    tg.start_soon(batch_producer if batches and p % 2 else producer, p)
             result = await tracker.save()
         keys = [(_doc(p, i)[0], f"{p}-{i}") for p in range(PRODUCERS) for i in range(docs)]
         values: dict[str, list[float]] = {}
