@@ -183,6 +183,18 @@ def test_a_linked_working_folder_is_refused(tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
 
 
+def test_an_output_dir_that_is_a_file_is_refused_at_construction(tmp_path: Path) -> None:
+    """A file, or a path under one, as output_dir: said when the tracker is made, not when its
+    run starts; the file is left as it was."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    with pytest.raises(UnsafeNameError, match="is a file, not a folder"):
+        EvaluationTracker(afile)
+    with pytest.raises(UnsafeNameError, match=f"is inside {afile}, which is a file"):
+        EvaluationTracker(afile / "sub" / "deeper")
+    assert afile.read_text() == "not a folder"
+
+
 async def test_the_output_dir_itself_may_be_a_link(tmp_path: Path) -> None:
     """Only links inside output_dir are refused: output_dir itself is the caller's choice."""
     real = tmp_path / "real"

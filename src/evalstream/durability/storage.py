@@ -190,6 +190,16 @@ def is_remote(output_dir: str) -> bool:
     return "://" in output_dir and not output_dir.startswith("file://")
 
 
+def _refuse_a_file(root: Path, text: str) -> None:
+    """Said when the tracker is made, not when its run starts: a file at or above ``root``."""
+    for folder in (root, *root.parents):
+        if folder.exists():
+            if folder.is_dir():
+                return
+            where = "is a file" if folder == root else f"is inside {folder}, which is a file"
+            raise UnsafeNameError(f"output_dir {text!r} {where}, not a folder")
+
+
 class OutputStore:
     """The run's output folder: local paths for building files, and publishing to the target."""
 
@@ -201,6 +211,7 @@ class OutputStore:
         self._root: Path | None = None  # remote: the staging folder, made on first use
         if not self.remote:
             self._root = Path(text.removeprefix("file://")).expanduser().absolute()
+            _refuse_a_file(self._root, text)
         # recorded absolute: recover, run from any folder, writes where the run wrote
         self.target = text if self.remote else str(self.root)
         self._limits: tuple[int, int] | None = None
