@@ -18,6 +18,7 @@ from evalstream.durability.owner import claim
 from evalstream.durability.runstate import make_dirs_durable, update_status, write_start
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from evalstream.durability.owner import RunLock
@@ -68,14 +69,20 @@ class RunFolder:
         """What the status marker says now (``running``, ``saved``, ...), once written."""
         return self._status.state if self._status is not None else None
 
-    async def set_status(self, **changes: Any) -> None:
-        """Replace the status marker with ``changes`` applied (one writer at a time)."""
+    async def set_status(self, then: Callable[[], None] | None = None, **changes: Any) -> None:
+        """Replace the status marker with ``changes`` applied (one writer at a time); ``then``
+        runs in the same worker thread once the marker is replaced (a saved run's cleanup:
+        one thread hop for both)."""
+
+        def write(status: RunStatus) -> RunStatus:
+            new = update_status(self.workdir, status, **changes)
+            if then is not None:
+                then()
+            return new
+
         async with self._status_lock:
             if self._status is not None:
-                status = self._status
-                self._status = await anyio.to_thread.run_sync(
-                    lambda: update_status(self.workdir, status, **changes)
-                )
+                self._status = await anyio.to_thread.run_sync(write, self._status)
                 if self._status.state != "running" and self.ended is not None:
                     self.ended.set()
 

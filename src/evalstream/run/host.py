@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
     from evalstream._errors import EvalStreamError
     from evalstream._messages import RunMessage, Score
-    from evalstream.durability.journal import Journal
     from evalstream.durability.owner import RunLock
     from evalstream.durability.resume import ResumeState
     from evalstream.durability.runstate import RunSettings
@@ -215,9 +214,10 @@ class RunHost:
         if self.runtime is not None:
             self.runtime.detach(self)
 
-    async def set_status(self, **changes: Any) -> None:
-        """Replace the status marker with ``changes`` applied (one writer at a time)."""
-        await self.folder.set_status(**changes)
+    async def set_status(self, then: Callable[[], None] | None = None, **changes: Any) -> None:
+        """Replace the status marker with ``changes`` applied (one writer at a time), then run
+        ``then`` in the same worker thread (``RunFolder.set_status``)."""
+        await self.folder.set_status(then, **changes)
 
     @property
     def status_state(self) -> str | None:

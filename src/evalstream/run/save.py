@@ -142,20 +142,24 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
     reached("save.outputs")
     primary = primary_outcome(result)
     saved = primary is not None and primary.ok
+
     # the outputs are written: a cancellation from here on would leave files the caller never
     # hears of (a marker "saved" and save() raising), so the bookkeeping finishes first
+    def cleanup() -> None:  # in the marker's thread, once it says saved: one hop for both
+        reached("save.marked")
+        if not steps.keep_workdir:
+            _clean(host.workdir)
+
     with anyio.CancelScope(shield=True):
+        if saved:  # fsynced with the end of run; nothing is appended after it
+            await journal.close()
         await host.set_status(
+            cleanup if saved else None,
             state="saved" if saved else "failed",
             results_path=result.results_path or None,
             **({"saving": None} if saved else {}),  # a failed save is redone under its date
             error=None if saved else f"{primary and primary.error}; call save() again once fixed",
         )
-        if saved:
-            reached("save.marked")
-            await journal.close()
-            if not steps.keep_workdir:
-                await anyio.to_thread.run_sync(_clean, host.workdir)
     return result
 
 
@@ -196,8 +200,12 @@ async def compile_final(coordinator: Coordinator, bootstrap_iters: int, seed: in
     """lighteval's final dict from the actors' state, with what the run summary must say."""
     metrics = await coordinator.metrics.aggregate(bootstrap_iters, seed)
     details = coordinator.details.tasks()
-    summary_tasks = await anyio.to_thread.run_sync(
-        lambda: {name: details[name].compiled() for name in sorted(details)}
+    summary_tasks = (
+        await anyio.to_thread.run_sync(
+            lambda: {name: details[name].compiled() for name in sorted(details)}
+        )
+        if details
+        else {}
     )
     task_rows = {task: m.row for task, m in metrics.items()}
     sizes = {task: m.samples for task, m in metrics.items()}
