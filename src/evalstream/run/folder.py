@@ -15,7 +15,12 @@ import anyio
 
 from evalstream.durability.journal import Journal
 from evalstream.durability.owner import claim
-from evalstream.durability.runstate import make_dirs_durable, update_status, write_start
+from evalstream.durability.runstate import (
+    fsync_parents,
+    make_dirs_durable,
+    update_status,
+    write_start,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,14 +49,22 @@ class RunFolder:
         self.journal = Journal(workdir / "journal", flush_interval=interval, flush_every=every)
 
     def prepare(self, status: RunStatus) -> None:
-        """Make the folder, claim its lock, write the settings and the marker (blocking)."""
+        """Make the folder, claim its lock, write the settings and the marker (blocking).
+
+        The run folder's own entry (and those of any parent made for it) is fsynced last,
+        after the folder's fsync in ``write_start``: on a journaling file system that commit
+        already carried it, so this fsync finds nothing left to write. Nothing is promised
+        before the start returns, so a power cut before it may lose the run's folder whole,
+        as it could before.
+        """
         # the lock before anything else: from its first file on, the folder has its owner
-        make_dirs_durable(self.workdir)
+        made = make_dirs_durable(self.workdir, durable=False)
         self.lock = claim(self.workdir, "the live run")
         # the journal folder's entry, the lock's, settings' and marker's: one folder fsync
         fresh = not self.journal.folder.exists()  # recover and merge may find one to go on
         make_dirs_durable(self.journal.folder, durable=False)
         write_start(self.workdir, self.settings, status)
+        fsync_parents(made)
         if fresh:
             self.journal.created()
 
