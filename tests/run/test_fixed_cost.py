@@ -1,10 +1,10 @@
 """A run's fixed cost in a daemon (issue 28): what a run with nothing to record does not pay.
 
 An empty run (``async with``, ``log_model_info``, ``save()``) in a long-lived process pays its
-fsyncs (docs/design/durability.md) and, besides them, one thread hop per blocking step: these
+fsyncs (docs/design/durability.md) and, besides them, a thread hop per blocking step: these
 tests pin that it pays no hop for nothing (no baseline, no values to aggregate, no details to
-compile), one hop for the saved marker and the journal's cleanup, and no round trip to the
-details worker when it never sent the worker anything.
+compile), one hop for its results file, the saved marker and the journal's cleanup, and no
+round trip to the details worker when it never sent the worker anything.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ async def _empty_run(runtime: Runtime, out: Path) -> EvaluationTracker:
 
 
 async def test_an_empty_run_hops_only_for_its_files(tmp_path: Path, hops: list[str]) -> None:
-    """The start's one step, the journal's writes, the save intent, the results file, and the
-    saved marker with the cleanup: nothing else goes to a thread."""
+    """The start's one step, the journal's writes, the save intent, and the results file with
+    the saved marker and the cleanup: nothing else goes to a thread."""
     with anyio.fail_after(60):
         async with Runtime() as runtime:
             await _empty_run(runtime, tmp_path)
@@ -60,8 +60,7 @@ async def test_an_empty_run_hops_only_for_its_files(tmp_path: Path, hops: list[s
     assert 1 <= journal <= 2  # the model info alone, or with the end of run; the fsync with it
     assert seen == {
         "RunFolder.prepare": 1,
-        "RunFolder.set_status.<locals>.write": 2,  # saving, then saved (and the cleanup)
-        "write_local_sync": 1,
+        "RunFolder.set_status.<locals>.write": 2,  # the intent; the results file, saved, cleanup
     }
 
 

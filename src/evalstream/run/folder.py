@@ -23,7 +23,7 @@ from evalstream.durability.runstate import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from evalstream.durability.owner import RunLock
@@ -82,15 +82,23 @@ class RunFolder:
         """What the status marker says now (``running``, ``saved``, ...), once written."""
         return self._status.state if self._status is not None else None
 
-    async def set_status(self, then: Callable[[], None] | None = None, **changes: Any) -> None:
-        """Replace the status marker with ``changes`` applied (one writer at a time); ``then``
-        runs in the same worker thread once the marker is replaced (a saved run's cleanup:
-        one thread hop for both)."""
+    async def set_status(
+        self,
+        then: Callable[[RunStatus], None] | None = None,
+        *,
+        first: Callable[[], Mapping[str, Any]] | None = None,
+        **changes: Any,
+    ) -> None:
+        """Replace the status marker with ``changes`` applied (one writer at a time), in one
+        thread hop with what must come just before or after it: ``first`` runs before and its
+        changes are applied too (a save's results file, then the marker that points at it),
+        ``then`` runs once the marker is replaced, given it (a saved run's cleanup)."""
 
         def write(status: RunStatus) -> RunStatus:
-            new = update_status(self.workdir, status, **changes)
+            more = first() if first is not None else {}
+            new = update_status(self.workdir, status, **changes, **more)
             if then is not None:
-                then()
+                then(new)
             return new
 
         async with self._status_lock:

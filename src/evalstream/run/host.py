@@ -214,10 +214,10 @@ class RunHost:
         if self.runtime is not None:
             self.runtime.detach(self)
 
-    async def set_status(self, then: Callable[[], None] | None = None, **changes: Any) -> None:
-        """Replace the status marker with ``changes`` applied (one writer at a time), then run
-        ``then`` in the same worker thread (``RunFolder.set_status``)."""
-        await self.folder.set_status(then, **changes)
+    async def set_status(self, **changes: Any) -> None:
+        """Replace the status marker with ``changes`` applied (one writer at a time); a save's
+        last steps share its thread hop through ``folder.set_status``."""
+        await self.folder.set_status(**changes)
 
     @property
     def status_state(self) -> str | None:
