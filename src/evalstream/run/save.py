@@ -333,6 +333,10 @@ async def write_run(
     outcomes = await (outputs or partial(write_outputs, plan.outputs))(run)
     local = next((o for o in outcomes if o.name == "local"), None)
     written = local.detail if local is not None and local.ok else {}
+    # the local output's paths, made in its thread: the results file's, then each task's
+    # details in order (no symbolic-link checks of every path again here, on the event loop)
+    urls = local.paths if local is not None and written else []
+    details_paths = dict(zip(written.get("details", {}), urls[1:], strict=True))
     warnings.extend(plan.notes)
     warnings.extend(written.get("warnings", []))
     if coordinator.faults.forgiven is not None:
@@ -344,8 +348,8 @@ async def write_run(
         date_id=date_id,
         model_name=plan.model_name,
         results=final,
-        results_path=plan.store.url(written["results"]) if written else "",
-        details_paths={t: plan.store.url(p) for t, p in written.get("details", {}).items()},
+        results_path=urls[0] if urls else "",
+        details_paths=details_paths,
         outputs=outcomes,
         samples={name: t.samples for name, t in details.items()},
         nonfinite_values=count_nonfinite(final),
