@@ -3,6 +3,9 @@
 Usage: ``killpoint_child.py MODE OUT [ARG]``:
 
 - ``save OUT LAYOUT``: a whole run (every sample), then ``save()``;
+- ``save-tb OUT LAYOUT``: the same with TensorBoard as a second output (the save's general path:
+  the outputs concurrently, then the marker; ``save`` alone folds the local output and the
+  marker into one step);
 - ``die OUT LAYOUT``: the first ``HALF`` samples, flushed, then SIGKILL (a dead run to recover
   or resume);
 - ``nomodel OUT``: like ``die``, in a run that never logged its model;
@@ -76,8 +79,13 @@ async def main(mode: str, out: str, arg: str, layout: str) -> None:
             sys.stdout.write(f"WORKDIR {tracker.workdir}\n")
             sys.stdout.flush()
             await anyio.to_thread.run_sync(sys.stdin.read)
-    elif mode in ("save", "die"):
-        async with EvaluationTracker(out, bootstrap_iters=10, details_layout=arg) as tracker:  # type: ignore[arg-type]
+    elif mode in ("save", "save-tb", "die"):
+        async with EvaluationTracker(
+            out,
+            bootstrap_iters=10,
+            details_layout=arg,  # type: ignore[arg-type]
+            push_to_tensorboard=mode == "save-tb",
+        ) as tracker:
             await start(tracker)
             if mode == "die":
                 await log(tracker, items(0, HALF))

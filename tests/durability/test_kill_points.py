@@ -34,6 +34,7 @@ HALF = child.items(0, child.HALF)
 SAVE = ["save.ended", "save.intent", "save.details", "save.outputs", "save.marked"]
 SCENARIOS = [
     *[("save", p, layout) for p in SAVE for layout in ("flat", "lighteval")],
+    *[("save-tb", p, "flat") for p in ["save.details", "save.outputs", "save.marked"]],
     *[("recover", p, "flat") for p in ["recover.claimed", "recover.replayed", "recover.intent"]],
     *[("recover", p, "lighteval") for p in [*SAVE, "recover.saved"]],
     *[("resume", p, "flat") for p in ["resume.replaying@5", "resume.replayed", "resume.marked"]],
@@ -133,8 +134,8 @@ def test_killed_at_each_point_then_finished_leaves_one_whole_run(
 ) -> None:
     out = tmp_path / "out"
     expected = EVERY
-    if command == "save":
-        killed(run_child("save", str(out), layout, kill_at=point), point)
+    if command in ("save", "save-tb"):
+        killed(run_child(command, str(out), layout, kill_at=point), point)
         # a save that wrote its results file is completed as it was (not redone as partial)
         finished = point in ("save.outputs", "save.marked")
         (marker,) = out.glob(".evalstream/*/status.json")
@@ -160,7 +161,7 @@ def test_killed_at_each_point_then_finished_leaves_one_whole_run(
     done = cli_recover(out)
     assert done.returncode == 0, done.stdout + done.stderr
     check(out, expected, layout)
-    if command == "save":
+    if command in ("save", "save-tb"):
         state = json.loads(marker.read_text())["state"]
         assert state == ("saved" if finished else "recovered"), state
         (results,) = out.glob("results/**/results_*.json")

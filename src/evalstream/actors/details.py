@@ -86,6 +86,12 @@ class DetailsActor(Actor):
         self.written = DetailsWritten({}, [])
         self._output: Output | None = None
         self._tasks: dict[str, TaskSummary] = {}
+        self._opened = False
+
+    @property
+    def opened(self) -> bool:
+        """Whether this run has opened its channels on the workers (its first task or sample)."""
+        return self._opened
 
     @property
     def pids(self) -> list[int]:
@@ -98,19 +104,29 @@ class DetailsActor(Actor):
         *,
         task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> None:
-        """Open this run's channels, then consume the inbox; the workers forget the run after."""
+        """Consume the inbox; the workers forget the run after (``_open`` opens its channels
+        when it first has something for them)."""
         try:
-            for shard, channel in enumerate(self._workers):
-                await self._call(channel.open(self.workdir, self.save_details, shard, self.layout))
             await super().run(inbox, task_status=task_status)
         finally:
             for channel in self._workers:
                 await channel.close()
 
+    async def _open(self) -> None:
+        """Open this run's channels, once, before the first message the workers need: a run
+        that never declares a task nor logs a sample costs them nothing (no ``Open``, no
+        ``End`` round trip at save)."""
+        if self._opened:
+            return
+        self._opened = True
+        for shard, channel in enumerate(self._workers):
+            await self._call(channel.open(self.workdir, self.save_details, shard, self.layout))
+
     async def handle(self, message: RunMessage) -> None:
         """Forward tasks to every worker and samples to their owners; ignore the rest."""
         match message:
             case TasksDeclared():
+                await self._open()
                 encoded = ENCODER.encode(message)
                 for worker in self._workers:
                     await self._call(worker.message(encoded))
@@ -130,6 +146,7 @@ class DetailsActor(Actor):
 
     async def handle_encoded(self, payloads: tuple[bytes, ...]) -> None:
         """Forward each worker its share of a batch, in the journal's encoding."""
+        await self._open()
         for worker, payload in zip(self._workers, payloads, strict=True):
             if payload:
                 await self._call(worker.message(payload))
@@ -149,15 +166,21 @@ class DetailsActor(Actor):
         self, request: Callable[[Channel], Awaitable[FromWorker]], *, end: bool = False
     ) -> None:
         """Send every worker the same request, then take in their answers as the run's state
-        (and, at the ``end``, as what was written)."""
+        (and, at the ``end``, as what was written). Channels never opened hold nothing: the
+        run's state is empty, with nothing written, and the workers are not asked."""
+        if not self._opened:
+            return
         states: dict[int, FromWorker] = {}
 
         async def ask(n: int, channel: Channel) -> None:
             states[n] = await self._call(request(channel))
 
-        async with anyio.create_task_group() as tg:  # all at once: the workers work in parallel
-            for n, channel in enumerate(self._workers):
-                tg.start_soon(ask, n, channel)
+        if len(self._workers) == 1:  # one worker: no task group to spawn
+            await ask(0, self._workers[0])
+        else:
+            async with anyio.create_task_group() as tg:  # at once: the workers work in parallel
+                for n, channel in enumerate(self._workers):
+                    tg.start_soon(ask, n, channel)
         tasks: dict[str, TaskSummary] = {}
         errors = []
         paths: dict[str, str] = {}

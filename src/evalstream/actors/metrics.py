@@ -225,5 +225,8 @@ class MetricsActor(Actor):
     async def aggregate(
         self, bootstrap_iters: int = DEFAULTS.bootstrap_iters, seed: int = DEFAULTS.seed
     ) -> dict[str, TaskMetrics]:
-        """``aggregate_sync`` in a worker thread (it runs to completion if cancelled)."""
+        """``aggregate_sync`` in a worker thread (it runs to completion if cancelled); a run
+        without values aggregates to nothing, without the thread hop."""
+        if not self._stores:
+            return {}
         return await anyio.to_thread.run_sync(self.aggregate_sync, bootstrap_iters, seed)

@@ -248,6 +248,7 @@ class Channel:
     def __init__(self, worker: PoolWorker, number: int) -> None:
         self.worker = worker
         self.number = number
+        self._opened = False
         self._ended = False
         self._closed = False
 
@@ -258,6 +259,7 @@ class Channel:
 
     async def open(self, workdir: Path, keep_rows: bool, shard: int, layout: str = "flat") -> None:
         """Give the worker this run's folder, shard number and details layout."""
+        self._opened = True
         await self.worker.send(
             Open(
                 channel=self.number,
@@ -287,14 +289,15 @@ class Channel:
         return await self.worker.reply(request)
 
     async def close(self) -> None:
-        """Release the channel; a run that did not end has its worker state dropped (``Drop``)."""
+        """Release the channel; a run that did not end has its worker state dropped (``Drop``),
+        and a channel never opened costs the worker nothing."""
         if self._closed:
             return
         self._closed = True
         self.worker.channels -= 1
         if self.worker.channels == 0 and not self.worker.healthy:
             self.worker.reap(0)  # dead already: collect it now, not at the pool's next start
-        if not self._ended and self.worker.healthy:
+        if self._opened and not self._ended and self.worker.healthy:
             with anyio.CancelScope(shield=True), contextlib.suppress(EvalStreamError):
                 await self.worker.send(Drop(channel=self.number))
 

@@ -178,7 +178,10 @@ class Journal:
             self._stopped = True
             with anyio.CancelScope(shield=True):
                 try:
-                    await anyio.to_thread.run_sync(self._close_handle)
+                    if self._unsynced():
+                        await anyio.to_thread.run_sync(self._close_handle)
+                    else:  # the last fsync covered it all: a close, no thread hop
+                        self._drop_handle()
                 except OSError as exc:
                     self.failure = translate_oserror(exc, f"the journal in {self.folder}")
                 else:
@@ -288,11 +291,17 @@ class Journal:
                 self._handle.close()
             self._handle = None
 
+    def _unsynced(self) -> bool:
+        """Whether the open segment holds what no fsync has covered yet (or a write failed)."""
+        return self._handle is not None and (
+            self._synced < self._written or self._dir_dirty or self.failure is not None
+        )
+
     def _close_handle(self) -> None:
         """Close the segment, fsynced unless the last fsync already covered all of it."""
         if self._handle is not None:
             try:
-                if self._synced < self._written or self._dir_dirty or self.failure is not None:
+                if self._unsynced():
                     self._fsync()
             finally:
                 self._drop_handle()

@@ -211,11 +211,13 @@ def read_settings(workdir: Path) -> RunSettings | None:
     return settings
 
 
-def make_dirs_durable(folder: Path, *, durable: bool = True) -> None:
-    """Create ``folder`` and its missing parents, fsyncing each new entry's parent (blocking).
+def make_dirs_durable(folder: Path, *, durable: bool = True) -> list[Path]:
+    """Create ``folder`` and its missing parents, fsyncing each new entry's parent (blocking);
+    returns the folders created, outermost first.
 
     ``mkdir`` alone can be undone by a power cut even after the files inside were fsynced.
-    ``durable=False``: the caller fsyncs the parent itself, with other entries (one folder).
+    ``durable=False``: the caller fsyncs the parents itself (``fsync_parents``), with other
+    entries, before anything that depends on the folders is acknowledged.
     """
     missing = []
     current = folder
@@ -229,6 +231,17 @@ def make_dirs_durable(folder: Path, *, durable: bool = True) -> None:
                 fsync_dir(path.parent)
     except OSError as exc:
         raise translate_oserror(exc, f"the folder {folder}") from exc
+    return list(reversed(missing))
+
+
+def fsync_parents(made: list[Path]) -> None:
+    """Make the entries of folders ``make_dirs_durable(durable=False)`` created durable
+    (blocking), innermost first."""
+    try:
+        for path in reversed(made):
+            fsync_dir(path.parent)
+    except OSError as exc:
+        raise translate_oserror(exc, f"the folder {made[-1]}") from exc
 
 
 _PROC = Path("/proc")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -46,6 +47,24 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _create_temp(folder: Path, name: str) -> tuple[int, str]:
+    """A new temporary file for ``name`` in ``folder``, open for writing: a random name (as
+    ``mkstemp``'s), created exclusively, never through a link, and with the permissions a plain
+    ``open()`` gives (0666 less the umask, applied by the kernel: no umask to read and no
+    chmod, two system calls and a procfs read less per file than ``mkstemp`` then ``fchmod``)."""
+    prefix = os.path.join(folder, temp_prefix(name))
+    for _ in range(100):
+        path = prefix + secrets.token_hex(4)
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", prefix)
 
 
 def _umask() -> int:
@@ -77,11 +96,8 @@ def translate_oserror(exc: OSError, what: str) -> StorageError:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() honours the umask
-    finally:
-        os.close(fd)
+    fd, name = _create_temp(path.parent, path.name)
+    os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
@@ -106,16 +122,15 @@ def atomic_write_many(folder: Path, files: Sequence[tuple[str, bytes]]) -> None:
 
     A crash leaves each file old or new, never torn; the first files can be new and the later
     ones old, as if the crash came between separate writes. Each file is written through the
-    descriptor ``mkstemp`` opened: one open per file, not three.
+    descriptor that created it: one open per file, not three.
     """
     folder.mkdir(parents=True, exist_ok=True)
     temps: list[tuple[str, str]] = []
     try:
         for name, data in files:
-            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(name), dir=folder)
+            fd, tmp = _create_temp(folder, name)
             temps.append((tmp, name))
             try:
-                os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; open() honours the umask
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]

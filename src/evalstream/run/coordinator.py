@@ -8,6 +8,7 @@ End of run is the senders closing: each actor drains what is queued, compiles, a
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -68,15 +69,22 @@ class Coordinator:
         self._routes: dict[type, tuple[MemoryObjectSendStream[Inbound], ...]] = {}
 
     async def start(self, tg: TaskGroup) -> None:
-        """Open one bounded inbox per actor and start the actors in ``tg``."""
+        """Open one bounded inbox per actor and start the actors in ``tg``, all at once: one
+        wait for the five of them, not one event-loop turn after another."""
+        started = _AllStarted(len(self.actors))
+        receives = []
         for actor in self.actors:
             send, receive = anyio.create_memory_object_stream[Inbound](self.capacity)
             self._sends[actor.name] = send
-            try:
-                await tg.start(actor.run, receive)
-            except BaseException:
-                receive.close()  # a start cancelled before the actor ran
-                raise
+            receives.append(receive)
+            tg.start_soon(partial(actor.run, receive, task_status=started))
+        try:
+            await started.all.wait()
+        except BaseException:
+            for actor, receive in zip(self.actors, receives, strict=True):
+                if not actor.started:
+                    receive.close()  # a start cancelled before the actor ran
+            raise
         s = self._sends
         every = tuple(s[a.name] for a in self.actors)
         self._routes = {
@@ -138,3 +146,16 @@ class Coordinator:
     def stats(self) -> tuple[ActorStats, ...]:
         """Snapshots of every actor's progress."""
         return tuple(actor.stats() for actor in self.actors)
+
+
+class _AllStarted:
+    """The ``task_status`` of tasks started together: ``all`` is set once every one has."""
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.all = anyio.Event()
+
+    def started(self, value: object = None) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.all.set()

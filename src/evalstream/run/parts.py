@@ -83,7 +83,10 @@ class RunParts:
                     await self.live.observe(task, metrics)
 
     async def load_baseline(self) -> BaselineDocs | None:
-        """The baseline's per-doc values, read in a worker thread (None without a baseline)."""
+        """The baseline's per-doc values, read in a worker thread (None without a baseline:
+        no thread hop for nothing)."""
+        if self.baseline is None:
+            return None
         return await anyio.to_thread.run_sync(as_baseline, self.baseline, self.store)
 
     def compare(self, coordinator: Coordinator, baseline: BaselineDocs | None) -> None:

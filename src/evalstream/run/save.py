@@ -14,6 +14,7 @@ import contextlib
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,6 +26,7 @@ from evalstream._summary import OutputOutcome, RunResult
 from evalstream.durability.killpoints import reached
 from evalstream.durability.runstate import SaveIntent
 from evalstream.shards.writer import ShardWriter
+from evalstream.sinks.local import LocalOutput
 from evalstream.sinks.outputs import SavedRun, write_outputs
 from evalstream.sinks.results import count_nonfinite, encode_results, summary_general
 from evalstream.sinks.schema import SCHEMA_VERSION
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
     from pathlib import Path
 
+    from evalstream.durability.runstate import RunStatus
     from evalstream.durability.storage import OutputStore
     from evalstream.run.coordinator import Coordinator
     from evalstream.run.host import RunHost
@@ -125,6 +128,14 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
                 raise fault
         elif steps.write is None and coordinator.details.written.error is not None:
             await coordinator.details.rebuild(journal.folder)
+        local = _local_alone(steps, plan)
+        if local is not None:  # the results file, the marker and the cleanup: one hop
+            await journal.close()  # fsynced with the end of run; nothing is appended after it
+            finish = partial(_local_then_marked, host, steps.keep_workdir, local)
+            result = await write_run(
+                plan, coordinator, str(host.workdir), progress.date_id, outputs=finish
+            )
+            return result
         write = steps.write or write_run
         result = await write(plan, coordinator, str(host.workdir), progress.date_id)
     except BaseException as exc:
@@ -141,22 +152,67 @@ async def save_run(steps: SaveSteps, plan: SavePlan, progress: SaveProgress) -> 
         raise
     reached("save.outputs")
     primary = primary_outcome(result)
-    saved = primary is not None and primary.ok
     # the outputs are written: a cancellation from here on would leave files the caller never
     # hears of (a marker "saved" and save() raising), so the bookkeeping finishes first
     with anyio.CancelScope(shield=True):
-        await host.set_status(
-            state="saved" if saved else "failed",
-            results_path=result.results_path or None,
-            **({"saving": None} if saved else {}),  # a failed save is redone under its date
-            error=None if saved else f"{primary and primary.error}; call save() again once fixed",
-        )
-        if saved:
-            reached("save.marked")
+        if primary is not None and primary.ok:  # fsynced with the end of run, as above
             await journal.close()
-            if not steps.keep_workdir:
-                await anyio.to_thread.run_sync(_clean, host.workdir)
+        cleanup = partial(_cleanup, host.workdir, steps.keep_workdir)
+        await host.folder.set_status(cleanup, **_marked(primary, result.results_path))
     return result
+
+
+def _local_alone(steps: SaveSteps, plan: SavePlan) -> LocalOutput | None:
+    """The local output, when a run's save writes it and nothing else (a daemon's usual run)."""
+    if steps.write is not None or len(plan.outputs) != 1:
+        return None
+    (output,) = plan.outputs
+    return output if isinstance(output, LocalOutput) else None
+
+
+async def _local_then_marked(
+    host: RunHost, keep_workdir: bool, local: LocalOutput, run: SavedRun
+) -> list[OutputOutcome]:
+    """The local output alone: its results file, the marker that points at it and the
+    journal's cleanup in one thread hop, in the order of the outputs' path (``save.outputs``
+    and ``save.marked`` between them), shielded as that path's marker is."""
+    outcomes: list[OutputOutcome] = []
+
+    def write() -> dict[str, Any]:
+        outcome = local.write_sync(run)
+        outcomes.append(outcome)
+        reached("save.outputs")
+        return _marked(outcome, outcome.paths[0] if outcome.ok else "")
+
+    with anyio.CancelScope(shield=True):
+        cleanup = partial(_cleanup, host.workdir, keep_workdir)
+        await host.folder.set_status(cleanup, first=write)
+    return outcomes
+
+
+def _marked(primary: OutputOutcome | None, results_path: str) -> dict[str, Any]:
+    """The marker's changes once the outputs are written: ``saved`` when the primary output
+    is, else ``failed`` with the save intent kept (a failed save is redone under its date)."""
+    if primary is not None and primary.ok:
+        return {
+            "state": "saved",
+            "results_path": results_path or None,
+            "saving": None,
+            "error": None,
+        }
+    return {
+        "state": "failed",
+        "results_path": results_path or None,
+        "error": f"{primary and primary.error}; call save() again once fixed",
+    }
+
+
+def _cleanup(workdir: Path, keep_workdir: bool, status: RunStatus) -> None:
+    """In the marker's thread, once it says saved: the journal goes (one hop for both)."""
+    if status.state == "saved":
+        reached("save.marked")
+        if not keep_workdir:
+            _clean(workdir)
 
 
 def _miscounted(steps: SaveSteps, coordinator: Coordinator) -> RunFailedError | None:
@@ -196,8 +252,12 @@ async def compile_final(coordinator: Coordinator, bootstrap_iters: int, seed: in
     """lighteval's final dict from the actors' state, with what the run summary must say."""
     metrics = await coordinator.metrics.aggregate(bootstrap_iters, seed)
     details = coordinator.details.tasks()
-    summary_tasks = await anyio.to_thread.run_sync(
-        lambda: {name: details[name].compiled() for name in sorted(details)}
+    summary_tasks = (
+        await anyio.to_thread.run_sync(
+            lambda: {name: details[name].compiled() for name in sorted(details)}
+        )
+        if details
+        else {}
     )
     task_rows = {task: m.row for task, m in metrics.items()}
     sizes = {task: m.samples for task, m in metrics.items()}
@@ -249,9 +309,15 @@ class SavePlan:
 
 
 async def write_run(
-    plan: SavePlan, coordinator: Coordinator, workdir: str, date_id: str
+    plan: SavePlan,
+    coordinator: Coordinator,
+    workdir: str,
+    date_id: str,
+    *,
+    outputs: Callable[[SavedRun], Awaitable[list[OutputOutcome]]] | None = None,
 ) -> RunResult:
-    """Compile, then run the outputs of the registry concurrently (``sinks/outputs.py``)."""
+    """Compile, then run the outputs of the registry concurrently (``sinks/outputs.py``), or
+    ``outputs`` (the local output alone, with the marker: ``_local_then_marked``)."""
     compiled = await compile_final(coordinator, plan.bootstrap_iters, plan.seed)
     final, warnings = compiled.final, compiled.warnings
     if plan.partial is not None:
@@ -264,9 +330,13 @@ async def write_run(
         results_json=encode_results(final),
         details=coordinator.details.written,
     )
-    outcomes = await write_outputs(plan.outputs, run)
+    outcomes = await (outputs or partial(write_outputs, plan.outputs))(run)
     local = next((o for o in outcomes if o.name == "local"), None)
     written = local.detail if local is not None and local.ok else {}
+    # the local output's paths, made in its thread: the results file's, then each task's
+    # details in order (no symbolic-link checks of every path again here, on the event loop)
+    urls = local.paths if local is not None and written else []
+    details_paths = dict(zip(written.get("details", {}), urls[1:], strict=True))
     warnings.extend(plan.notes)
     warnings.extend(written.get("warnings", []))
     if coordinator.faults.forgiven is not None:
@@ -278,8 +348,8 @@ async def write_run(
         date_id=date_id,
         model_name=plan.model_name,
         results=final,
-        results_path=plan.store.url(written["results"]) if written else "",
-        details_paths={t: plan.store.url(p) for t, p in written.get("details", {}).items()},
+        results_path=urls[0] if urls else "",
+        details_paths=details_paths,
         outputs=outcomes,
         samples={name: t.samples for name, t in details.items()},
         nonfinite_values=count_nonfinite(final),

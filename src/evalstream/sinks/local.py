@@ -101,17 +101,15 @@ class LocalOutput:
         self.store = store
         self.template = template
 
-    async def write(self, run: SavedRun, before: Mapping[str, OutputOutcome]) -> OutputOutcome:
-        """``write_local_sync`` in a worker thread."""
-        return await anyio.to_thread.run_sync(
-            write_local_sync,
-            self.store,
-            run.model_name,
-            run.date_id,
-            run.results_json,
-            run.details,
-            self.template,
+    def write_sync(self, run: SavedRun) -> OutputOutcome:
+        """``write_local_sync`` for ``run`` (blocking; from a worker thread)."""
+        return write_local_sync(
+            self.store, run.model_name, run.date_id, run.results_json, run.details, self.template
         )
+
+    async def write(self, run: SavedRun, before: Mapping[str, OutputOutcome]) -> OutputOutcome:
+        """``write_sync`` in a worker thread."""
+        return await anyio.to_thread.run_sync(self.write_sync, run)
 
 
 def build(context: OutputContext) -> LocalOutput:
