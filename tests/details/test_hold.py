@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 from evalstream._messages import ENCODER, SampleBatch, ScoredSample
 from evalstream._types import Doc, ModelResponse
 from evalstream.details.protocol import Output
-from evalstream.details.rows import read_rows, segment_frames
+from evalstream.details.rows import read_rows
 from evalstream.details.worker import GROUP_ROWS, LIVE_IDLE, Worker, rebuild_details
-from evalstream.durability.frames import frame
+from evalstream.durability.frames import frame, read_frames
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,7 +44,7 @@ def test_interleaved_tasks_are_ingested_once_per_window(tmp_path: Path) -> None:
     worker.close()
     for name in ("a|0", "b|0"):
         segment = worker.tasks[name].segment
-        assert len(list(segment_frames(segment))) == 2  # two windows of 8, not one a batch
+        assert len(list(read_frames(segment))) == 2  # two windows of 8, not one frame a batch
         assert [r["example"] for r in read_rows(segment)] == [
             f"q{i}" for i in range(16) if ("a|0", "b|0")[i % 2] == name
         ]
@@ -95,7 +95,6 @@ def test_a_dropped_run_forgets_what_is_held(tmp_path: Path) -> None:
         worker.guarded(body)
     worker.drop_live()
     worker.sync()
-    worker.close()
     assert not worker.tasks  # nothing held was ingested after the drop
 
 

@@ -20,7 +20,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from evalstream.details.parent_watch import DEATHSIG_ENV, PARENT_ENV
-from evalstream.details.pool import worker_env
+from evalstream.details.worker import worker_env
 
 CHILD = Path(__file__).parent.parent / "orphan_child.py"
 GONE_WITHIN = 2.0

@@ -37,11 +37,11 @@ from evalstream.details.rows import (
     decode_columns,
     decode_fixed,
     decode_variable,
-    segment_frames,
     tokens_array,
     unpack_tokens,
 )
 from evalstream.details.wide import METRIC_COLUMNS, WideColumn, is_pairs, pairs_array
+from evalstream.durability.frames import read_frames
 from evalstream.durability.storage import atomic_path, translate_oserror
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ def _variable_type(name: str, inferred: pa.DataType | None) -> pa.DataType:
 
 
 def _frames(segment: Path) -> Iterator[bytes]:
-    return segment_frames(segment)  # the file, or the spool's replay of it
+    if segment.exists():
+        yield from read_frames(segment)
 
 
 def _as_json(values: list[Any]) -> list[str | None]:

@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import os
 import subprocess
-import sys
 import weakref
 from typing import TYPE_CHECKING
 
@@ -28,7 +27,6 @@ import anyio
 import anyio.lowlevel
 
 from evalstream._errors import EvalStreamError
-from evalstream.details.parent_watch import spawn_env
 from evalstream.details.protocol import (
     TO_WORKER,
     Drop,
@@ -41,6 +39,7 @@ from evalstream.details.protocol import (
     ToWorker,
     decode_reply,
 )
+from evalstream.details.worker import command, worker_env
 from evalstream.durability.frames import frame
 from evalstream.durability.storage import _umask
 
@@ -380,16 +379,3 @@ def _reap_all(*groups: list[PoolWorker]) -> None:
         worker.reap(_EXIT_TIMEOUT)
     for group in groups:
         group.clear()
-
-
-def command() -> list[str]:
-    """The command line that starts a worker process."""
-    return [sys.executable, "-m", "evalstream.details.worker"]
-
-
-def worker_env() -> dict[str, str]:
-    """The worker's environment: Arrow on the system allocator unless the user chose one (on
-    W1 the worker's peak growth was 106-120 MB with mimalloc, 64 MB on the system allocator;
-    only this variable reaches the parquet writer's C++ pool), and what the worker needs to die
-    with this process (``parent_watch.spawn_env``)."""
-    return {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ, **spawn_env()}

@@ -22,11 +22,9 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from evalstream._messages import DECODER as MESSAGES
-from evalstream._messages import SampleBatch
 from evalstream.details.lighteval_layout import COLUMNS as LIGHTEVAL_COLUMNS
 from evalstream.details.lighteval_layout import decode as lighteval_columns
-from evalstream.details.lighteval_layout import encode_lighteval_rows, is_lighteval
+from evalstream.details.lighteval_layout import is_lighteval
 from evalstream.durability.frames import read_frames
 
 if TYPE_CHECKING:
@@ -299,54 +297,6 @@ def iter_rows(payloads: Iterator[bytes]) -> Iterator[dict[str, Any]]:
 
 def read_rows(segment: Path) -> list[dict[str, Any]]:
     """Every row of a segment (for snapshots and tests; the parquet writer streams instead)."""
-    return list(iter_rows(segment_frames(segment)))
-
-
-SPOOL_BATCH = b"B"
-"""A spool record holding one journal-encoded ``SampleBatch`` (``details/spool.py``)."""
-SPOOL_INGEST = b"I"
-"""A spool record of one ingest: ``[layout, [[segment name, task, categories], ...]]``."""
-
-
-def spool_path(segment: Path) -> Path:
-    """The spool of the worker that owns ``segment`` (``{shard}-{n}.seg``: ``{shard}.spool``)."""
-    return segment.with_name(segment.name.split("-", 1)[0] + ".spool")
-
-
-def segment_frames(segment: Path) -> Iterator[bytes]:
-    """The frame payloads of a task's segment: the file's, or, while it does not exist (the
-    task's live parquet file was kept), the spool's replay of them."""
-    if segment.exists():
-        yield from read_frames(segment)
-    elif (spool := spool_path(segment)).exists():
-        yield from replay(spool, segment.name)
-
-
-def replay(spool: Path, segment_name: str) -> Iterator[bytes]:
-    """The frame payloads of segment ``segment_name`` rebuilt from the spool: each ingest
-    record takes the samples held since the previous one, as the worker did, and encodes each
-    group as the worker encodes a frame."""
-    held: dict[str, list[Any]] = {}
-    for payload in read_frames(spool):
-        body = memoryview(payload)[1:]
-        if payload[:1] == SPOOL_BATCH:
-            batch = MESSAGES.decode(body)
-            assert isinstance(batch, SampleBatch)
-            for sample in batch.samples:
-                if sample.scope != "metrics":
-                    held.setdefault(sample.task_name, []).append(sample)
-            continue
-        layout, groups = _DECODER.decode(body)
-        for segment, task, categories in groups:
-            if segment == segment_name:
-                yield frame_payload(held[task], frozenset(categories), layout)
-        held = {}
-
-
-def frame_payload(
-    samples: Sequence[ScoredSample], categories: frozenset[str], layout: str
-) -> bytes:
-    """The segment frame of one ingest of ``samples`` in ``layout``."""
-    if layout == "lighteval":
-        return encode_lighteval_rows(samples)
-    return encode_rows(samples, categories)
+    if not segment.exists():
+        return []
+    return list(iter_rows(read_frames(segment)))

@@ -5,14 +5,15 @@ Touched only by the worker process that owns the task (``actors/details_worker``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import contextlib
+import os
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from evalstream._errors import EvalStreamError
 from evalstream.details.lighteval_layout import encode_columns as encode_lighteval_columns
 from evalstream.details.lighteval_layout import lighteval_rows
-from evalstream.details.rows import encode_columns, packed_fixed, replay, row_columns
-from evalstream.details.spool import AppendFile
+from evalstream.details.rows import encode_columns, packed_fixed, row_columns
 from evalstream.durability.frames import frame
+from evalstream.durability.storage import translate_oserror
 from evalstream.stats.hashing import GrowableU64, TaskCounters, batch_hashes, compile_hashes
 
 if TYPE_CHECKING:
@@ -21,43 +22,30 @@ if TYPE_CHECKING:
 
     from evalstream._messages import ScoredSample
     from evalstream.details.live_parquet import LiveParquet
-    from evalstream.details.spool import Spool
 
 
-class TaskDetails(AppendFile):
+class TaskDetails:
     """One task's hashes, counters and segment file; touched only by the details actor."""
 
     def __init__(
         self, name: str, segment: Path, categories: frozenset[str], layout: str = "flat"
     ) -> None:
-        super().__init__(segment, f"the details segment of {name!r}")
         self.name = name
         self.layout = layout
         self.segment = segment
         self.categories = categories
         self.hashes = tuple(GrowableU64() for _ in range(4))
         self.counters = TaskCounters()
-        self.frame_rows = 0
+        self.pending: list[bytes] = []
+        self.pending_rows = 0
+        self.handle: BinaryIO | None = None
         self.live: LiveParquet | None = None
         """The task's parquet file written as it goes (flat layout, rows kept; see ``Worker``)."""
-        self.spool: Spool | None = None
-        """The run's spool, which holds this task's frames while its live file is kept."""
-        self.spooled = 0
-        """Ingests whose frame is only in the spool (the segment file, once it exists, holds
-        them all: they are replayed into it first)."""
-        self.spooled_rows = 0
 
-    @property
-    def pending_rows(self) -> int:
-        """Rows ingested and not yet on disk (frames, or the spool's records of them)."""
-        spooled = self.spool.pending_rows.get(self.name, 0) if self.spool is not None else 0
-        return self.frame_rows + spooled
-
-    def ingest(self, samples: Sequence[ScoredSample], keep_rows: bool) -> int:
-        """Hash, count and encode ``samples`` into a pending frame (CPU only, no I/O); the rows
-        left to the spool only (a kept live file: no frame encoded)."""
+    def ingest(self, samples: Sequence[ScoredSample], keep_rows: bool) -> None:
+        """Hash, count and encode ``samples`` into a pending frame (CPU only, no I/O)."""
         if not samples:
-            return 0
+            return
         cols = row_columns(samples, self.categories)
         for column, digests in zip(
             self.hashes,
@@ -77,46 +65,61 @@ class TaskDetails(AppendFile):
             cols.column("num_asked_few_shots"),
             cols.column("num_effective_few_shots"),
         )
-        if not keep_rows:
-            return 0
-        live = self.live
-        if self.layout == "lighteval":
-            columns = lighteval_rows(samples)
-            if live is not None:
-                live.add(columns)
-            if self.spool is not None and live is not None and not live.abandoned:
-                return self._spooled(len(samples))
-            payload = encode_lighteval_columns(columns)
-        else:
-            fixed = packed_fixed(cols)
-            if live is not None:
-                live.add(cols.variable, fixed)
-            if self.spool is not None and live is not None and not live.abandoned:
-                return self._spooled(len(samples))
-            payload = encode_columns(cols.variable, fixed)
-        self.pending.append(frame(payload))
-        self.frame_rows += len(samples)
-        return 0
-
-    def _spooled(self, rows: int) -> int:
-        self.spooled += 1
-        self.spooled_rows += rows
-        return rows
+        if keep_rows:
+            if self.layout == "lighteval":
+                columns = lighteval_rows(samples)
+                payload = encode_lighteval_columns(columns)
+                if self.live is not None:
+                    self.live.add(columns)
+            else:
+                fixed = packed_fixed(cols)
+                payload = encode_columns(cols.variable, fixed)
+                if self.live is not None:
+                    self.live.add(cols.variable, fixed)
+            self.pending.append(frame(payload))
+            self.pending_rows += len(samples)
 
     def write_pending(self) -> None:
-        """Append the pending frames to the segment, the spooled ones replayed first."""
-        if self.pending and self.spooled and self.spool is not None:
-            self.spool.write_pending()  # the replay reads the spool's file
-            frames = [frame(p) for p in replay(self.spool.path, self.segment.name)]
-            if len(frames) != self.spooled:
-                raise EvalStreamError(f"the details spool misses frames of {self.name!r}")
-            self.pending[:0] = frames
-            self.frame_rows += self.spooled_rows
-            self.spooled = self.spooled_rows = 0
-        super().write_pending()
+        """Append the pending frames to the segment; on failure keep them for the next try."""
+        if not self.pending:
+            return
+        good: int | None = None
+        try:
+            if self.handle is None:
+                self.segment.parent.mkdir(parents=True, exist_ok=True)
+                self.handle = self.segment.open("ab")
+            good = self.handle.tell()
+            self.handle.write(b"".join(self.pending))
+            self.handle.flush()
+        except OSError as exc:
+            self._cut_back(good)
+            raise translate_oserror(exc, f"the details segment of {self.name!r}") from exc
+        self.pending.clear()
+        self.pending_rows = 0
 
-    def written(self) -> None:
-        self.frame_rows = 0
+    def _cut_back(self, good: int | None) -> None:
+        """After a short write, drop the partial frames so the retry does not duplicate them."""
+        handle, self.handle = self.handle, None
+        if handle is None:
+            return
+        with contextlib.suppress(OSError):  # the buffered tail is what we cut off anyway
+            handle.close()
+        if good is not None:
+            # if this fails too, the next write reports the disk; reading stops at the torn frame
+            with contextlib.suppress(OSError), self.segment.open("r+b") as again:
+                again.truncate(good)
+
+    def sync(self) -> None:
+        """Write pending frames and fsync the segment."""
+        self.write_pending()
+        if self.handle is not None:
+            os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        """Close the segment file."""
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
 
     def compiled(self) -> dict[str, Any]:
         """``summary_tasks[task]``: hashes and counters."""

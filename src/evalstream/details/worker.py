@@ -1,8 +1,9 @@
 """The details worker: a child process that hashes, counts and stores every sample's row.
 
-Hashing, row and Arrow conversion are ~20 us of Python a sample, holding the GIL: in the
-tracker's process they would compete with its event loop. The details actor streams this process
-the encoded batches the journal holds, so the work runs on another core.
+Hashing, row encoding and Arrow conversion are Python work of some 20 us per sample that
+holds the GIL wherever it runs; in the tracker's process it would compete with the event loop
+(and an inference server on it). The details actor starts this process and streams it the encoded
+sample batches the journal already holds, so the work runs on another core.
 
 One process serves many runs at once (the runtime's pool, ``details/pool.py``). Protocol, over
 the pipes (``details/protocol.py``): the parent sends frames (``durability/frames``), each one
@@ -11,15 +12,15 @@ the details columns, umask), ``Forward`` (a journal-encoded message: tasks, samp
 journal's bytes), ``Flush`` and ``End`` (requests, numbered), ``Drop`` (a run that ended without
 ``End``). Each request is answered with one JSON line: a ``State`` (the run's error, and per
 task its segment, samples, pending rows and summary), or ``Failed`` for a run the worker does
-not know. ``End`` closes the run's files and, given an ``Output``, writes each task's parquet
-there (``State.written``: paths, warnings, error), then forgets the run: a task whose parquet
-was written live (``details/live_parquet``) is only closed and moved into place, and its frames
-were never encoded (``details/spool.py``). A write that fails (disk full) keeps its rows
-pending, reports the error on the next answer, and is retried with the next batch or flush;
-anything else a run's data breaks is that run's error. Runs share nothing but the process. When
-stdin closes (the pool closing) the worker closes every file and exits: recovery reads the
-journal. When the parent dies the worker leaves at once, writing nothing more
-(``details/parent_watch.py``).
+not know. ``End`` closes the run's segments and, when it names an ``Output``, writes each of
+its tasks as a parquet file there (``State.written``: paths, warnings, error), then forgets the
+run: a task whose parquet was written live (``sinks.live_parquet``, fed from each batch's
+columns as it is ingested) is only closed and moved into place. A write that fails (disk full)
+keeps its rows pending, reports the error on the next answer, and is retried with the next
+batch or flush; anything else a run's data breaks is that run's error. Runs share nothing but
+the process. When stdin closes (the pool closing) the worker closes every segment and exits:
+the journal, not the segments, is what recovery reads. When the parent process dies the worker
+leaves at once, mid-conversion or not, writing nothing more (``details/parent_watch.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import msgspec
 
 from evalstream._errors import EvalStreamError
 from evalstream._messages import DECODER, SampleBatch, ScoredSample, TasksDeclared
-from evalstream.details.parent_watch import watch_parent
+from evalstream.details.parent_watch import spawn_env, watch_parent
 from evalstream.details.protocol import (
     FROM_PARENT,
     TO_PARENT,
@@ -53,16 +54,17 @@ from evalstream.details.protocol import (
     State,
     TaskState,
 )
-from evalstream.details.spool import AppendFile, Spool
 from evalstream.details.task_state import TaskDetails
 from evalstream.durability.frames import iter_frames
 from evalstream.durability.storage import translate_oserror
 
 LIVE_OPEN_FILES = 64
 """Live parquet parts a run keeps open (with 8, sixty interleaved tasks reopened parts all run
-long); one not fed for ``LIVE_IDLE`` ingests is closed all the same (~0.4 MB each)."""
+long and joined them at its end); one not fed for ``LIVE_IDLE`` ingests is closed all the same
+(a finished task's open writer held ~0.4 MB: W3's sixty, 24 MB)."""
 LIVE_IDLE = 16
-LIVE_PENDING_ROWS = 8192  # rows a run's live files hold before the stalest group is written
+LIVE_PENDING_ROWS = 8192
+"""Rows a run's live files may hold before the stalest group is written early."""
 HOLD_ROWS = 2048
 """Samples a run holds, decoded, before they are ingested task by task: one call per task for
 many batches (a 256-sample batch over 60 tasks made 60 calls of 4 rows, a row group each)."""
@@ -90,7 +92,6 @@ class Worker:
         self.held: dict[str, list[ScoredSample]] = {}
         self.held_rows = 0
         self.hold_rows = HOLD_ROWS
-        self.spool = Spool(workdir / "segments" / f"{shard}.spool", layout) if keep_rows else None
 
     def task(self, name: str) -> TaskDetails:
         """The task's state, created on its first sample (with its live parquet file)."""
@@ -102,7 +103,6 @@ class Worker:
                 from evalstream.details.live_parquet import LiveParquet  # pyarrow: workers only
 
                 task.live = LiveParquet(segment.with_suffix(".parquet"), self.layout)
-                task.spool = self.spool
             self.tasks[name] = task
         return task
 
@@ -138,13 +138,11 @@ class Worker:
                 if spec.name in self.tasks:
                     self.tasks[spec.name].categories = frozenset(spec.categories)
         elif isinstance(message, SampleBatch):
-            held, before = self.held, self.held_rows
+            held = self.held
             for sample in message.samples:
                 if sample.scope != "metrics":
                     held.setdefault(sample.task_name, []).append(sample)
                     self.held_rows += 1
-            if self.spool is not None and self.held_rows > before:
-                self.spool.batch(body)
             largest = max(map(len, held.values()), default=0)
             if self.held_rows >= self.hold_rows or largest >= GROUP_ROWS:
                 self.ingest_held()
@@ -155,17 +153,12 @@ class Worker:
         if not held:
             return
         self.batches += 1
-        spooled = []
         for name, group in held.items():
             task = self.task(name)
             if task.live is not None:
                 task.live.last_used = self.batches
-            if rows := task.ingest(group, self.keep_rows):
-                spooled.append((task.segment.name, name, task.categories, rows))
+            task.ingest(group, self.keep_rows)
             self.attempt(task.write_pending)
-        if self.spool is not None:
-            self.spool.ingest(spooled)
-            self.attempt(self.spool.write_pending)
         self.bound_live()
 
     def attempt(self, write: Any) -> None:
@@ -177,8 +170,7 @@ class Worker:
         except OSError as exc:
             self.error = str(translate_oserror(exc, "a details segment"))
         else:
-            pending = any(f.pending for f in self.files())
-            if not self.broken and not pending:
+            if not self.broken and not any(t.pending for t in self.tasks.values()):
                 self.error = None
 
     def guarded(self, body: bytes) -> None:
@@ -236,19 +228,14 @@ class Worker:
         """Ingest the held samples, write pending rows and fsync every segment (errors are
         remembered; what the held samples break is the run's error, as in ``guarded``)."""
         self.guarded(b"")
-        if self.spool is not None:
-            self.attempt(self.spool.sync)
         for task in self.tasks.values():
             self.attempt(task.sync)
 
     def close(self) -> None:
-        """Close every segment file and the spool."""
-        for file in self.files():
+        """Close every segment file."""
+        for task in self.tasks.values():
             with contextlib.suppress(OSError):
-                file.close()
-
-    def files(self) -> list[AppendFile]:  # the run's segments and spool
-        return [*self.tasks.values(), *([self.spool] if self.spool is not None else [])]
+                task.close()
 
     def state(self, request: int, written: DetailsWritten | None = None) -> State:
         """The answer to request ``request``: every task's state, the error, what was written."""
@@ -383,6 +370,19 @@ def rebuild_details(
     worker.sync()
     worker.close()
     return worker.convert(output)
+
+
+def command() -> list[str]:
+    """The command line that starts a worker process."""
+    return [sys.executable, "-m", "evalstream.details.worker"]
+
+
+def worker_env() -> dict[str, str]:
+    """The worker's environment: Arrow on the system allocator unless the user chose one (on
+    W1 the worker's peak growth was 106-120 MB with mimalloc, 64 MB on the system allocator;
+    only this variable reaches the parquet writer's C++ pool), and what the worker needs to die
+    with this process (``parent_watch.spawn_env``)."""
+    return {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ, **spawn_env()}
 
 
 def shard_of(task_name: str, shards: int) -> int:
