@@ -7,8 +7,10 @@ the run ends with an ``Output``, so the live files are finished (or the segments
 moved into place. Two figures per run: the CPU time of the ingest per sample (every batch
 applied, ``time.process_time``; CPU time drifts less than wall time on a shared machine) and the
 seconds of the end of the run (CPU). Each source tree given with ``--src`` runs in a fresh
-process, the trees alternated, ``--repeat`` times; the table shows medians and the spread, and
-the process's peak RSS.
+process, the trees alternated, ``--repeat`` times; the table shows medians and the spread, the
+resident memory the ingest added and the process's peak RSS (the inputs, built first, included).
+Memory is only indicative here: the inputs' freed memory is reused by the ingest, so what the
+worker holds for a run is measured end to end (``bench.py --workload W3``: the workers' growth).
 
 ``--tasks N --interleave`` spreads the samples over N tasks sample by sample (a server's or
 ``bench_memory.py``'s order: each batch holds every task), instead of one task after another.
@@ -68,10 +70,12 @@ def child(args: argparse.Namespace) -> None:
     gc.freeze()  # as the worker process does after its imports (``settle_gc``)
     with tempfile.TemporaryDirectory() as tmp:
         worker = Worker(Path(tmp), True, 0, args.layout)
+        before = _rss_mb()
         start = time.process_time()
         for body in batches:
             worker.guarded(body)
         ingested = time.process_time()
+        held = _rss_mb() - before
         state = worker.end(1, Output(root=f"{tmp}/out", model_name="m", date_id="d"))
         ended = time.process_time()
         if state.error is not None or state.written is None or state.written.error is not None:
@@ -81,9 +85,16 @@ def child(args: argparse.Namespace) -> None:
     res = {
         "ingest_us": 1e6 * (ingested - start) / samples,
         "end_s": ended - ingested,
+        "held_mb": held,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print("RESULT " + json.dumps(res), flush=True)
+
+
+def _rss_mb() -> float:
+    """The process's resident memory now, MB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _cell(values: list[float] | None, fmt: str) -> str:
@@ -129,7 +140,8 @@ def main() -> None:
     for key, what, fmt in (
         ("ingest_us", "ingest, CPU µs per sample", ".2f"),
         ("end_s", "end of run, CPU s", ".3f"),
-        ("peak_mb", "peak RSS, MB", ".0f"),
+        ("held_mb", "RSS grown by the ingest, MB", ".1f"),
+        ("peak_mb", "peak RSS (inputs included), MB", ".0f"),
     ):
         cells = [_cell(got.get((src, key)), fmt) for src in srcs]
         print(f"| {what} | " + " | ".join(cells) + " |")
