@@ -7,7 +7,7 @@ the run ends with an ``Output``, so the live files are finished (or the segments
 moved into place. Two figures per run: the CPU time of the ingest per sample (every batch
 applied, ``time.process_time``; CPU time drifts less than wall time on a shared machine) and the
 seconds of the end of the run (CPU). Each source tree given with ``--src`` runs in a fresh
-process, the trees alternated, ``--repeat`` times; the table shows medians and the spread, the
+process, the trees alternated (their order reversed every other round), ``--repeat`` times; the table shows medians and the spread, the
 resident memory the ingest added and the process's peak RSS (the inputs, built first, included).
 Memory is only indicative here: the inputs' freed memory is reused by the ingest, so what the
 worker holds for a run is measured end to end (``bench.py --workload W3``: the workers' growth).
@@ -120,8 +120,8 @@ def main() -> None:
         return child(args)
     srcs = args.src or [str(HERE.parent / "src")]
     got: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.repeat):
-        for src in srcs:
+    for rep in range(args.repeat):
+        for src in srcs if rep % 2 == 0 else srcs[::-1]:  # ABBA: no tree always runs last
             env = os.environ | {"PYTHONPATH": src, "ARROW_DEFAULT_MEMORY_POOL": "system"}
             cmd = [sys.executable, __file__, "--child", "--samples", str(args.samples)]
             cmd += ["--tasks", str(args.tasks), "--layout", args.layout]
