@@ -22,6 +22,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
         ("bench_daemon.py", "all saved: True"),
         ("bench_caller.py", "| log_samples (loop CPU, best pass) |"),
         ("bench_query.py", "every answer agrees: 20,000 rows"),
+        ("bench_worker.py", "| ingest, CPU µs per sample |"),
     ],
 )
 def test_benchmark_runs_in_smoke_mode(script: str, expect: str, tmp_path: Path) -> None:

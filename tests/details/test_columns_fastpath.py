@@ -24,7 +24,7 @@ from evalstream.details.rows import (
     pack_tokens,
     row_columns,
 )
-from evalstream.stats.hashing import TaskCounters, batch_hashes, sample_hashes
+from evalstream.stats.hashing import TaskCounters, batch_hashes, sample_hashes, token_reprs
 
 _TOKENS = st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=6)
 _COUNT = st.integers(min_value=0, max_value=3)
@@ -148,3 +148,21 @@ def test_batch_hashes_and_counters_equal_the_per_sample_ones(
         col("padded"), col("truncated"), col("num_asked_few_shots"), col("num_effective_few_shots")
     )
     assert from_rows == one_by_one
+
+
+_ROWS = st.lists(
+    st.one_of(
+        st.lists(st.lists(st.integers(-(2**64), 2**64), max_size=4), max_size=3),
+        st.lists(st.integers(-(2**64), 2**64), max_size=4),
+        st.lists(st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=2))),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ROWS)
+def test_token_reprs_of_a_batch_are_each_row_s_str(rows: list[Any]) -> None:
+    """The batch's JSON joined, spaced and split again is ``str`` of each row (lighteval's
+    hashed text); a batch with anything but ints falls back row by row."""
+    assert token_reprs(rows) == [str(row).encode() for row in rows]

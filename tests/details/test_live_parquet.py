@@ -4,24 +4,25 @@ kept), and when one does not (it is abandoned and the segment converted at the e
 
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evalstream._messages import ENCODER, SampleBatch, ScoredSample, TasksDeclared, TaskSpec
 from evalstream._types import Doc, ModelResponse
 from evalstream.details import worker as details_worker
-from evalstream.details.lighteval_layout import response_row
+from evalstream.details.lighteval_layout import lighteval_rows, response_row
+from evalstream.details.live_parquet import struct_array
 from evalstream.details.parquet import segment_to_parquet
 from evalstream.details.protocol import Output
 from evalstream.details.worker import Worker
-
-if TYPE_CHECKING:
-    import pytest
 
 _PARTS: dict[str, int] = {}
 """Part files per task of the last ``_run``, before they were joined."""
@@ -235,3 +236,30 @@ def test_seed_era_results_fold_into_one_013_response() -> None:
     assert row["text"] == ["yes"]
     assert row["output_tokens"] == [[k] for k in range(len(results))]
     assert row["input"] == "ctx q" and row["input_tokens"] == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(_VARYING)
+def test_struct_columns_built_per_field_equal_arrow_s_inference(
+    batches: list[list[ScoredSample]],
+) -> None:
+    """``struct_array`` (one array per field) is ``pa.array`` of the dict rows: same type, same
+    values, and the same parquet bytes; rows Arrow cannot type fail both ways."""
+    for batch in batches:
+        docs, _, responses = lighteval_rows(batch)
+        for rows in (docs, responses):
+            try:
+                inferred = pa.array(rows)
+            except (pa.ArrowException, TypeError):
+                with pytest.raises((pa.ArrowException, TypeError)):
+                    struct_array(rows)
+                continue
+            built = struct_array(rows)
+            assert built.type == inferred.type and built.equals(inferred)
+            assert _parquet_bytes(built) == _parquet_bytes(inferred)
+
+
+def _parquet_bytes(array: pa.Array) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"c": array}), sink, compression="zstd")
+    return sink.getvalue()

@@ -105,3 +105,40 @@ def test_first_calls_from_many_threads_at_once(tmp_path: Path) -> None:
     details = pq.read_table(result.details_paths[task.name])
     assert details.num_rows == total
     assert len(set(details.column("example").to_pylist())) == total, "each sample once"
+
+
+@pytest.mark.parametrize("layout", ["flat", "lighteval"])
+def test_mid_run_details_are_the_rows_logged_kept_or_abandoned(tmp_path: Path, layout: str) -> None:
+    """``details`` mid-run reads each task's segment, for a task whose live parquet file is kept
+    and for one whose file a schema change gave up: every row logged so far, in order, with its
+    own metrics, in either layout (what a segment written only on demand must also give)."""
+    rng = random.Random(5)
+    tracker = SyncEvaluationTracker(
+        output_dir=str(tmp_path), save_details=True, details_layout=layout
+    )
+    tracker.general_config_logger.log_model_info(ModelInfo(model_name="org/mid"))
+    kept, changed = TASKS[0], TASKS[1]
+    tracker.task_config_logger.log({t.name: t for t in (kept, changed)})
+    sent: dict[str, list[dict[str, object]]] = {kept.name: [], changed.name: []}
+
+    def log(count: int, start: int) -> None:
+        for i in range(start, start + count):
+            for task in (kept, changed):
+                doc, outputs, metrics = sample(rng, task, i)
+                if task is changed and start:  # a metric turned to text: the schema changes
+                    metrics = {**metrics, "acc": "yes"}
+                tracker.details_logger.log(task.name, task, doc, outputs, metrics)
+                sent[task.name].append(metrics)
+
+    def metrics_read() -> dict[str, list[object]]:
+        details = tracker.details_logger.details
+        key = "metrics" if layout == "flat" else "metric"
+        return {name: [row[key] for row in rows] for name, rows in details.items()}
+
+    log(300, 0)
+    assert metrics_read() == sent
+    log(300, 300)
+    assert metrics_read() == sent  # one task's live file given up, the other's kept
+    result = tracker.save()
+    for task in (kept, changed):
+        assert pq.read_metadata(result.details_paths[task.name]).num_rows == 600

@@ -106,7 +106,8 @@ class LiveParquet:
             wide = first_batch(values) if known is None else pairs_array(values, known)
             if wide is not None:
                 return wide
-        array = pa.array(values)  # what Arrow cannot type raises: ``add`` abandons
+        # what Arrow cannot type raises: ``add`` abandons
+        array = pa.array(values) if flat or name not in STRUCT_ROWS else struct_array(values)
         if not flat:
             kind = refine(name, array.type)  # declared types where the data says null
         elif empty_type(array.type):
@@ -196,6 +197,19 @@ class LiveParquet:
             with contextlib.suppress(OSError):
                 part.unlink(missing_ok=True)
         self.parts = []
+
+
+STRUCT_ROWS = frozenset({"doc", "model_response"})
+"""The lighteval layout's columns of rows that all hold the same keys (``doc_row``,
+``response_row``; ``metric`` holds each task's own metric names)."""
+
+
+def struct_array(rows: list[dict[str, Any]]) -> pa.StructArray:
+    """``pa.array(rows)`` for dicts that all hold the first one's keys in its order: the same
+    array, built from one array per field (a list per field is cheaper for Arrow to infer than
+    dicts: W1's ``doc`` 2.7 -> 1.9, ``model_response`` 4.1 -> 3.6 us a sample)."""
+    keys = list(rows[0])
+    return pa.StructArray.from_arrays([pa.array([r[k] for r in rows]) for k in keys], names=keys)
 
 
 def _fixed_array(name: str, values: Any) -> pa.Array:

@@ -34,7 +34,8 @@ class TaskDetails:
         self.layout = layout
         self.segment = segment
         self.categories = categories
-        self.hashes = tuple(GrowableU64() for _ in range(4))
+        self.hashes = tuple(GrowableU64(spill=segment.with_suffix(f".h{i}")) for i in range(4))
+        """The four per-sample digest columns, their full chunks spilled next to the segment."""
         self.counters = TaskCounters()
         self.pending: list[bytes] = []
         self.pending_rows = 0

@@ -238,21 +238,20 @@ class Worker:
                 task.close()
 
     def state(self, request: int, written: DetailsWritten | None = None) -> State:
-        """The answer to request ``request``: every task's state, the error, what was written."""
-        return State(
-            request=request,
-            written=written,
-            error=self.error,
-            tasks={
-                name: TaskState(
-                    segment=str(t.segment),
-                    samples=t.counters.samples,
-                    pending_rows=t.pending_rows,
-                    summary=t.compiled(),
-                )
-                for name, t in self.tasks.items()
-            },
-        )
+        """The answer to request ``request``: every task's state, the error, what was written
+        (digests that cannot be read back are the run's lasting error: its hashes are lost)."""
+        tasks = {}
+        for name, t in self.tasks.items():
+            try:
+                summary = t.compiled()
+            except OSError as exc:
+                self.broken, summary = True, {}
+                self.error = str(translate_oserror(exc, f"the digests of {name!r}"))
+            pending, samples = t.pending_rows, t.counters.samples
+            tasks[name] = TaskState(
+                segment=str(t.segment), samples=samples, pending_rows=pending, summary=summary
+            )
+        return State(request=request, written=written, error=self.error, tasks=tasks)
 
     def end(self, request: int, output: Output | None) -> State:
         """Flush and close the run's segments, write its parquet under ``output`` if given."""

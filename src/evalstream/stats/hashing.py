@@ -18,6 +18,7 @@ import xxhash
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
     from evalstream._types import Doc, ModelResponse
 
@@ -25,19 +26,26 @@ HASH_KEYS = ("hash_examples", "hash_full_prompts", "hash_input_tokens", "hash_co
 
 
 class GrowableU64:
-    """An append-only uint64 column kept in fixed chunks.
+    """An append-only uint64 column kept in fixed chunks, the full ones spilled to a file.
 
     At most one part-filled chunk is slack and growing copies nothing. (Doubling one array left
     up to half of it unused and held old and new at once while resizing: over W3's 60 tasks of
-    16,667 samples, 63 MB of digest arrays for 32 MB of digests.)
+    16,667 samples, 63 MB of digest arrays for 32 MB of digests.) Given ``spill`` (a file in the
+    run's working folder), each full chunk is appended there and dropped from memory: W3's
+    32 MB of digests then take at most one chunk per column in the worker, and are read back
+    when the task is compiled. A chunk whose write fails stays in memory and is written with the
+    next one (nothing is lost, the column only holds more memory meanwhile).
     """
 
-    __slots__ = ("_chunk", "_chunks", "_size")
+    __slots__ = ("_chunk", "_chunks", "_size", "_spill", "_spilled")
 
-    def __init__(self, chunk: int = 4096) -> None:
+    def __init__(self, chunk: int = 4096, spill: Path | None = None) -> None:
         self._chunk = chunk
         self._chunks: list[np.ndarray] = []
         self._size = 0
+        self._spill = spill
+        self._spilled = 0
+        """Values in the spill file: whole chunks, the first ones, in order."""
 
     def append(self, value: int) -> None:
         """Append one value."""
@@ -54,16 +62,40 @@ class GrowableU64:
             self._chunks[-1][used : used + take] = values[done : done + take]
             done += take
             self._size += take
+        if self._spill is not None and self._size - self._spilled >= self._chunk:
+            self._write_full()
+
+    def _write_full(self) -> None:
+        assert self._spill is not None
+        full = (self._size - self._spilled) // self._chunk
+        try:
+            self._spill.parent.mkdir(parents=True, exist_ok=True)
+            with self._spill.open("ab") as handle:
+                handle.truncate(self._spilled * 8)  # a torn earlier write, cut off
+                handle.write(b"".join(c.tobytes() for c in self._chunks[:full]))
+        except OSError:
+            return  # kept in memory, written with the next full chunk
+        del self._chunks[:full]
+        self._spilled += full * self._chunk
 
     def __len__(self) -> int:
         return self._size
 
     @property
     def values(self) -> np.ndarray:
-        """Every value, as one array (a copy: taken once, when the task is compiled)."""
-        if not self._chunks:
+        """Every value, as one array (a copy: taken when the task is compiled); raises
+        ``OSError`` if the spill file cannot be read back whole."""
+        parts = list(self._chunks)
+        if self._spilled:
+            assert self._spill is not None
+            with self._spill.open("rb") as handle:
+                data = handle.read(self._spilled * 8)
+            if len(data) != self._spilled * 8:
+                raise OSError(f"{self._spill} is shorter than the digests written to it")
+            parts.insert(0, np.frombuffer(data, dtype=np.uint64))
+        if not parts:
             return np.empty(0, dtype=np.uint64)
-        return np.concatenate(self._chunks)[: self._size]
+        return np.concatenate(parts)[: self._size]
 
 
 _JSON = msgspec.json.Encoder()
@@ -121,9 +153,32 @@ def batch_hashes(
     return (
         [h(q.encode()) for q in examples],
         [h(str(c).encode()) for c in prompts],
-        [h(token_repr(row[0] if one else row)) for row, one in zip(inputs, single, strict=True)],
-        [h(token_repr(row)) for row in conts],
+        [
+            h(r)
+            for r in token_reprs(
+                [row[0] if one else row for row, one in zip(inputs, single, strict=True)]
+            )
+        ],
+        [h(r) for r in token_reprs(conts)],
     )
+
+
+_ROW_BYTES = _INT_LIST_BYTES + b"\n"
+
+
+def token_reprs(rows: Sequence[list[list[int]] | list[int]]) -> list[bytes]:
+    """``token_repr`` of each row, with the per-row work done once for the batch.
+
+    The rows' JSON is joined by newlines (which no JSON of ints holds), checked and spaced in one
+    pass each, and split again: no Python call, check and replace per row (W1's two token
+    hashes, 2.56 -> 2.29 us a sample). A batch holding anything but ints (never one the worker
+    decoded: token lists are ``list[int]``) falls back to ``token_repr`` row by row.
+    """
+    encode = _JSON.encode
+    joined = b"\n".join([encode(row) for row in rows])
+    if joined.translate(None, _ROW_BYTES):
+        return [token_repr(row) for row in rows]
+    return joined.replace(b",", b", ").split(b"\n") if rows else []
 
 
 def sorted_hex(column: np.ndarray) -> bytes:
