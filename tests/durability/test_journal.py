@@ -354,6 +354,29 @@ async def test_durable_log_sample_returns_once_its_sample_is_fsynced(
     assert sorted(_saved_queries(result)) == sorted(_query(i) for i in range(160))
 
 
+async def test_a_durable_call_that_failed_on_storage_counts_once_when_retried(
+    tmp_path: Path, fault: Fault
+) -> None:
+    """With ``durable=True`` a ``log_sample`` whose fsync failed raises ``StorageError``, yet its
+    sample was taken (the journal keeps the frame and writes it at the next flush): once the disk
+    is back, the caller's retry of that call is skipped, so the doc is saved once."""
+    with anyio.fail_after(30):
+        async with EvaluationTracker(tmp_path, durable=True, bootstrap_iters=0) as tracker:
+            await _start(tracker)
+            for i in range(5):
+                await tracker.log_sample(*_sample(i))
+            fault.errno = errno.ENOSPC
+            with pytest.raises(StorageError, match="disk is full"):
+                await tracker.log_sample(*_sample(5))
+            fault.errno = None
+            await tracker.flush()
+            await tracker.log_sample(*_sample(5))  # the retry: its sample is in already
+            await tracker.log_sample(*_sample(6))
+            assert tracker.samples_logged == 7
+            result = await tracker.save()
+    assert sorted(_saved_queries(result)) == sorted(_query(i) for i in range(7))
+
+
 async def _log_through_a_fault(
     tracker: EvaluationTracker, start_fault: Callable[[], Any], end_fault: Callable[[], Any]
 ) -> tuple[list[int], str]:

@@ -10,8 +10,9 @@ the inboxes plus one batch.
 
 A sample has one path once added: whoever ships its batch journals and routes it to the actors
 whatever happens to that caller, because the batch holds other producers' acknowledged samples.
-``log`` adds before its first await, so a call that raises the cancellation has recorded its
-samples; their keys are kept (``CancelledSamples``) so that a retry of the call counts once.
+``log`` adds before its first await, so a call that raises after it (the cancellation, or a
+``StorageError`` from the fsync a ``durable=True`` call waits for) has recorded its samples;
+their keys are kept (``CancelledSamples``) so that a retry of the call counts once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import anyio
 
 from evalstream.details.worker import shard_of
 from evalstream.run.cancelled import CancelledSamples
-from evalstream.run.host import is_cancellation
 from evalstream.run.intake import encode_batch
 from evalstream.run.progress import Meter
 
@@ -86,8 +86,8 @@ class Batcher:
         """Add ``prepared`` (all of it, before any await), then ship as the options say.
 
         Skipped: what a resumed run's dead run holds, and the retry of a cancelled call's sample.
-        If this call raises the cancellation, its samples stay recorded and their keys are kept
-        (a retried one's again: the retry is cancelled too, so the next retry is skipped too).
+        If this call raises (the cancellation, a failed fsync), its samples stay recorded and their
+        keys are kept (a retried one's again: the retry raised too, so the next one is skipped).
         """
         resume, cancelled = self.resume, self.cancelled
         if resume is None and not cancelled:  # the common case: every sample is taken
@@ -108,9 +108,10 @@ class Batcher:
                 await self.synced(seq)
             elif len(self._scores) >= self.batch_size:
                 await self.ship()
-        except BaseException as exc:
-            if is_cancellation(exc):
-                cancelled.remember(sample for sample, _ in prepared)
+        except BaseException:
+            # recorded all the same (the cancellation, or with ``durable=True`` a failed fsync
+            # whose frames the journal keeps and writes at the next flush): a retry counts once
+            cancelled.remember(sample for sample, _ in prepared)
             raise
 
     async def ship(self) -> int:

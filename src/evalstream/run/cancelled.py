@@ -1,13 +1,14 @@
-"""The samples of cancelled ``log_sample`` calls, so that a retry of one counts once.
+"""The samples of ``log_sample`` calls that raised after taking them, so a retry counts once.
 
 ``log_sample`` adds its sample to the pending batch before its first await, so a call that
-raised the cancellation (a request timeout while it waited on back-pressure or, with
-``durable=True``, on the fsync) has recorded its sample all the same: it is journaled and
-counted. A server that answers the timeout with a retry would then log the doc twice. So the
-key of every sample of a cancelled call is kept, and the next log of the same (task, doc key,
-scope) is skipped once, which forgets the key. Only cancelled calls leave keys here, so memory
-is bounded by the cancellations, not by the run; a key is counted, so a doc logged twice on
-purpose and cancelled twice is skipped twice.
+raised after that (a request timeout while it waited on back-pressure or, with
+``durable=True``, on the fsync; or with ``durable=True`` a ``StorageError`` from an fsync
+that failed, whose frames the journal keeps and writes at the next flush) has recorded its
+sample all the same: it is journaled and counted. A server that answers the error with a retry
+would then log the doc twice. So the key of every sample of such a call is kept, and the next
+log of the same (task, doc key, scope) is skipped once, which forgets the key. Only calls that
+raised leave keys here, so memory is bounded by them, not by the run; a key is counted, so a
+doc logged twice on purpose and cancelled twice is skipped twice.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _key(sample: ScoredSample) -> Key:
 
 
 class CancelledSamples:
-    """Keys of the samples whose call raised the cancellation, each until it is logged again."""
+    """Keys of the samples whose call raised after taking them, each until logged again."""
 
     def __init__(self) -> None:
         self._keys: dict[Key, int] = {}
@@ -44,14 +45,14 @@ class CancelledSamples:
         return bool(self._keys)
 
     def remember(self, samples: Iterable[ScoredSample]) -> None:
-        """The call that logged ``samples`` raised the cancellation: they are recorded."""
+        """The call that logged ``samples`` raised after taking them: they are recorded."""
         keys = self._keys
         for sample in samples:
             key = _key(sample)
             keys[key] = keys.get(key, 0) + 1
 
     def retried(self, sample: ScoredSample) -> bool:
-        """True, forgetting the key once, when ``sample`` repeats one of a cancelled call."""
+        """True, forgetting the key once, when ``sample`` repeats one of a call that raised."""
         keys = self._keys
         if not keys:  # the common case costs no hashing
             return False
