@@ -45,7 +45,9 @@ class Forkable(Protocol):
 class HeldRun(Protocol):
     """What a live run holds open: its lock (once claimed) and its journal."""
 
-    lock: RunLock | None
+    @property
+    def lock(self) -> RunLock | None: ...
+
     journal: Journal
 
 

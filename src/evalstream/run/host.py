@@ -28,8 +28,6 @@ from evalstream.run.folder import RunFolder
 from evalstream.run.runtime import DEFAULT, default_runtime
 from evalstream.run.serving import ActorTasks, build_coordinator, is_cancellation
 
-__all__ = ["RunHost", "is_cancellation"]
-
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from pathlib import Path
@@ -79,8 +77,6 @@ class RunHost:
         self.predecessor: str | None = None  # resume_from: the dead run this one takes over
         self.shard: str | None = None  # a shard attempt: ``RUN index/count``
         self.coordinator: Coordinator | None = None
-        self.lock: RunLock | None = None  # the folder's, once claimed (a forked child's to drop)
-        self.ended: anyio.Event | None = None  # the folder's: the run is marked ended, or left
         self._tasks = ActorTasks()
         self._replaying = False
 
@@ -91,6 +87,16 @@ class RunHost:
         self.workdir, self.journal = workdir, self.folder.journal
 
     @property
+    def lock(self) -> RunLock | None:
+        """The folder's lock, once claimed (what a forked child lets go of)."""
+        return self.folder.lock
+
+    @property
+    def ended(self) -> anyio.Event | None:
+        """Set once the marker says the run is over, or the run has let its folder go."""
+        return self.folder.ended
+
+    @property
     def settings(self) -> RunSettings:
         """The settings recorded in ``run.json``."""
         return self.folder.settings
@@ -99,7 +105,7 @@ class RunHost:
         """Join the runtime, write the marker and settings, start the journal and the actors."""
         runtime = self.runtime = self.runtime or default_runtime()
         runtime.attach(self)
-        self.ended = self.folder.ended = anyio.Event()
+        self.folder.ended = anyio.Event()
         status = new_status(self.run_id, self.start_time, self.predecessor, self.shard)
         try:
             channels = runtime.pool.channels(self.workers)
@@ -109,7 +115,6 @@ class RunHost:
             self._detach()
             raise
         self.folder.started(status)
-        self.lock = self.folder.lock
         coordinator = build_coordinator(
             self.workdir,
             channels,

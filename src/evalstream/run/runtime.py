@@ -34,8 +34,11 @@ class LiveRun(forks.HeldRun, Protocol):
 
     run_id: str
     workdir: Path
-    ended: anyio.Event | None
     progress: Callable[[], Progress] | None
+
+    @property
+    def ended(self) -> anyio.Event | None:
+        """Set once the run is marked over (or has let its folder go)."""
 
     async def shutdown(self, reason: str) -> None:
         """Make the run's journal durable and mark it cancelled."""
