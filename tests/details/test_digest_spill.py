@@ -101,3 +101,27 @@ def test_lost_digests_are_the_run_s_error_not_the_worker_s(tmp_path: Path) -> No
     assert state.error is not None and "digests of 't|0'" in state.error
     assert worker.broken
     worker.close()
+
+
+def test_a_task_without_new_samples_is_not_compiled_again(tmp_path: Path) -> None:
+    """Every answer carries the tasks' hashes (each flush, not only the end): a task that got
+    no sample since the last answer keeps its compiled hashes (its spill files are not read
+    again), and one that did is compiled anew."""
+    worker = Worker(tmp_path / "work", keep_rows=False)
+
+    def log(start: int, stop: int) -> None:
+        for first in range(start, stop, 256):
+            batch = tuple(_sample("t|0", i) for i in range(first, min(stop, first + 256)))
+            worker.guarded(ENCODER.encode(SampleBatch(samples=batch)))
+
+    log(0, 4352)
+    first = worker.state(1)
+    assert first.error is None
+    for spill in (tmp_path / "work" / "segments").glob("*.h[0-3]"):
+        spill.unlink()  # read again, they would fail the answer
+    again = worker.state(2)
+    assert again.error is None
+    assert again.tasks["t|0"].summary == first.tasks["t|0"].summary
+    log(4352, 4608)
+    assert "digests of 't|0'" in str(worker.state(3).error)
+    worker.close()

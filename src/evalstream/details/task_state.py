@@ -37,6 +37,7 @@ class TaskDetails:
         self.hashes = tuple(GrowableU64(spill=segment.with_suffix(f".h{i}")) for i in range(4))
         """The four per-sample digest columns, their full chunks spilled next to the segment."""
         self.counters = TaskCounters()
+        self._compiled: tuple[int, dict[str, Any]] | None = None
         self.pending: list[bytes] = []
         self.pending_rows = 0
         self.handle: BinaryIO | None = None
@@ -123,8 +124,15 @@ class TaskDetails:
             self.handle = None
 
     def compiled(self) -> dict[str, Any]:
-        """``summary_tasks[task]``: hashes and counters."""
-        return {
-            "hashes": compile_hashes([c.values for c in self.hashes]),
-            **self.counters.summary(),
-        }
+        """``summary_tasks[task]``: hashes and counters, compiled again only once the task has
+        new samples. Every answer to the tracker (each ``flush()``, not only the end) carries
+        them, and compiling sorts every digest and reads back the spilled ones: a finished task
+        is not redone at each flush of a long run."""
+        samples = self.counters.samples
+        if self._compiled is None or self._compiled[0] != samples:
+            summary = {
+                "hashes": compile_hashes([c.values for c in self.hashes]),
+                **self.counters.summary(),
+            }
+            self._compiled = (samples, summary)
+        return self._compiled[1]
