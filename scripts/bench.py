@@ -332,6 +332,17 @@ def emit(result: dict[str, Any]) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def doc_fields(task: str, r: Raw) -> dict[str, Any]:
+    """W1's Doc fields both sides share, as keyword arguments (each side adds its own)."""
+    return {
+        "query": r.query,
+        "choices": list(CHOICES),
+        "gold_index": r.gold,
+        "task_name": task,
+        "id": str(r.i),
+    }
+
+
 def response_fields(r: Raw) -> dict[str, Any]:
     """W1's one lighteval 0.13 ModelResponse, as keyword arguments: the same on both sides."""
     return {
@@ -363,14 +374,7 @@ def evalstream_sample(
     first response only, unless every one.
     """
     doc_type, response_type = _evalstream_types()
-    doc = doc_type(
-        query=r.query,
-        choices=list(CHOICES),
-        gold_index=r.gold,
-        task_name=task,
-        id=str(r.i),
-        ctx=r.query,
-    )
+    doc = doc_type(**doc_fields(task, r), ctx=r.query)
     if shape == "v013":
         return doc, response_type(**response_fields(r)), {"acc": r.acc}
     outs = [

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from bench import CHOICES, Raw, check_outputs, emit, measure, response_fields, task_names
+from bench import Raw, check_outputs, doc_fields, emit, measure, response_fields, task_names
 from lighteval.logging.evaluation_tracker import EvaluationTracker
 from lighteval.metrics.metrics import Metrics
 from lighteval.models.abstract_model import ModelConfig
@@ -49,14 +49,7 @@ def make_task(full_name: str) -> LightevalTask:
 
 def build(task: str, r: Raw) -> tuple[Doc, ModelResponse, dict[str, int]]:
     """lighteval 0.13's Doc and single ModelResponse for one sample."""
-    doc = Doc(
-        query=r.query,
-        choices=list(CHOICES),
-        gold_index=r.gold,
-        task_name=task,
-        id=str(r.i),
-        sampling_methods=[SamplingMethod.LOGPROBS],
-    )
+    doc = Doc(**doc_fields(task, r), sampling_methods=[SamplingMethod.LOGPROBS])
     return doc, ModelResponse(**response_fields(r)), {"acc": r.acc}
 
 
